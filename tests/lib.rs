@@ -1,0 +1,1 @@
+//! End-to-end tests live beside this file; shared helpers are in crm-testkit.
