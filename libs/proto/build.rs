@@ -63,7 +63,10 @@ fn policy_table(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
         .get_enum_by_name("crm.common.v1.Role")
         .ok_or("crm.common.v1.Role not found")?;
     let mut out = String::from("&[\n");
-    for service in pool.services().filter(|s| s.full_name().starts_with("crm.")) {
+    for service in pool
+        .services()
+        .filter(|s| s.full_name().starts_with("crm."))
+    {
         for method in service.methods() {
             let path = format!("/{}/{}", service.full_name(), method.name());
             let options = method.options();
@@ -81,7 +84,9 @@ fn policy_table(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
                 && let Some(values) = list.as_list()
             {
                 for value in values {
-                    let Value::EnumNumber(n) = value else { continue };
+                    let Value::EnumNumber(n) = value else {
+                        continue;
+                    };
                     let name = role_enum
                         .get_value(*n)
                         .ok_or("unknown role")?

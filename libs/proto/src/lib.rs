@@ -10,7 +10,8 @@ mod generated {
 pub use generated::crm;
 
 /// The encoded `FileDescriptorSet` of all contracts, imports included.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/crm_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/crm_descriptor.bin"));
 
 /// Who may call one gRPC method, as declared in its contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,1 +1,133 @@
-//! Storage plumbing shared by the services: connecting to SQLite or PostgreSQL durably, migrations, idempotency records, audit entries, page tokens.
+//! Storage plumbing shared by the services.
+//!
+//! Each service owns its schema: on SQLite one file per service, on
+//! PostgreSQL one schema per service. Whatever the backend, a write commits
+//! durably before the caller is told it succeeded (SQLite WAL with
+//! `synchronous=FULL`, PostgreSQL with `synchronous_commit=on`).
+//!
+//! Times are stored as Unix microseconds (UTC) in BIGINT columns: one
+//! representation on both backends, cheap to index and to page by.
+
+pub mod audit;
+pub mod idempotency;
+mod migrations;
+
+use std::{path::Path, time::Duration};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqlErr, TransactionOptions, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+pub use migrations::shared_migrations;
+
+/// Where one service keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub url: String,
+    /// PostgreSQL schema of the service; `None` on SQLite (a file per service).
+    pub schema: Option<String>,
+}
+
+impl Location {
+    /// The location of `service`: its own schema in the PostgreSQL database
+    /// at `database_url`, or its own SQLite file under `data_dir` when no URL
+    /// (or a SQLite directory URL) is configured.
+    pub fn for_service(service: &str, database_url: Option<&str>, data_dir: &Path) -> Self {
+        match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Location {
+                    url: url.to_owned(),
+                    schema: Some(service.to_owned()),
+                }
+            }
+            _ => Location {
+                url: format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join(format!("{service}.db")).display()
+                ),
+                schema: None,
+            },
+        }
+    }
+}
+
+/// Opens a pool on `location` with durable commit settings, creating the
+/// service's PostgreSQL schema if it does not exist yet.
+pub async fn connect(
+    location: &Location,
+    max_connections: u32,
+) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(location.url.clone());
+    options
+        .max_connections(max_connections.max(1))
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        })
+        .map_sqlx_postgres_opts(|opts| opts.options([("synchronous_commit", "on")]));
+    if let Some(schema) = &location.schema {
+        create_schema(&location.url, schema).await?;
+        options.set_schema_search_path(schema.clone());
+    }
+    Database::connect(options).await
+}
+
+async fn create_schema(url: &str, schema: &str) -> Result<(), DbErr> {
+    if !schema
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(DbErr::Custom(format!("invalid schema name {schema:?}")));
+    }
+    let db = Database::connect(
+        ConnectOptions::new(url.to_owned())
+            .max_connections(1)
+            .sqlx_logging(false)
+            .to_owned(),
+    )
+    .await?;
+    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await?;
+    db.close().await
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock
+/// at BEGIN (`BEGIN IMMEDIATE`): a deferred transaction that reads first and
+/// writes later can fail with SQLITE_BUSY when another writer got in between.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Whether `err` is a unique-constraint violation, and on which constraint
+/// (as much as the backend says).
+pub fn unique_violation(err: &DbErr) -> Option<String> {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(detail)) => Some(detail),
+        _ => None,
+    }
+}
+
+/// Now, in Unix microseconds.
+pub fn now_micros() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A new record id: a UUIDv7, so ids sort by creation time and keyset
+/// pages by id come out newest or oldest first.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
