@@ -1,1 +1,4 @@
-//! The leads service: intake, duplicates, interactions and scoring, the public pool, follow-up discipline, channel statistics.
+//! The leads service (DOMAIN.md section 1).
+
+pub mod domain;
+pub mod store;

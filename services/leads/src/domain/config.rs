@@ -1,0 +1,201 @@
+//! A tenant's lead configuration: channels, the scoring model, thresholds,
+//! the claim limit and the follow-up windows. The operator's file gives the
+//! defaults; a tenant's admin may replace them through the API.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CompanySize, InteractionKind, Violation};
+
+/// A minimum budget: whole units of one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetFloor {
+    pub currency: String,
+    pub units: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringModel {
+    pub interaction_weights: BTreeMap<InteractionKind, i32>,
+    pub behaviour_cap: i32,
+    pub frequency_points: i32,
+    #[serde(with = "crm_config::duration")]
+    pub frequency_window: Duration,
+    pub frequency_cap: i32,
+    pub target_industries: Vec<String>,
+    pub industry_points: i32,
+    pub min_budget: Option<BudgetFloor>,
+    pub budget_points: i32,
+    pub target_company_sizes: Vec<CompanySize>,
+    pub company_size_points: i32,
+}
+
+impl Default for ScoringModel {
+    /// Deep behaviour (a demo, a viewed contract template) can carry a lead
+    /// to the default threshold of 80 on its own; profile fit adds up to 20.
+    fn default() -> Self {
+        use InteractionKind::*;
+        ScoringModel {
+            interaction_weights: [
+                (CallConnected, 8),
+                (CallNotConnected, 1),
+                (EmailOpened, 2),
+                (EmailReplied, 8),
+                (Visit, 15),
+                (DemoAttended, 20),
+                (ContractTemplateViewed, 25),
+                (Meeting, 12),
+                (FormFilled, 5),
+            ]
+            .into_iter()
+            .collect(),
+            behaviour_cap: 60,
+            frequency_points: 4,
+            frequency_window: Duration::from_secs(30 * 86_400),
+            frequency_cap: 20,
+            target_industries: Vec::new(),
+            industry_points: 10,
+            min_budget: None,
+            budget_points: 5,
+            target_company_sizes: Vec::new(),
+            company_size_points: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeadConfig {
+    pub channels: Vec<String>,
+    pub scoring: ScoringModel,
+    pub qualify_threshold: i32,
+    pub hot_threshold: i32,
+    pub daily_claim_limit: u32,
+    #[serde(with = "crm_config::duration")]
+    pub follow_up_window: Duration,
+    #[serde(with = "crm_config::duration")]
+    pub hot_follow_up_window: Duration,
+}
+
+impl Default for LeadConfig {
+    fn default() -> Self {
+        LeadConfig {
+            channels: [
+                "referral",
+                "trade-show",
+                "sem",
+                "cold-call",
+                "website",
+                "partner",
+                "marketing",
+            ]
+            .map(String::from)
+            .to_vec(),
+            scoring: ScoringModel::default(),
+            qualify_threshold: 80,
+            hot_threshold: 60,
+            daily_claim_limit: 20,
+            follow_up_window: Duration::from_secs(48 * 3600),
+            hot_follow_up_window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl LeadConfig {
+    /// Every violation of the configuration, with field paths as in the
+    /// API's `LeadConfig` message.
+    pub fn validate(&self) -> Vec<Violation> {
+        let mut v = Vec::new();
+        if self.channels.is_empty() {
+            v.push(Violation::new("channels", "at least one channel"));
+        }
+        for (i, channel) in self.channels.iter().enumerate() {
+            let valid = (1..=64).contains(&channel.len())
+                && channel.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !valid {
+                v.push(Violation::new(
+                    format!("channels[{i}]"),
+                    "1-64 of a-z, 0-9, - and _",
+                ));
+            } else if self.channels[..i].contains(channel) {
+                v.push(Violation::new(format!("channels[{i}]"), "listed twice"));
+            }
+        }
+        let mut percent = |field: &str, value: i32| {
+            if !(0..=100).contains(&value) {
+                v.push(Violation::new(field, "must be 0-100"));
+            }
+        };
+        percent("qualify_threshold", self.qualify_threshold);
+        percent("hot_threshold", self.hot_threshold);
+        let s = &self.scoring;
+        percent("scoring.behaviour_cap", s.behaviour_cap);
+        percent("scoring.frequency_points", s.frequency_points);
+        percent("scoring.frequency_cap", s.frequency_cap);
+        percent("scoring.industry_points", s.industry_points);
+        percent("scoring.budget_points", s.budget_points);
+        percent("scoring.company_size_points", s.company_size_points);
+        for (kind, points) in &s.interaction_weights {
+            percent(
+                &format!("scoring.interaction_weights[{}]", kind.as_str()),
+                *points,
+            );
+        }
+        if self.qualify_threshold < 1 {
+            v.push(Violation::new("qualify_threshold", "must be at least 1"));
+        }
+        if self.hot_threshold > self.qualify_threshold {
+            v.push(Violation::new(
+                "hot_threshold",
+                "must not exceed qualify_threshold",
+            ));
+        }
+        if s.min_budget.as_ref().is_some_and(|b| b.units < 0) {
+            v.push(Violation::new("scoring.min_budget", "must not be negative"));
+        }
+        for (field, d) in [
+            ("follow_up_window", self.follow_up_window),
+            ("hot_follow_up_window", self.hot_follow_up_window),
+            ("scoring.frequency_window", s.frequency_window),
+        ] {
+            if d.as_secs() == 0 {
+                v.push(Violation::new(field, "must be at least one second"));
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(LeadConfig::default().validate(), vec![]);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut c = LeadConfig::default();
+        c.channels = vec!["Referral".into(), "sem".into(), "sem".into()];
+        c.qualify_threshold = 120;
+        c.hot_threshold = 130;
+        c.follow_up_window = Duration::ZERO;
+        let fields: Vec<_> = c.validate().into_iter().map(|v| v.field).collect();
+        for f in [
+            "channels[0]",
+            "channels[2]",
+            "qualify_threshold",
+            "hot_threshold",
+            "follow_up_window",
+        ] {
+            assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
+        }
+    }
+}

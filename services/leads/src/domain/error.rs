@@ -1,0 +1,62 @@
+use super::LeadStatus;
+
+/// One invalid input field, named relative to the lead (`email`, `budget_max`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub description: String,
+}
+
+impl Violation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Violation {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Why a lead operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LeadError {
+    #[error("invalid input: {0:?}")]
+    Invalid(Vec<Violation>),
+    /// Missing, or another tenant's.
+    #[error("lead {0} not found")]
+    NotFound(String),
+    #[error("the lead was changed since etag {given} was read (now {current})")]
+    StaleEtag { given: String, current: String },
+    #[error("a lead with the same {key} exists: {existing_id}")]
+    Duplicate {
+        key: &'static str,
+        existing_id: String,
+    },
+    #[error("lead {0} belongs to another sales user")]
+    NotOwner(String),
+    #[error("only managers may act for another user")]
+    NotManager,
+    #[error("lead {id} is {status} and can no longer change")]
+    Closed { id: String, status: LeadStatus },
+    #[error("lead {0} is owned by someone; only pool leads can be claimed")]
+    AlreadyOwned(String),
+    #[error("lead {0} is in the public pool")]
+    InPool(String),
+    #[error("the daily claim limit of {limit} leads is reached")]
+    ClaimLimit { limit: u32 },
+    #[error("request id was already used for a different request")]
+    RequestIdReused,
+    #[error("the lead configuration was changed since etag {0} was read")]
+    StaleConfig(String),
+    #[error("storage: {0}")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl LeadError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        LeadError::Invalid(vec![Violation::new(field, description)])
+    }
+
+    pub fn store(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        LeadError::Store(Box::new(err))
+    }
+}

@@ -1,0 +1,348 @@
+use serde::{Deserialize, Serialize};
+
+use super::{LeadConfig, ScoreBreakdown, Violation, normalize};
+
+/// Where a lead is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadStatus {
+    New,
+    Working,
+    Nurturing,
+    Qualified,
+    Converted,
+    Disqualified,
+}
+
+impl LeadStatus {
+    pub const ALL: [LeadStatus; 6] = [
+        LeadStatus::New,
+        LeadStatus::Working,
+        LeadStatus::Nurturing,
+        LeadStatus::Qualified,
+        LeadStatus::Converted,
+        LeadStatus::Disqualified,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeadStatus::New => "new",
+            LeadStatus::Working => "working",
+            LeadStatus::Nurturing => "nurturing",
+            LeadStatus::Qualified => "qualified",
+            LeadStatus::Converted => "converted",
+            LeadStatus::Disqualified => "disqualified",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Converted and disqualified leads are final: nothing changes them.
+    pub fn is_final(self) -> bool {
+        matches!(self, LeadStatus::Converted | LeadStatus::Disqualified)
+    }
+}
+
+impl std::fmt::Display for LeadStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Head-count band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompanySize {
+    #[default]
+    Unknown,
+    Small,
+    Medium,
+    Large,
+    Enterprise,
+}
+
+impl CompanySize {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompanySize::Unknown => "unknown",
+            CompanySize::Small => "small",
+            CompanySize::Medium => "medium",
+            CompanySize::Large => "large",
+            CompanySize::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn from_code(code: i32) -> Option<Self> {
+        [
+            CompanySize::Unknown,
+            CompanySize::Small,
+            CompanySize::Medium,
+            CompanySize::Large,
+            CompanySize::Enterprise,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+}
+
+/// An amount of money without its currency: whole units and billionths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    pub units: i64,
+    pub nanos: i32,
+}
+
+impl Amount {
+    /// In billionths, for comparing without floats.
+    pub fn nanos_total(self) -> i128 {
+        i128::from(self.units) * 1_000_000_000 + i128::from(self.nanos)
+    }
+}
+
+/// The budget range a customer named, in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub currency: String,
+    pub min: Option<Amount>,
+    pub max: Option<Amount>,
+}
+
+impl Budget {
+    /// The most the customer said they could spend.
+    pub fn ceiling(&self) -> Option<Amount> {
+        self.max.or(self.min)
+    }
+
+    fn display(&self) -> String {
+        let show = |a: Option<Amount>| {
+            a.map(|a| format!("{}.{:09}", a.units, a.nanos.unsigned_abs()))
+                .unwrap_or_else(|| "-".into())
+        };
+        format!("{} {}..{}", self.currency, show(self.min), show(self.max))
+    }
+}
+
+/// What a person tells us about a lead.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Profile {
+    pub company: String,
+    pub contact_name: String,
+    pub phone: String,
+    pub email: String,
+    pub industry: String,
+    pub region: String,
+    pub company_size: CompanySize,
+    pub budget: Option<Budget>,
+    pub source_channel: String,
+    pub notes: String,
+}
+
+impl Profile {
+    /// Trims free text and checks every field against the tenant's
+    /// configuration, reporting every violation, not just the first.
+    pub fn validated(mut self, config: &LeadConfig) -> Result<Profile, Vec<Violation>> {
+        for text in [
+            &mut self.company,
+            &mut self.contact_name,
+            &mut self.phone,
+            &mut self.email,
+            &mut self.industry,
+            &mut self.region,
+            &mut self.source_channel,
+        ] {
+            *text = text.trim().to_owned();
+        }
+        let mut violations = Vec::new();
+        let mut max_len = |field: &str, value: &str, max: usize| {
+            if value.chars().count() > max {
+                violations.push(Violation::new(field, format!("at most {max} characters")));
+            }
+        };
+        max_len("company", &self.company, 200);
+        max_len("contact_name", &self.contact_name, 100);
+        max_len("industry", &self.industry, 100);
+        max_len("region", &self.region, 100);
+        max_len("notes", &self.notes, 10_000);
+        if self.company.is_empty() {
+            violations.push(Violation::new("company", "required"));
+        }
+        if !self.phone.is_empty() && normalize::phone(&self.phone).is_none() {
+            violations.push(Violation::new(
+                "phone",
+                "not a phone number: 6 to 15 digits, an optional leading +, spaces, dashes, dots or parentheses",
+            ));
+        }
+        if !self.email.is_empty() && normalize::email(&self.email).is_none() {
+            violations.push(Violation::new("email", "not an email address"));
+        }
+        if !config.channels.iter().any(|c| *c == self.source_channel) {
+            violations.push(Violation::new(
+                "source_channel",
+                format!(
+                    "{:?} is not one of the tenant's channels: {}",
+                    self.source_channel,
+                    config.channels.join(", ")
+                ),
+            ));
+        }
+        if let Some(budget) = &self.budget {
+            for (field, amount) in [("budget_min", budget.min), ("budget_max", budget.max)] {
+                if amount.is_some_and(|a| a.nanos_total() < 0) {
+                    violations.push(Violation::new(field, "must not be negative"));
+                }
+            }
+            if let (Some(min), Some(max)) = (budget.min, budget.max)
+                && min.nanos_total() > max.nanos_total()
+            {
+                violations.push(Violation::new("budget_max", "must not be below budget_min"));
+            }
+        }
+        if violations.is_empty() {
+            Ok(self)
+        } else {
+            Err(violations)
+        }
+    }
+
+    /// The normalised keys duplicates are found by.
+    pub fn duplicate_keys(&self) -> DuplicateKeys {
+        DuplicateKeys {
+            phone: normalize::phone(&self.phone),
+            email: normalize::email(&self.email),
+            company_contact: normalize::company_contact(&self.company, &self.contact_name),
+        }
+    }
+}
+
+/// Normalised phone, email and company+contact: two leads sharing any one of
+/// them are the same possible customer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DuplicateKeys {
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company_contact: Option<String>,
+}
+
+impl DuplicateKeys {
+    /// Which key two leads share, if any.
+    pub fn shared_with(&self, other: &DuplicateKeys) -> Option<&'static str> {
+        let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
+        if same(&self.phone, &other.phone) {
+            Some("phone")
+        } else if same(&self.email, &other.email) {
+            Some("email")
+        } else if same(&self.company_contact, &other.company_contact) {
+            Some("company_contact")
+        } else {
+            None
+        }
+    }
+}
+
+/// A lead as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lead {
+    pub id: String,
+    pub tenant: String,
+    /// Bumped on every change; the etag is its text.
+    pub version: i64,
+    pub profile: Profile,
+    pub owner_id: Option<String>,
+    pub status: LeadStatus,
+    pub score: ScoreBreakdown,
+    pub last_follow_up_time: Option<i64>,
+    pub next_follow_up_time: Option<i64>,
+    /// Unless the owner follows up before this, the lead returns to the pool.
+    pub follow_up_deadline: Option<i64>,
+    pub disqualify_reason: Option<String>,
+    pub create_time: i64,
+    pub update_time: i64,
+    pub creator: String,
+    pub updater: String,
+}
+
+impl Lead {
+    pub fn etag(&self) -> String {
+        self.version.to_string()
+    }
+
+    /// When the owner must look at the lead next: the earlier of the
+    /// follow-up deadline and their own reminder. Kept as a column so the
+    /// due list is one index range.
+    pub fn attention_time(&self) -> Option<i64> {
+        match (self.follow_up_deadline, self.next_follow_up_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Refuses a change made against a stale etag; an empty etag means the
+    /// caller accepts the current version (AIP-154).
+    pub fn check_etag(&self, etag: &str) -> Result<(), super::LeadError> {
+        if etag.is_empty() || etag == self.etag() {
+            Ok(())
+        } else {
+            Err(super::LeadError::StaleEtag {
+                given: etag.to_owned(),
+                current: self.etag(),
+            })
+        }
+    }
+
+    pub(super) fn touch(&mut self, actor: &str, now: i64) {
+        self.version += 1;
+        self.update_time = now;
+        self.updater = actor.to_owned();
+    }
+}
+
+/// One field's old and new value, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub field: &'static str,
+    pub old: String,
+    pub new: String,
+}
+
+impl Change {
+    pub(super) fn of(
+        field: &'static str,
+        old: impl ToString,
+        new: impl ToString,
+    ) -> Option<Change> {
+        let (old, new) = (old.to_string(), new.to_string());
+        (old != new).then_some(Change { field, old, new })
+    }
+}
+
+/// Field changes an update asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patch {
+    Company(String),
+    ContactName(String),
+    Phone(String),
+    Email(String),
+    Industry(String),
+    Region(String),
+    CompanySize(CompanySize),
+    BudgetMin(Option<Amount>, String),
+    BudgetMax(Option<Amount>, String),
+    SourceChannel(String),
+    Notes(String),
+    NextFollowUpTime(Option<i64>),
+    Status(LeadStatus),
+}
+
+pub(super) fn opt_time(t: Option<i64>) -> String {
+    t.map(|t| t.to_string()).unwrap_or_default()
+}
+
+pub(super) fn budget_text(b: &Option<Budget>) -> String {
+    b.as_ref().map(Budget::display).unwrap_or_default()
+}
