@@ -1,1 +1,28 @@
-//! Bearer JWT verification (RFC 8725), the Principal, the auth tower layer enforcing the contracts' role policy, and development keys and tokens.
+//! Authentication and authorisation shared by the gateway and every service.
+//!
+//! - [`Verifier`]: bearer JWT verification after RFC 8725 (algorithm
+//!   allow-list, keys from configuration, required `iss`/`aud`/`exp`/`sub`)
+//!   into a [`Principal`].
+//! - [`AuthLayer`]: the tower layer that enforces the role policy declared in
+//!   the contracts (`crm_proto::METHOD_POLICIES`) on every call, deny by
+//!   default. The same layer runs in the gateway and in each service, so a
+//!   service reached without the gateway is no softer.
+//! - [`DevKeys`] and [`TokenMinter`]: the development signing key that
+//!   `crm serve` keeps in its data directory, and tokens minted with it.
+
+mod config;
+mod error;
+mod layer;
+mod mint;
+mod principal;
+mod verify;
+
+pub use config::AuthConfig;
+pub use error::AuthError;
+pub use layer::{AuthLayer, AuthService, bearer_token, principal};
+pub use mint::{DevKeys, TokenMinter};
+pub use principal::{BearerToken, ParseRoleError, Principal, Role};
+pub use verify::Verifier;
+
+/// The `ErrorInfo.domain` of every status this crate produces.
+pub const ERROR_DOMAIN: &str = "crm.auth";

@@ -15,12 +15,12 @@ mod migrations;
 use std::{path::Path, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqlErr, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseTransaction, SqlErr, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
 pub use migrations::shared_migrations;
+pub use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 /// Where one service keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,145 @@
-//! The leads service (DOMAIN.md section 1).
+//! The leads service (DOMAIN.md section 1): intake and duplicates,
+//! interactions and scoring, the public pool and follow-up discipline,
+//! channel statistics, the audit trail.
+//!
+//! `api` maps gRPC to the domain, `domain` decides, `store` persists.
 
+pub mod api;
 pub mod domain;
 pub mod store;
+
+use std::{future::Future, time::Duration};
+
+use crm_proto::crm::leads::v1::lead_service_server::LeadServiceServer;
+use crm_rpc::paging::PageLimits;
+use sea_orm::{DatabaseConnection, DbErr};
+use serde::{Deserialize, Serialize};
+
+pub use api::LeadsApi;
+pub use store::LeadStore;
+
+/// The identity the sweeper acts under in the audit trail.
+pub const SWEEPER: &str = "system:leads-sweeper";
+
+/// The operator's settings for the leads service (`[leads]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeadsConfig {
+    /// The lead configuration of tenants that have not set their own.
+    pub defaults: domain::LeadConfig,
+    pub pages: PageLimits,
+    /// Rows per BatchCreateLeads.
+    pub max_import_rows: usize,
+    /// How often the sweeper looks for leads to return to the pool.
+    #[serde(with = "crm_config::duration")]
+    pub sweep_interval: Duration,
+    /// Leads the sweeper returns per transaction.
+    pub sweep_batch: u64,
+}
+
+impl Default for LeadsConfig {
+    fn default() -> Self {
+        LeadsConfig {
+            defaults: domain::LeadConfig::default(),
+            pages: PageLimits::default(),
+            max_import_rows: 10_000,
+            sweep_interval: Duration::from_secs(60),
+            sweep_batch: 500,
+        }
+    }
+}
+
+/// The leads service over one database: its gRPC service and its sweeper.
+#[derive(Clone)]
+pub struct Leads {
+    store: LeadStore,
+    config: LeadsConfig,
+}
+
+impl Leads {
+    /// Opens the service on `db`, applying its migrations.
+    pub async fn open(db: DatabaseConnection, config: LeadsConfig) -> Result<Self, DbErr> {
+        let store = LeadStore::new(db, config.defaults.clone());
+        store.migrate().await?;
+        Ok(Leads { store, config })
+    }
+
+    /// The tonic service, refusing messages over `max_message_bytes`.
+    pub fn grpc(&self, max_message_bytes: usize) -> LeadServiceServer<LeadsApi> {
+        let api = LeadsApi::new(
+            self.store.clone(),
+            self.config.pages,
+            self.config.max_import_rows,
+        );
+        LeadServiceServer::new(api).max_decoding_message_size(max_message_bytes)
+    }
+
+    /// Returns overdue leads to the pool every `sweep_interval` until
+    /// `shutdown` completes. A sweep is one transaction per batch, so
+    /// stopping between batches loses nothing and repeats nothing.
+    pub fn spawn_sweeper(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let (interval, batch) = (self.config.sweep_interval, self.config.sweep_batch.max(1));
+        tokio::spawn(async move {
+            tokio::pin!(shutdown);
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    _ = ticks.tick() => {}
+                }
+                loop {
+                    match store
+                        .sweep_overdue(SWEEPER, crm_store::now_micros(), batch)
+                        .await
+                    {
+                        Ok(n) if n as u64 == batch => continue,
+                        Ok(n) => {
+                            if n > 0 {
+                                tracing::info!(returned = n, "returned overdue leads to the pool");
+                            }
+                            break;
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "lead sweep failed; retrying next interval");
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl Leads {
+    /// Serves the leads gRPC API on `listener` (with health, reflection and
+    /// the shared auth layer) and runs the sweeper, until `shutdown`.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        verifier: std::sync::Arc<crm_auth::Verifier>,
+        server: &crm_server::ServerConfig,
+        shutdown: crm_server::Shutdown,
+    ) -> Result<(), crm_server::ServerError> {
+        let sweeper = self.spawn_sweeper({
+            let shutdown = shutdown.clone();
+            async move { shutdown.triggered().await }
+        });
+        let routes = tonic::service::Routes::new(self.grpc(server.max_request_bytes))
+            .into_axum_router()
+            .layer(crm_auth::AuthLayer::new(verifier));
+        let served =
+            crm_server::serve(SERVICE_NAME, routes.into(), listener, server, shutdown).await;
+        if let Err(err) = sweeper.await {
+            tracing::warn!(error = %err, "lead sweeper ended abnormally");
+        }
+        served
+    }
+}
+
+/// The gRPC service name, as health checks know it.
+pub const SERVICE_NAME: &str = "crm.leads.v1.LeadService";

@@ -182,11 +182,13 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named() {
-        let mut c = LeadConfig::default();
-        c.channels = vec!["Referral".into(), "sem".into(), "sem".into()];
-        c.qualify_threshold = 120;
-        c.hot_threshold = 130;
-        c.follow_up_window = Duration::ZERO;
+        let c = LeadConfig {
+            channels: vec!["Referral".into(), "sem".into(), "sem".into()],
+            qualify_threshold: 120,
+            hot_threshold: 130,
+            follow_up_window: Duration::ZERO,
+            ..LeadConfig::default()
+        };
         let fields: Vec<_> = c.validate().into_iter().map(|v| v.field).collect();
         for f in [
             "channels[0]",

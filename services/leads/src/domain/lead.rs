@@ -181,7 +181,7 @@ impl Profile {
         if !self.email.is_empty() && normalize::email(&self.email).is_none() {
             violations.push(Violation::new("email", "not an email address"));
         }
-        if !config.channels.iter().any(|c| *c == self.source_channel) {
+        if !config.channels.contains(&self.source_channel) {
             violations.push(Violation::new(
                 "source_channel",
                 format!(

@@ -73,7 +73,6 @@ fn after(now: i64, window: std::time::Duration) -> i64 {
 
 /// A new lead from a validated profile. A sales caller who names no owner
 /// owns it; anyone else's lead without an owner goes to the public pool.
-#[allow(clippy::too_many_arguments)]
 pub fn new_lead(
     id: String,
     tenant: &str,

@@ -108,6 +108,32 @@ struct Logged {
     interaction_id: String,
 }
 
+/// Runs `$body` (an async block using `$tx: &DatabaseTransaction`) in one
+/// write transaction. A unique violation means a concurrent writer got there
+/// first (the same request id, or a duplicate lead): the body runs once more
+/// and now sees that row. A macro, not a closure taking the transaction:
+/// async closures over borrowed arguments do not yet give the `Send`
+/// futures tonic needs.
+macro_rules! in_write_tx {
+    ($db:expr, |$tx:ident| $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let transaction = crm_store::begin_write($db).await.map_err(db)?;
+            let $tx = &transaction;
+            let outcome = $body.await;
+            let result = match outcome {
+                Ok(value) => transaction.commit().await.map(|()| value).map_err(db),
+                Err(err) => Err(err),
+            };
+            match result {
+                Err(err) if attempt == 1 && is_unique_violation(&err) => continue,
+                other => break other,
+            }
+        }
+    }};
+}
+
 #[derive(Clone)]
 pub struct LeadStore {
     db: DatabaseConnection,
@@ -140,28 +166,6 @@ impl LeadStore {
 
     pub async fn migrate(&self) -> Result<(), DbErr> {
         Migrator::up(&self.db, None).await
-    }
-
-    /// Runs `work` in one write transaction. A unique violation means a
-    /// concurrent writer got there first (the same request id, or a
-    /// duplicate lead): the work runs once more and now sees that row.
-    async fn write<T>(
-        &self,
-        work: impl AsyncFn(&DatabaseTransaction) -> Result<T, LeadError>,
-    ) -> Result<T, LeadError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let tx = crm_store::begin_write(&self.db).await.map_err(db)?;
-            let result = match work(&tx).await {
-                Ok(value) => tx.commit().await.map(|()| value).map_err(db),
-                Err(err) => Err(err),
-            };
-            match result {
-                Err(err) if attempt == 1 && is_unique_violation(&err) => continue,
-                other => return other,
-            }
-        }
     }
 
     // ---- configuration
@@ -203,7 +207,7 @@ impl LeadStore {
         actor: &str,
         now: i64,
     ) -> Result<StoredConfig, LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             let current = self.config_in(tx, tenant).await?;
             if !etag.is_empty() && etag != current.etag() {
                 return Err(LeadError::StaleConfig(etag.to_owned()));
@@ -253,7 +257,6 @@ impl LeadStore {
                 updater: actor.to_owned(),
             })
         })
-        .await
     }
 
     // ---- reading
@@ -419,7 +422,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<(Lead, bool), LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -484,7 +487,6 @@ impl LeadStore {
             }
             Ok((lead, merged))
         })
-        .await
     }
 
     /// Imports rows in one transaction: every valid, non-duplicate row is
@@ -501,7 +503,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Vec<RowOutcome>, LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -520,7 +522,6 @@ impl LeadStore {
             }
             Ok(outcomes)
         })
-        .await
     }
 
     // ---- changes
@@ -552,7 +553,6 @@ impl LeadStore {
         Ok(lead)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn update(
         &self,
         tenant: &str,
@@ -563,7 +563,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             let tally = tally(tx, tenant, id, &config.scoring, now).await?;
             self.change(
                 tx,
@@ -583,7 +583,6 @@ impl LeadStore {
             )
             .await
         })
-        .await
     }
 
     pub async fn delete(
@@ -594,7 +593,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<(), LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             let lead = load(tx, tenant, id).await?;
             lead.check_etag(etag)?;
             interaction::Entity::delete_many()
@@ -614,10 +613,8 @@ impl LeadStore {
                 .with_changes(creation_changes(&lead));
             audit::append(tx, tenant, vec![entry]).await.map_err(db)
         })
-        .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn log_interaction(
         &self,
         tenant: &str,
@@ -630,7 +627,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<(Interaction, Lead), LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -686,7 +683,6 @@ impl LeadStore {
             }
             Ok((logged, lead))
         })
-        .await
     }
 
     pub async fn assign(
@@ -699,7 +695,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -717,7 +713,6 @@ impl LeadStore {
             )
             .await
         })
-        .await
     }
 
     pub async fn claim(
@@ -729,7 +724,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             let claims = lead_claim::Entity::find()
                 .filter(lead_claim::Column::TenantId.eq(tenant))
                 .filter(lead_claim::Column::Claimer.eq(actor.id.as_str()))
@@ -767,7 +762,6 @@ impl LeadStore {
             .map_err(db)?;
             Ok(lead)
         })
-        .await
     }
 
     pub async fn release(
@@ -779,7 +773,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -792,7 +786,6 @@ impl LeadStore {
             )
             .await
         })
-        .await
     }
 
     pub async fn disqualify(
@@ -804,7 +797,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -822,7 +815,6 @@ impl LeadStore {
             )
             .await
         })
-        .await
     }
 
     // ---- the sweeper
@@ -836,7 +828,7 @@ impl LeadStore {
         now: i64,
         batch: u64,
     ) -> Result<usize, LeadError> {
-        self.write(async |tx| {
+        in_write_tx!(&self.db, |tx| async {
             let rows = lead::Entity::find()
                 .filter(lead::Column::FollowUpDeadline.lt(now))
                 .order_by_asc(lead::Column::FollowUpDeadline)
@@ -863,7 +855,6 @@ impl LeadStore {
             }
             Ok(returned)
         })
-        .await
     }
 }
 
@@ -1080,7 +1071,6 @@ fn tagged_keys(k: &DuplicateKeys) -> impl Iterator<Item = (&'static str, String)
     .filter_map(|(name, v)| v.map(|v| (name, v)))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn import_rows(
     tx: &DatabaseTransaction,
     tenant: &str,

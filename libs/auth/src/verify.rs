@@ -1,0 +1,867 @@
+use std::path::Path;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::{AuthConfig, AuthError, Principal, Role};
+
+/// Tokens longer than this are refused before any parsing or crypto work.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// RFC 7518 §3.3: RSA keys of 2048 bits or more.
+const MIN_RSA_BITS: usize = 2048;
+/// Skew beyond this is a misconfiguration, not clock drift.
+const MAX_LEEWAY_SECONDS: u64 = 600;
+/// Length of a key id made by [`key_id`].
+const KEY_ID_LEN: usize = 16;
+
+/// Verifies bearer JWTs after RFC 8725 and turns them into [`Principal`]s.
+///
+/// Build it once at start-up and share it (`Arc<Verifier>`): keys are read
+/// and checked here, so a bad key stops start-up instead of failing calls.
+pub struct Verifier {
+    keys: Vec<VerifyingKey>,
+    allowed: Vec<Algorithm>,
+    issuer: String,
+}
+
+struct VerifyingKey {
+    /// From the JWKS document, or the fingerprint of a PEM key.
+    kid: Option<String>,
+    /// JWKS keys are used only when the token names them by `kid`, or names
+    /// no key at all; PEM keys are also tried for an unknown `kid`.
+    from_jwks: bool,
+    alg: Algorithm,
+    key: DecodingKey,
+    /// Allows exactly `alg`: a token can never pick another algorithm for
+    /// this key (RFC 8725 §2.1, the HS256-with-a-public-key confusion).
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.keys.len())
+            .field("allowed", &self.allowed)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+/// Only what is needed to choose the key; jsonwebtoken parses the rest.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+    crit: Option<Value>,
+}
+
+impl Verifier {
+    /// Loads the keys of `cfg` (PEM files and the JWKS document) and
+    /// `extra_public_keys_pem` (e.g. the development key of `crm serve`).
+    /// Fails if any configured key is unreadable or not acceptable, or if
+    /// there is no key at all.
+    pub fn new(cfg: &AuthConfig, extra_public_keys_pem: &[Vec<u8>]) -> Result<Self, AuthError> {
+        cfg.validate()?;
+        if cfg.leeway_seconds > MAX_LEEWAY_SECONDS {
+            return Err(AuthError::Config(format!(
+                "auth.leeway_seconds is {}; at most {MAX_LEEWAY_SECONDS} is allowed",
+                cfg.leeway_seconds
+            )));
+        }
+        let mut allowed = Vec::new();
+        for name in &cfg.algorithms {
+            let alg = Algorithm::from_str(name)
+                .map_err(|_| AuthError::Config(format!("unknown algorithm {name:?}")))?;
+            if !allowed.contains(&alg) {
+                allowed.push(alg);
+            }
+        }
+
+        let mut base = Validation::new(Algorithm::EdDSA);
+        base.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        base.set_issuer(&[&cfg.issuer]);
+        base.set_audience(&[&cfg.audience]);
+        base.leeway = cfg.leeway_seconds;
+        base.validate_nbf = true;
+        let validation_for = |alg: Algorithm| {
+            let mut v = base.clone();
+            v.algorithms = vec![alg];
+            v
+        };
+
+        let mut keys = Vec::new();
+        let mut add_pem = |pem: &[u8]| -> Result<(), String> {
+            let (alg, key) = key_from_pem(pem)?;
+            if !allowed.contains(&alg) {
+                return Err(format!(
+                    "is a key for {alg:?}, which is not in auth.algorithms"
+                ));
+            }
+            keys.push(VerifyingKey {
+                kid: Some(key_id(&key)?),
+                from_jwks: false,
+                alg,
+                validation: validation_for(alg),
+                key,
+            });
+            Ok(())
+        };
+        for path in &cfg.public_key_files {
+            let pem = std::fs::read(path).map_err(|e| AuthError::KeyFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            add_pem(&pem).map_err(|reason| AuthError::KeyFile {
+                path: path.clone(),
+                reason,
+            })?;
+        }
+        for pem in extra_public_keys_pem {
+            add_pem(pem).map_err(AuthError::Key)?;
+        }
+        if let Some(path) = &cfg.jwks_file {
+            for (kid, alg, key) in keys_from_jwks(path, &allowed)? {
+                keys.push(VerifyingKey {
+                    kid,
+                    from_jwks: true,
+                    alg,
+                    validation: validation_for(alg),
+                    key,
+                });
+            }
+        }
+        if keys.is_empty() {
+            return Err(AuthError::NoKeys);
+        }
+        Ok(Verifier {
+            keys,
+            allowed,
+            issuer: cfg.issuer.clone(),
+        })
+    }
+
+    /// Verifies `token` (without the `Bearer ` prefix) and returns its
+    /// principal. Unknown role names are dropped: fewer rights is safe.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::Malformed);
+        }
+        let header = raw_header(token)?;
+        // RFC 7515 §4.1.11: an extension we do not understand must not be
+        // ignored. We understand none.
+        if header.crit.is_some() {
+            return Err(AuthError::Malformed);
+        }
+        let alg = Algorithm::from_str(&header.alg)
+            .ok()
+            .filter(|a| self.allowed.contains(a))
+            .ok_or_else(|| AuthError::AlgorithmNotAllowed(header.alg.chars().take(16).collect()))?;
+
+        let candidates = self.candidates(alg, header.kid.as_deref())?;
+        let mut refused = AuthError::UnknownKey;
+        for key in candidates {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation) {
+                Ok(data) => return self.principal_from(data.claims),
+                // The signature does not match this key: try the next one.
+                Err(e) if is_key_mismatch(e.kind()) => refused = AuthError::BadSignature,
+                // The signature matched; the claims are what is wrong.
+                Err(e) => return Err(map_error(e.kind())),
+            }
+        }
+        Err(refused)
+    }
+
+    fn candidates(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Vec<&VerifyingKey>, AuthError> {
+        let Some(kid) = kid else {
+            return Ok(self.keys.iter().filter(|k| k.alg == alg).collect());
+        };
+        let named: Vec<_> = self
+            .keys
+            .iter()
+            .filter(|k| k.kid.as_deref() == Some(kid))
+            .collect();
+        if !named.is_empty() {
+            // The token names a key of another type: the header's alg would
+            // make us use it the wrong way (RFC 8725 §3.1).
+            let matching: Vec<_> = named.into_iter().filter(|k| k.alg == alg).collect();
+            if matching.is_empty() {
+                return Err(AuthError::AlgorithmNotAllowed(format!(
+                    "{alg:?} for this key"
+                )));
+            }
+            return Ok(matching);
+        }
+        Ok(self
+            .keys
+            .iter()
+            .filter(|k| k.alg == alg && !k.from_jwks)
+            .collect())
+    }
+
+    fn principal_from(&self, claims: Map<String, Value>) -> Result<Principal, AuthError> {
+        // jsonwebtoken also accepts an array `iss` holding ours; the issuer
+        // must be exactly ours.
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(AuthError::WrongIssuer);
+        }
+        let subject = non_empty_string(&claims, "sub")?;
+        let tenant = non_empty_string(&claims, "tenant")?;
+        let names = match claims.get("roles") {
+            None => return Err(AuthError::MissingClaim("roles".into())),
+            Some(Value::Array(items)) => items,
+            Some(_) => return Err(AuthError::InvalidClaim("roles".into())),
+        };
+        let mut roles = Vec::with_capacity(names.len());
+        for name in names {
+            let name = name
+                .as_str()
+                .ok_or_else(|| AuthError::InvalidClaim("roles".into()))?;
+            if let Ok(role) = Role::from_str(name)
+                && !roles.contains(&role)
+            {
+                roles.push(role);
+            }
+        }
+        Ok(Principal {
+            subject,
+            tenant,
+            roles,
+        })
+    }
+}
+
+fn raw_header(token: &str) -> Result<RawHeader, AuthError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed);
+    };
+    let json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| AuthError::Malformed)?;
+    serde_json::from_slice(&json).map_err(|_| AuthError::Malformed)
+}
+
+fn non_empty_string(claims: &Map<String, Value>, name: &str) -> Result<String, AuthError> {
+    match claims.get(name) {
+        None => Err(AuthError::MissingClaim(name.into())),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        Some(_) => Err(AuthError::InvalidClaim(name.into())),
+    }
+}
+
+fn is_key_mismatch(kind: &ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::InvalidSignature
+            | ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidEcdsaKey
+            | ErrorKind::InvalidEddsaKey
+            | ErrorKind::InvalidRsaKey(_)
+            | ErrorKind::InvalidKeyFormat
+    )
+}
+
+fn map_error(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
+        ErrorKind::InvalidClaimFormat(c) => AuthError::InvalidClaim(c.clone()),
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        _ => AuthError::Malformed,
+    }
+}
+
+/// Reads a PEM public key and tells which algorithm it is for.
+fn key_from_pem(pem: &[u8]) -> Result<(Algorithm, DecodingKey), String> {
+    // A private key here would be a leak waiting to happen (it gets copied
+    // to every service); refuse it rather than derive the public half.
+    if pem.windows(11).any(|w| w == b"PRIVATE KEY") {
+        return Err("is a private key; configure the public key only".into());
+    }
+    let (alg, key) = if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+        (Algorithm::EdDSA, key)
+    } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+        (Algorithm::ES256, key)
+    } else if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        (Algorithm::RS256, key)
+    } else {
+        return Err("is not a PEM public key (Ed25519, P-256 or RSA)".into());
+    };
+    check_key(alg, &key)?;
+    Ok((alg, key))
+}
+
+/// Refuses keys that are too weak or of the wrong size. Also keeps
+/// jsonwebtoken's verifiers from slicing a short key.
+fn check_key(alg: Algorithm, key: &DecodingKey) -> Result<(), String> {
+    match alg {
+        Algorithm::EdDSA => match key.try_get_as_bytes() {
+            Ok(bytes) if bytes.len() == 32 => Ok(()),
+            _ => Err("is not an Ed25519 public key".into()),
+        },
+        Algorithm::ES256 => match key.try_get_as_bytes() {
+            // An uncompressed P-256 point: 0x04, x, y.
+            Ok(bytes) if bytes.len() == 65 && bytes[0] == 4 => Ok(()),
+            _ => Err("is not a P-256 public key (ES256 needs P-256)".into()),
+        },
+        Algorithm::RS256 => {
+            let jwk = Jwk::from_decoding_key(key, None).map_err(|e| e.to_string())?;
+            let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
+                return Err("is not an RSA public key".into());
+            };
+            let n = URL_SAFE_NO_PAD.decode(&rsa.n).map_err(|e| e.to_string())?;
+            let significant = n.iter().skip_while(|b| **b == 0).count();
+            if significant * 8 < MIN_RSA_BITS {
+                return Err(format!("RSA key is shorter than {MIN_RSA_BITS} bits"));
+            }
+            Ok(())
+        }
+        other => Err(format!("{other:?} keys are not accepted")),
+    }
+}
+
+/// A short, stable id of a public key: the first characters of its RFC 7638
+/// JWK thumbprint, so it can also be published in a JWKS document.
+pub(crate) fn key_id(key: &DecodingKey) -> Result<String, String> {
+    let thumbprint = Jwk::from_decoding_key(key, None)
+        .and_then(|jwk| jwk.thumbprint(ThumbprintHash::SHA256))
+        .map_err(|e| format!("cannot fingerprint the key: {e}"))?;
+    Ok(thumbprint.chars().take(KEY_ID_LEN).collect())
+}
+
+/// The usable keys of a JWKS document. Keys for encryption, for algorithms
+/// that are not allowed, or of unsupported types are skipped: an identity
+/// provider's set often holds such keys beside the signing keys we need.
+fn keys_from_jwks(
+    path: &Path,
+    allowed: &[Algorithm],
+) -> Result<Vec<(Option<String>, Algorithm, DecodingKey)>, AuthError> {
+    let fail = |reason: String| AuthError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}")))?;
+    let entries = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| fail("not a JWKS document: no \"keys\" array".into()))?;
+    let mut keys = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        match jwks_key(entry, allowed) {
+            Ok(key) => keys.push(key),
+            Err(reason) => {
+                tracing::warn!(jwks = %path.display(), index = i, %reason, "skipping JWKS key");
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(fail(
+            "no usable key (Ed25519 for EdDSA, P-256 for ES256, RSA for RS256, as allowed by auth.algorithms)"
+                .into(),
+        ));
+    }
+    Ok(keys)
+}
+
+fn jwks_key(
+    entry: &Value,
+    allowed: &[Algorithm],
+) -> Result<(Option<String>, Algorithm, DecodingKey), String> {
+    let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|e| e.to_string())?;
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return Err("an encryption key".into());
+    }
+    let inferred = match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            Algorithm::EdDSA
+        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::OctetKey(_) => return Err("a shared secret: never accepted".into()),
+        _ => return Err("an unsupported key type or curve".into()),
+    };
+    // An `alg` on the key must agree with its type; RSA keys marked for
+    // RS384, PS256, ... are not ours to use.
+    if let Some(declared) = jwk.common.key_algorithm {
+        let declared = format!("{declared:?}");
+        if declared != format!("{inferred:?}") {
+            return Err(format!("a key for {declared}"));
+        }
+    }
+    if !allowed.contains(&inferred) {
+        return Err(format!("a key for {inferred:?}, not in auth.algorithms"));
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+    check_key(inferred, &key)?;
+    Ok((jwk.common.key_id.clone(), inferred, key))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    use super::*;
+    use crate::mint::{TokenMinter, generate_ed25519};
+
+    struct Fixture {
+        private_pem: String,
+        public_pem: String,
+        verifier: Verifier,
+        minter: TokenMinter,
+    }
+
+    fn fixture() -> Fixture {
+        let (private_pem, public_pem) = generate_ed25519().unwrap();
+        let verifier =
+            Verifier::new(&AuthConfig::default(), &[public_pem.clone().into_bytes()]).unwrap();
+        let minter = TokenMinter::from_ed25519_pem(private_pem.as_bytes(), "crm", "crm").unwrap();
+        Fixture {
+            private_pem: private_pem.to_string(),
+            public_pem,
+            verifier,
+            minter,
+        }
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn valid_claims() -> Value {
+        json!({
+            "sub": "user-1",
+            "tenant": "acme",
+            "roles": ["sales", "manager"],
+            "iss": "crm",
+            "aud": "crm",
+            "iat": now(),
+            "exp": now() + 600,
+        })
+    }
+
+    /// Signs `claims` with the fixture's key, changing only what a test names.
+    fn sign(f: &Fixture, claims: &Value) -> String {
+        let key = EncodingKey::from_ed_pem(f.private_pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &key).unwrap()
+    }
+
+    fn with(mut claims: Value, name: &str, value: Value) -> Value {
+        claims[name] = value;
+        claims
+    }
+
+    fn without(mut claims: Value, name: &str) -> Value {
+        claims.as_object_mut().unwrap().remove(name);
+        claims
+    }
+
+    #[test]
+    fn minted_token_gives_the_principal() {
+        let f = fixture();
+        let token = f
+            .minter
+            .mint(
+                "user-1",
+                "acme",
+                &[Role::Sales, Role::Admin],
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let p = f.verifier.verify(&token).unwrap();
+        assert_eq!(p.subject, "user-1");
+        assert_eq!(p.tenant, "acme");
+        assert_eq!(p.roles, [Role::Sales, Role::Admin]);
+    }
+
+    #[test]
+    fn token_without_kid_is_tried_against_keys_of_its_algorithm() {
+        let f = fixture();
+        let p = f.verifier.verify(&sign(&f, &valid_claims())).unwrap();
+        assert_eq!(p.roles, [Role::Sales, Role::Manager]);
+    }
+
+    #[test]
+    fn unknown_role_names_are_dropped() {
+        let f = fixture();
+        let claims = with(valid_claims(), "roles", json!(["sales", "superuser"]));
+        let p = f.verifier.verify(&sign(&f, &claims)).unwrap();
+        assert_eq!(p.roles, [Role::Sales]);
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let f = fixture();
+        let claims = with(valid_claims(), "exp", json!(now() - 120));
+        let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+        assert!(matches!(err, AuthError::Expired), "{err:?}");
+        assert_eq!(err.reason(), "TOKEN_EXPIRED");
+    }
+
+    #[test]
+    fn expiry_within_the_leeway_is_accepted() {
+        let f = fixture();
+        let claims = with(valid_claims(), "exp", json!(now() - 5));
+        assert!(f.verifier.verify(&sign(&f, &claims)).is_ok());
+    }
+
+    #[test]
+    fn future_nbf_is_refused() {
+        let f = fixture();
+        let claims = with(valid_claims(), "nbf", json!(now() + 3600));
+        let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+        assert!(matches!(err, AuthError::NotYetValid), "{err:?}");
+    }
+
+    #[test]
+    fn wrong_audience_is_refused() {
+        let f = fixture();
+        let claims = with(valid_claims(), "aud", json!("billing"));
+        let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+        assert!(matches!(err, AuthError::WrongAudience), "{err:?}");
+        let claims = with(valid_claims(), "aud", json!(["billing", "crm"]));
+        assert!(
+            f.verifier.verify(&sign(&f, &claims)).is_ok(),
+            "aud must contain ours"
+        );
+    }
+
+    #[test]
+    fn wrong_issuer_is_refused() {
+        let f = fixture();
+        let claims = with(valid_claims(), "iss", json!("someone-else"));
+        let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+        assert!(matches!(err, AuthError::WrongIssuer), "{err:?}");
+        let claims = with(valid_claims(), "iss", json!(["crm", "other"]));
+        let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+        assert!(matches!(err, AuthError::WrongIssuer), "{err:?}");
+    }
+
+    #[test]
+    fn required_claims_must_be_present() {
+        let f = fixture();
+        for claim in ["exp", "iss", "aud", "sub", "tenant", "roles"] {
+            let claims = without(valid_claims(), claim);
+            let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+            assert!(
+                matches!(&err, AuthError::MissingClaim(c) if c == claim),
+                "{claim}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tenant_and_roles_must_be_well_formed() {
+        let f = fixture();
+        for (claim, value) in [
+            ("tenant", json!("")),
+            ("tenant", json!(42)),
+            ("roles", json!("sales")),
+            ("roles", json!(["sales", 1])),
+            ("sub", json!(" ")),
+        ] {
+            let claims = with(valid_claims(), claim, value);
+            let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+            assert!(
+                matches!(&err, AuthError::InvalidClaim(c) if c == claim),
+                "{claim}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_from_another_key_is_refused() {
+        let f = fixture();
+        let other = fixture();
+        let token = other
+            .minter
+            .mint("user-1", "acme", &[Role::Sales], Duration::from_secs(60))
+            .unwrap();
+        let err = f.verifier.verify(&token).unwrap_err();
+        // Its kid is unknown here, so the configured PEM keys are tried.
+        assert!(matches!(err, AuthError::BadSignature), "{err:?}");
+        let err = f
+            .verifier
+            .verify(&sign(&other, &valid_claims()))
+            .unwrap_err();
+        assert!(matches!(err, AuthError::BadSignature), "{err:?}");
+    }
+
+    #[test]
+    fn tampered_claims_are_refused() {
+        let f = fixture();
+        let token = sign(&f, &valid_claims());
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged =
+            URL_SAFE_NO_PAD.encode(with(valid_claims(), "roles", json!(["admin"])).to_string());
+        parts[1] = &forged;
+        let err = f.verifier.verify(&parts.join(".")).unwrap_err();
+        assert!(matches!(err, AuthError::BadSignature), "{err:?}");
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let f = fixture();
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(valid_claims().to_string());
+        for token in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}.c2ln"),
+        ] {
+            let err = f.verifier.verify(&token).unwrap_err();
+            assert!(
+                matches!(&err, AuthError::AlgorithmNotAllowed(a) if a == "none"),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hs256_signed_with_the_public_key_is_refused() {
+        // The classic confusion: an attacker who knows the public key signs
+        // with HMAC, hoping the verifier uses the key bytes as the secret.
+        let f = fixture();
+        let key = EncodingKey::from_secret(f.public_pem.as_bytes());
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &valid_claims(), &key).unwrap();
+        let err = f.verifier.verify(&token).unwrap_err();
+        assert!(
+            matches!(&err, AuthError::AlgorithmNotAllowed(a) if a == "HS256"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn algorithm_not_configured_is_refused() {
+        let (_, public_pem) = generate_ed25519().unwrap();
+        let f = fixture();
+        let cfg = AuthConfig {
+            algorithms: vec!["RS256".into()],
+            ..AuthConfig::default()
+        };
+        // An EdDSA key cannot even be configured without EdDSA allowed...
+        assert!(matches!(
+            Verifier::new(&cfg, &[public_pem.into_bytes()]),
+            Err(AuthError::Key(_))
+        ));
+        // ...and an EdDSA token is refused by a verifier that allows ES256 only.
+        let jwks = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(jwks.path(), P256_JWKS).unwrap();
+        let cfg = AuthConfig {
+            algorithms: vec!["ES256".into()],
+            jwks_file: Some(jwks.path().to_path_buf()),
+            ..AuthConfig::default()
+        };
+        let verifier = Verifier::new(&cfg, &[]).unwrap();
+        let err = verifier.verify(&sign(&f, &valid_claims())).unwrap_err();
+        assert!(matches!(err, AuthError::AlgorithmNotAllowed(_)), "{err:?}");
+    }
+
+    #[test]
+    fn alg_that_does_not_match_the_named_key_is_refused() {
+        let f = fixture();
+        let token = f
+            .minter
+            .mint("user-1", "acme", &[Role::Sales], Duration::from_secs(60))
+            .unwrap();
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let forged_header =
+            URL_SAFE_NO_PAD.encode(json!({"alg": "ES256", "kid": header["kid"]}).to_string());
+        let rest = token.split_once('.').unwrap().1;
+        let err = f
+            .verifier
+            .verify(&format!("{forged_header}.{rest}"))
+            .unwrap_err();
+        assert!(matches!(err, AuthError::AlgorithmNotAllowed(_)), "{err:?}");
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let f = fixture();
+        for token in ["", "abc", "a.b", "a.b.c.d.e", "!!!.e30.e30", "e30.e30.e30"] {
+            let err = f.verifier.verify(token).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    AuthError::Malformed | AuthError::AlgorithmNotAllowed(_)
+                ),
+                "{token}: {err:?}"
+            );
+        }
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert!(matches!(
+            f.verifier.verify(&long),
+            Err(AuthError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn critical_header_extensions_are_refused() {
+        let f = fixture();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.crit = Some(vec!["exp".into()]);
+        let key = EncodingKey::from_ed_pem(f.private_pem.as_bytes()).unwrap();
+        let token = jsonwebtoken::encode(&header, &valid_claims(), &key).unwrap();
+        assert!(matches!(
+            f.verifier.verify(&token),
+            Err(AuthError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn no_keys_is_a_start_up_error() {
+        assert!(matches!(
+            Verifier::new(&AuthConfig::default(), &[]),
+            Err(AuthError::NoKeys)
+        ));
+    }
+
+    #[test]
+    fn private_key_files_are_refused() {
+        let f = fixture();
+        let err = Verifier::new(
+            &AuthConfig::default(),
+            &[f.private_pem.clone().into_bytes()],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("private key"), "{err}");
+    }
+
+    #[test]
+    fn pem_files_of_each_key_type_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for (name, pem) in [("p256.pem", P256_PUBLIC_PEM), ("rsa.pem", RSA_PUBLIC_PEM)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            files.push(path);
+        }
+        let cfg = AuthConfig {
+            public_key_files: files.clone(),
+            ..AuthConfig::default()
+        };
+        let verifier = Verifier::new(&cfg, &[]).unwrap();
+        let algs: Vec<_> = verifier.keys.iter().map(|k| k.alg).collect();
+        assert_eq!(algs, [Algorithm::ES256, Algorithm::RS256]);
+
+        std::fs::write(&files[1], "not a key").unwrap();
+        let err = Verifier::new(&cfg, &[]).unwrap_err();
+        assert!(matches!(err, AuthError::KeyFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn jwks_keys_are_matched_by_kid_and_unusable_keys_skipped() {
+        let f = fixture();
+        let token = f
+            .minter
+            .mint("user-1", "acme", &[Role::Sales], Duration::from_secs(60))
+            .unwrap();
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let kid = header["kid"].as_str().unwrap().to_owned();
+
+        let public = DecodingKey::from_ed_pem(f.public_pem.as_bytes()).unwrap();
+        let x = URL_SAFE_NO_PAD.encode(public.try_get_as_bytes().unwrap());
+        let jwks = json!({"keys": [
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+            {"kty": "RSA", "n": "AQAB", "e": "AQAB", "alg": "RS384", "kid": "rs384"},
+            {"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": "short"},
+            {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig"},
+        ]});
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), jwks.to_string()).unwrap();
+        let cfg = AuthConfig {
+            jwks_file: Some(file.path().to_path_buf()),
+            ..AuthConfig::default()
+        };
+        let verifier = Verifier::new(&cfg, &[]).unwrap();
+        assert_eq!(
+            verifier.keys.len(),
+            1,
+            "only the Ed25519 signing key is usable"
+        );
+        assert_eq!(verifier.verify(&token).unwrap().tenant, "acme");
+
+        // A kid the set does not hold: JWKS keys are not tried.
+        let other = fixture();
+        let token = other
+            .minter
+            .mint("user-1", "acme", &[Role::Sales], Duration::from_secs(60))
+            .unwrap();
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(AuthError::UnknownKey)
+        ));
+    }
+
+    #[test]
+    fn kid_is_the_start_of_the_rfc7638_thumbprint() {
+        // RFC 8037 appendix A.3: the thumbprint of its example Ed25519 key.
+        let key =
+            DecodingKey::from_ed_components("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
+        assert_eq!(key_id(&key).unwrap(), "kPrK_qmxVWaYVA9w");
+    }
+
+    #[test]
+    fn excessive_leeway_is_refused() {
+        let (_, public_pem) = generate_ed25519().unwrap();
+        let cfg = AuthConfig {
+            leeway_seconds: u64::MAX,
+            ..AuthConfig::default()
+        };
+        assert!(matches!(
+            Verifier::new(&cfg, &[public_pem.into_bytes()]),
+            Err(AuthError::Config(_))
+        ));
+    }
+
+    // Public keys only, made with `openssl genpkey` for these tests.
+    const P256_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2DIBRgIqHkMm5j8V8XJKXvR80BZJ
+NOJNnJXYxVbCom5tLefI3pv0BG7lYnMCcZE1fz2p4wRM9VOVveF1ZwDvOQ==
+-----END PUBLIC KEY-----
+";
+    const RSA_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAugbGjzHON3rfOda4GHFc
+aDtVvMgV7c1Tg9pjdRcvKOzeFoxnBUxKiTZJBBbNDMiiB6EaqjN6yq+4bXQKrDmS
+jNe8sXXMd9iS/D6Nw7b4yQM2DFs2VPspe0jVcPVOVJ7LdMHEKsnWw+v4cLLZtqsu
+JISbtUyapm2F7n0NeSU+ncdP5XTsrkChn6zv78riFjk9wjqeKM9J4/YQ6kxVNO/d
+wSqynXWUgDSCOuk2QK2jUhsE6Kk2ufOvjcYF2ULeRErIa6GKjeG46U/vcGa+/SQa
+7+b/CJAJg+xa7sf135aUHUE8s68GURALjj1pala3w7XHzi2t77aa8WkFLNcigq+O
+QwIDAQAB
+-----END PUBLIC KEY-----
+";
+    const P256_JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "2DIBRgIqHkMm5j8V8XJKXvR80BZJNOJNnJXYxVbCom4", "y": "bS3nyN6b9ARu5WJzAnGRNX89qeMETPVTlb3hdWcA7zk", "kid": "p256"}]}"#;
+}
