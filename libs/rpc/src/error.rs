@@ -155,14 +155,9 @@ impl RpcError {
     }
 }
 
-/// The id the log line of an internal error can be found by. Telemetry
-/// records it on the RPC's span; without a span, a fresh id still ties the
-/// reply to the log line.
+/// The trace id the log line of an internal error can be found by.
 fn current_trace_id() -> String {
-    tracing::Span::current()
-        .id()
-        .map(|id| format!("{:016x}", id.into_u64()))
-        .unwrap_or_else(|| "none".to_owned())
+    crm_telemetry::current_trace_id().unwrap_or_else(|| "none".to_owned())
 }
 
 #[cfg(test)]

@@ -1,0 +1,140 @@
+use std::{sync::Arc, time::Duration};
+
+use crm_telemetry::RpcTraceLayer;
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::ServiceBuilder;
+
+use crate::{DeadlineLayer, MessageSizeLimitLayer, ServerConfig, Shutdown, drain::DrainLayer};
+
+/// Why a server stopped other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving gRPC failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The `ErrorInfo` domain of the errors the shared stack makes for the
+/// service `name`: `crm.<service>` whether `name` is `leads` or
+/// `crm.leads.v1.LeadService`.
+pub fn error_domain(name: &str) -> String {
+    let short = name
+        .strip_prefix("crm.")
+        .and_then(|rest| rest.split('.').next())
+        .unwrap_or(name);
+    format!("crm.{short}")
+}
+
+/// Serves `routes` on `listener` until `shutdown` fires, then drains.
+///
+/// Adds the standard health service (`""` and `name` SERVING) and
+/// reflection (v1 and v1alpha) of every contract, then wraps all routes in:
+/// trace → drain → deadline (`request_timeout`) → message size limit
+/// (`max_request_bytes`). Auth is the caller's: apply it to `routes` before
+/// passing them, so health and reflection stay public.
+///
+/// On shutdown: health turns NOT_SERVING, the listener closes, in-flight
+/// calls run on, streams waiting for their next message end with
+/// UNAVAILABLE (clients reconnect elsewhere), and whatever still runs a
+/// moment before `grace_period` is over ends with UNAVAILABLE too; `serve`
+/// returns within `grace_period`.
+pub async fn serve(
+    name: &str,
+    routes: Routes,
+    listener: TcpListener,
+    cfg: &ServerConfig,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
+    let domain: Arc<str> = error_domain(name).into();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    if !name.is_empty() {
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+
+    // Streams are ended only after health says NOT_SERVING, so a client
+    // watching health sees that first.
+    let drain = Shutdown::new();
+    let abort = Shutdown::new();
+    let stack = ServiceBuilder::new()
+        .layer(RpcTraceLayer::new())
+        .layer(DrainLayer::new(
+            drain.clone(),
+            abort.clone(),
+            Arc::clone(&domain),
+        ))
+        .layer(DeadlineLayer::new(cfg.request_timeout, Arc::clone(&domain)))
+        .layer(MessageSizeLimitLayer::new(
+            cfg.max_request_bytes,
+            Arc::clone(&domain),
+        ))
+        .into_inner();
+
+    let local_addr = listener
+        .local_addr()
+        .map_or_else(|e| e.to_string(), |a| a.to_string());
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let signal = {
+        let (shutdown, health, name) = (shutdown.clone(), health.clone(), name.to_owned());
+        async move {
+            shutdown.triggered().await;
+            set_not_serving(&health, &name).await;
+            drain.trigger();
+            tracing::info!(service = %name, "draining");
+        }
+    };
+    let server = Server::builder()
+        .http2_keepalive_interval(Some(cfg.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(cfg.http2_keepalive_timeout))
+        .layer(stack)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, signal);
+    tokio::pin!(server);
+    tracing::info!(service = %name, addr = %local_addr, "serving");
+
+    tokio::select! {
+        result = &mut server => return result.map_err(ServerError::from),
+        () = shutdown.triggered() => {}
+    }
+    // The last moment of the grace period is kept for the cut-off calls'
+    // statuses to reach their clients.
+    let flush = (cfg.grace_period / 10).min(Duration::from_secs(1));
+    if let Ok(result) = tokio::time::timeout(cfg.grace_period - flush, &mut server).await {
+        tracing::info!(service = %name, "stopped");
+        return result.map_err(ServerError::from);
+    }
+    tracing::warn!(service = %name, grace_period = ?cfg.grace_period, "grace period over; ending the remaining calls");
+    abort.trigger();
+    match tokio::time::timeout(flush, &mut server).await {
+        Ok(result) => result.map_err(ServerError::from),
+        // Connections that still linger are left to the process exit.
+        Err(_) => Ok(()),
+    }
+}
+
+async fn set_not_serving(health: &HealthReporter, name: &str) {
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    if !name.is_empty() {
+        health
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+    }
+}
