@@ -1,1 +1,88 @@
-//! The gateway: a generic gRPC reverse proxy routing by package, with trace, deadline, load shedding, auth and per-tenant rate limiting.
+//! The gateway: a generic gRPC reverse proxy routing by package, with
+//! trace, deadline, load shedding, auth and per-tenant rate limiting.
+//!
+//! A call's way through, outermost first (the first four come from
+//! [`crm_server::serve`], which also serves the gateway's own health and
+//! reflection, both public):
+//!
+//! trace → drain on shutdown → deadline (`server.request_timeout`) → size
+//! (`server.max_request_bytes`) → **request id → deadline (`max_timeout`,
+//! the remaining budget forwarded) → load shedding → auth → rate limit per
+//! tenant → size (`max_request_bytes`) → route by package**.
+//!
+//! There is no per-method code: a new service or method needs only an
+//! `upstreams` entry for its package and its policy in the contract.
+
+mod config;
+mod proxy;
+mod rate_limit;
+mod request_id;
+mod shed;
+
+use std::{pin::Pin, sync::Arc};
+
+use crm_server::{DeadlineLayer, MessageSizeLimitLayer, ServerConfig, Shutdown};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tower::ServiceBuilder;
+
+pub use config::{GatewayConfig, RateLimitConfig};
+pub use proxy::Proxy;
+pub use rate_limit::RateLimitLayer;
+pub use request_id::{RequestIdLayer, X_REQUEST_ID};
+pub use shed::LoadShedLayer;
+
+/// The `ErrorInfo` domain of the errors the gateway itself makes.
+pub const ERROR_DOMAIN: &str = "crm.gateway";
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Why the gateway could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("gateway.upstreams.\"{package}\": {url:?} is not a valid URL: {source}")]
+    Upstream {
+        package: String,
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error(transparent)]
+    Server(#[from] crm_server::ServerError),
+}
+
+/// The gateway's proxy stack as routes whose fallback takes every path the
+/// routes do not otherwise serve; [`serve`] adds health and reflection.
+pub fn routes(
+    cfg: &GatewayConfig,
+    verifier: Arc<crm_auth::Verifier>,
+) -> Result<Routes, GatewayError> {
+    let proxy = ServiceBuilder::new()
+        .layer(RequestIdLayer)
+        .layer(DeadlineLayer::new(cfg.max_timeout, ERROR_DOMAIN))
+        .layer(LoadShedLayer::new(cfg.max_in_flight))
+        .layer(crm_auth::AuthLayer::new(verifier))
+        .layer(RateLimitLayer::new(&cfg.rate_limit))
+        .layer(MessageSizeLimitLayer::new(
+            cfg.max_request_bytes,
+            ERROR_DOMAIN,
+        ))
+        .service(Proxy::new(&cfg.upstreams)?);
+    let router = Routes::default().into_axum_router().fallback_service(proxy);
+    Ok(Routes::from(router))
+}
+
+/// Serves the gateway on `listener` until `shutdown`, draining as
+/// [`crm_server::serve`] does.
+pub async fn serve(
+    cfg: &GatewayConfig,
+    server: &ServerConfig,
+    verifier: Arc<crm_auth::Verifier>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), GatewayError> {
+    let routes = routes(cfg, verifier)?;
+    tracing::info!(upstreams = ?cfg.upstreams, "gateway routes");
+    crm_server::serve("gateway", routes, listener, server, shutdown).await?;
+    Ok(())
+}
