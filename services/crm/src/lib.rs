@@ -1,0 +1,166 @@
+//! The suite as one program: settings, and starting any service or all of
+//! them. The `crm` binary and the end-to-end test kit both start the suite
+//! through [`serve_on`], so tests run exactly what operators run.
+
+mod settings;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use crm_auth::{DevKeys, Verifier};
+use crm_leads::Leads;
+use crm_server::Shutdown;
+use crm_store::Location;
+use tokio::{net::TcpListener, task::JoinSet};
+
+pub use settings::{Addresses, Settings, StoreSettings};
+
+/// What a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Component {
+    /// Every service and the gateway, in one process.
+    All,
+    Leads,
+    Gateway,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("auth: {0}")]
+    Auth(#[from] crm_auth::AuthError),
+    #[error("database: {0}")]
+    Database(#[from] crm_store::DbErr),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Server(#[from] crm_server::ServerError),
+    #[error("gateway: {0}")]
+    Gateway(#[from] crm_gateway::GatewayError),
+    #[error("a service task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Listeners for the components a process runs; `None` binds the
+/// configured address.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub gateway: Option<TcpListener>,
+    pub leads: Option<TcpListener>,
+}
+
+/// The verifier for incoming tokens. With no keys configured, the suite is
+/// in development mode: it trusts the key `crm serve` made in the data
+/// directory (and `crm token` signs with), and says so in the log.
+pub fn verifier(settings: &Settings) -> Result<Verifier, Error> {
+    let configured =
+        !settings.auth.public_key_files.is_empty() || settings.auth.jwks_file.is_some();
+    let extra = if configured {
+        Vec::new()
+    } else {
+        ensure_dir(&settings.data_dir)?;
+        let keys = DevKeys::load_or_create(&settings.data_dir)?;
+        tracing::warn!(
+            data_dir = %settings.data_dir.display(),
+            "no auth keys configured: trusting the development key in the data directory"
+        );
+        vec![keys.public_key_pem()]
+    };
+    Ok(Verifier::new(&settings.auth, &extra)?)
+}
+
+fn ensure_dir(path: &std::path::Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path).map_err(|source| Error::DataDir {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+async fn bind(given: Option<TcpListener>, addr: &str) -> Result<TcpListener, Error> {
+    match given {
+        Some(l) => Ok(l),
+        None => TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: addr.to_owned(),
+                source,
+            }),
+    }
+}
+
+/// Opens (and migrates) the leads service's database.
+pub async fn open_leads(settings: &Settings) -> Result<Leads, Error> {
+    let location = Location::for_service(
+        "leads",
+        settings.store.database_url.as_deref(),
+        &settings.data_dir,
+    );
+    if location.schema.is_none() {
+        ensure_dir(&settings.data_dir)?;
+    }
+    let db = crm_store::connect(&location, settings.store.max_connections).await?;
+    Ok(Leads::open(db, settings.leads.clone()).await?)
+}
+
+/// Applies every service's migrations.
+pub async fn migrate(settings: &Settings) -> Result<(), Error> {
+    open_leads(settings).await?;
+    Ok(())
+}
+
+/// Runs `component` until `shutdown`, then drains. The first component to
+/// fail stops the others.
+pub async fn serve_on(
+    settings: Settings,
+    component: Component,
+    listeners: Listeners,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let verifier = Arc::new(verifier(&settings)?);
+    let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
+    let mut gateway = settings.gateway.clone();
+
+    if matches!(component, Component::All | Component::Leads) {
+        let leads = open_leads(&settings).await?;
+        let listener = bind(listeners.leads, &settings.serve.leads_addr).await?;
+        let addr: SocketAddr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: settings.serve.leads_addr.clone(),
+            source,
+        })?;
+        // In one process the gateway reaches leads where it actually listens.
+        gateway
+            .upstreams
+            .insert("crm.leads.v1".to_owned(), format!("http://{addr}"));
+        tracing::info!(%addr, "leads service listening");
+        let (verifier, server, shutdown) =
+            (verifier.clone(), settings.server.clone(), shutdown.clone());
+        tasks.spawn(async move { Ok(leads.serve(listener, verifier, &server, shutdown).await?) });
+    }
+    if matches!(component, Component::All | Component::Gateway) {
+        let listener = bind(listeners.gateway, &settings.serve.gateway_addr).await?;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "gateway listening");
+        }
+        let (verifier, server, shutdown) =
+            (verifier.clone(), settings.server.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            Ok(crm_gateway::serve(&gateway, &server, verifier, listener, shutdown).await?)
+        });
+    }
+
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        let result = done.map_err(Error::from).and_then(|r| r);
+        if let Err(err) = result {
+            shutdown.trigger();
+            first_error.get_or_insert(err);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
