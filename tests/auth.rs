@@ -1,0 +1,306 @@
+//! Tokens, roles and tenant isolation, through the gateway and directly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crm_auth::Role;
+use crm_proto::crm::leads::v1 as pb;
+use crm_testkit::{TestSuite, sign_claims, unix_now};
+use serde_json::json;
+use tonic::Code;
+
+fn lead(company: &str, phone: &str) -> pb::Lead {
+    pb::Lead {
+        company: company.into(),
+        contact_name: "Li Lei".into(),
+        phone: phone.into(),
+        source_channel: "referral".into(),
+        ..Default::default()
+    }
+}
+
+async fn list_code(suite: &TestSuite, token: Option<&str>) -> Code {
+    match suite
+        .leads_client(token)
+        .list_leads(pb::ListLeadsRequest::default())
+        .await
+    {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+fn claims(aud: &str, exp: i64) -> serde_json::Value {
+    json!({ "sub": "amy", "tenant": "acme", "roles": ["sales"], "iss": "crm", "aud": aud, "iat": unix_now(), "exp": exp })
+}
+
+#[tokio::test]
+async fn bad_tokens_are_unauthenticated() {
+    let suite = TestSuite::start().await;
+    let pem = suite.signing_key_pem().to_vec();
+    let good = sign_claims(&pem, &claims("crm", unix_now() + 600));
+    assert_eq!(
+        list_code(&suite, Some(&good)).await,
+        Code::Ok,
+        "the control token works"
+    );
+
+    let other_key = tempfile_key();
+    let b64 = |v: &serde_json::Value| base64url(v.to_string().as_bytes());
+    let payload = b64(&claims("crm", unix_now() + 600));
+    let cases = [
+        ("no token", None),
+        ("malformed", Some("not-a-jwt".to_owned())),
+        (
+            "wrong signature",
+            Some(sign_claims(&other_key, &claims("crm", unix_now() + 600))),
+        ),
+        (
+            "expired",
+            Some(sign_claims(&pem, &claims("crm", unix_now() - 3600))),
+        ),
+        (
+            "wrong audience",
+            Some(sign_claims(&pem, &claims("someone-else", unix_now() + 600))),
+        ),
+        (
+            "alg none",
+            Some(format!(
+                "{}.{payload}.",
+                b64(&json!({"alg": "none", "typ": "JWT"}))
+            )),
+        ),
+        (
+            "alg HS256",
+            Some(format!(
+                "{}.{payload}.{}",
+                b64(&json!({"alg": "HS256", "typ": "JWT"})),
+                base64url(b"forged")
+            )),
+        ),
+        (
+            "no tenant",
+            Some(sign_claims(
+                &pem,
+                &json!({ "sub": "amy", "roles": ["sales"], "iss": "crm", "aud": "crm", "exp": unix_now() + 600 }),
+            )),
+        ),
+    ];
+    for (what, token) in cases {
+        assert_eq!(
+            list_code(&suite, token.as_deref()).await,
+            Code::Unauthenticated,
+            "{what}"
+        );
+        // A service reached without the gateway is no softer.
+        let direct = suite
+            .leads_direct(token.as_deref())
+            .list_leads(pb::ListLeadsRequest::default())
+            .await;
+        assert_eq!(
+            direct.map(|_| Code::Ok).unwrap_or_else(|s| s.code()),
+            Code::Unauthenticated,
+            "{what}, direct"
+        );
+    }
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A second, unrelated Ed25519 key.
+fn tempfile_key() -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("crm-other-key-{}", std::process::id()));
+    let keys = crm_auth::DevKeys::load_or_create(&dir).unwrap();
+    let pem = std::fs::read(dir.join("keys/dev-signing-key.pem")).unwrap();
+    drop(keys);
+    let _ = std::fs::remove_dir_all(&dir);
+    pem
+}
+
+#[tokio::test]
+async fn a_role_the_method_does_not_allow_is_permission_denied() {
+    let suite = TestSuite::start().await;
+    let sales = suite.token("acme", "amy", &[Role::Sales]);
+    let err = suite
+        .leads_client(Some(&sales))
+        .delete_lead(pb::DeleteLeadRequest {
+            id: "x".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let service = suite.token("acme", "sam", &[Role::Service]);
+    assert_eq!(
+        list_code(&suite, Some(&service)).await,
+        Code::PermissionDenied
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_lead_is_not_found_everywhere() {
+    let suite = TestSuite::start().await;
+    let acme = suite.token("acme", "boss", &[Role::Manager, Role::Admin]);
+    let globex = suite.token("globex", "boss", &[Role::Manager, Role::Admin, Role::Sales]);
+    let created = suite
+        .leads_client(Some(&acme))
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(lead("ACME", "+86 138 0000 0001")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let id = created.id.clone();
+    let mut other = suite.leads_client(Some(&globex));
+    let codes = [
+        (
+            "get",
+            other
+                .get_lead(pb::GetLeadRequest { id: id.clone() })
+                .await
+                .err(),
+        ),
+        (
+            "update",
+            other
+                .update_lead(pb::UpdateLeadRequest {
+                    lead: Some(pb::Lead {
+                        id: id.clone(),
+                        notes: "x".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                })
+                .await
+                .err(),
+        ),
+        (
+            "delete",
+            other
+                .delete_lead(pb::DeleteLeadRequest {
+                    id: id.clone(),
+                    etag: String::new(),
+                })
+                .await
+                .err(),
+        ),
+        (
+            "log interaction",
+            other
+                .log_interaction(pb::LogInteractionRequest {
+                    lead_id: id.clone(),
+                    interaction: Some(pb::Interaction {
+                        kind: pb::InteractionKind::Meeting as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+        (
+            "list interactions",
+            other
+                .list_interactions(pb::ListInteractionsRequest {
+                    lead_id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+        (
+            "assign",
+            other
+                .assign_lead(pb::AssignLeadRequest {
+                    id: id.clone(),
+                    owner_id: "x".into(),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+        (
+            "claim",
+            other
+                .claim_lead(pb::ClaimLeadRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+        (
+            "release",
+            other
+                .release_lead(pb::ReleaseLeadRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+        (
+            "disqualify",
+            other
+                .disqualify_lead(pb::DisqualifyLeadRequest {
+                    id: id.clone(),
+                    reason: "r".into(),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+    ];
+    let missing = other
+        .get_lead(pb::GetLeadRequest {
+            id: "0190a000-0000-7000-8000-000000000000".into(),
+        })
+        .await
+        .unwrap_err();
+    for (what, err) in codes {
+        let err = err.unwrap_or_else(|| panic!("{what} of another tenant's lead succeeded"));
+        assert_eq!(err.code(), Code::NotFound, "{what}: {err:?}");
+        assert_eq!(
+            err.code(),
+            missing.code(),
+            "{what}: the same as a missing lead"
+        );
+    }
+    let listed = other
+        .list_leads(pb::ListLeadsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.leads.is_empty());
+    // And the lead is untouched.
+    let still = suite
+        .leads_client(Some(&acme))
+        .get_lead(pb::GetLeadRequest { id })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_eq!(still.etag, created.etag);
+}
+
+#[tokio::test]
+async fn health_is_public_and_serving() {
+    let suite = TestSuite::start().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(suite.gateway_channel());
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reply.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
