@@ -108,32 +108,6 @@ struct Logged {
     interaction_id: String,
 }
 
-/// Runs `$body` (an async block using `$tx: &DatabaseTransaction`) in one
-/// write transaction. A unique violation means a concurrent writer got there
-/// first (the same request id, or a duplicate lead): the body runs once more
-/// and now sees that row. A macro, not a closure taking the transaction:
-/// async closures over borrowed arguments do not yet give the `Send`
-/// futures tonic needs.
-macro_rules! in_write_tx {
-    ($db:expr, |$tx:ident| $body:expr) => {{
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let transaction = crm_store::begin_write($db).await.map_err(db)?;
-            let $tx = &transaction;
-            let outcome = $body.await;
-            let result = match outcome {
-                Ok(value) => transaction.commit().await.map(|()| value).map_err(db),
-                Err(err) => Err(err),
-            };
-            match result {
-                Err(err) if attempt == 1 && is_unique_violation(&err) => continue,
-                other => break other,
-            }
-        }
-    }};
-}
-
 #[derive(Clone)]
 pub struct LeadStore {
     db: DatabaseConnection,
@@ -144,8 +118,16 @@ fn db(err: DbErr) -> LeadError {
     LeadError::store(err)
 }
 
-fn is_unique_violation(err: &LeadError) -> bool {
-    matches!(err, LeadError::Store(e) if e.downcast_ref::<DbErr>().and_then(crm_store::unique_violation).is_some())
+impl From<DbErr> for LeadError {
+    fn from(err: DbErr) -> Self {
+        LeadError::store(err)
+    }
+}
+
+impl crm_store::TxError for LeadError {
+    fn is_unique_violation(&self) -> bool {
+        matches!(self, LeadError::Store(e) if e.downcast_ref::<DbErr>().and_then(crm_store::unique_violation).is_some())
+    }
 }
 
 fn audit_changes(changes: Vec<Change>) -> Vec<FieldChange> {
@@ -207,7 +189,7 @@ impl LeadStore {
         actor: &str,
         now: i64,
     ) -> Result<StoredConfig, LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             let current = self.config_in(tx, tenant).await?;
             if !etag.is_empty() && etag != current.etag() {
                 return Err(LeadError::StaleConfig(etag.to_owned()));
@@ -422,7 +404,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<(Lead, bool), LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -503,7 +485,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Vec<RowOutcome>, LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -563,7 +545,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             let tally = tally(tx, tenant, id, &config.scoring, now).await?;
             self.change(
                 tx,
@@ -593,7 +575,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<(), LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             let lead = load(tx, tenant, id).await?;
             lead.check_etag(etag)?;
             interaction::Entity::delete_many()
@@ -627,7 +609,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<(Interaction, Lead), LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -695,7 +677,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -724,7 +706,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             let claims = lead_claim::Entity::find()
                 .filter(lead_claim::Column::TenantId.eq(tenant))
                 .filter(lead_claim::Column::Claimer.eq(actor.id.as_str()))
@@ -773,7 +755,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -797,7 +779,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -828,7 +810,7 @@ impl LeadStore {
         now: i64,
         batch: u64,
     ) -> Result<usize, LeadError> {
-        in_write_tx!(&self.db, |tx| async {
+        crm_store::write_tx!(&self.db, |tx| async {
             let rows = lead::Entity::find()
                 .filter(lead::Column::FollowUpDeadline.lt(now))
                 .order_by_asc(lead::Column::FollowUpDeadline)

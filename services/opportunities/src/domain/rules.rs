@@ -1,0 +1,607 @@
+//! What may happen to an opportunity or an account, and what it changes.
+
+use std::collections::BTreeMap;
+
+use crm_auth::Role;
+use crm_types::{Date, Money};
+
+pub use crm_types::Change;
+
+use super::{
+    Account, Actor, ApprovalStatus, GateFacts, Grade, Missing, OppConfig, OppError, Opportunity,
+    Qualification, Stage, Team, Violation, check_advance,
+};
+
+/// Field changes an update asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OppPatch {
+    Name(String),
+    Amount(Option<Money>),
+    ExpectedCloseDate(Option<Date>),
+    Grade(Option<Grade>),
+    Team(Team),
+    Competitors(Vec<String>),
+    WinLossReason(String),
+    Qualification(Option<Qualification>),
+    SolutionSummary(String),
+    WorkloadPersonDays(Option<i32>),
+    Quote(Option<Money>),
+}
+
+/// A manager's override of a gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageViolation {
+    pub id: String,
+    pub opportunity_id: String,
+    pub from: Stage,
+    pub to: Stage,
+    pub missing: Vec<Missing>,
+    pub manager_id: String,
+    pub reason: String,
+    pub time: i64,
+}
+
+fn money_text(m: &Option<Money>) -> String {
+    m.as_ref().map(Money::to_string).unwrap_or_default()
+}
+
+fn diff(a: &Opportunity, b: &Opportunity) -> Vec<Change> {
+    [
+        Change::of("name", &a.name, &b.name),
+        Change::of("amount", money_text(&a.amount), money_text(&b.amount)),
+        Change::of(
+            "expected_close_date",
+            a.expected_close_date.map(|d| d.iso()).unwrap_or_default(),
+            b.expected_close_date.map(|d| d.iso()).unwrap_or_default(),
+        ),
+        Change::of(
+            "grade",
+            a.grade.map(|g| g.as_str()).unwrap_or_default(),
+            b.grade.map(|g| g.as_str()).unwrap_or_default(),
+        ),
+        Change::of("team", format!("{:?}", a.team), format!("{:?}", b.team)),
+        Change::of(
+            "competitors",
+            a.competitors.join(", "),
+            b.competitors.join(", "),
+        ),
+        Change::of("stage", a.stage, b.stage),
+        Change::of("win_loss_reason", &a.win_loss_reason, &b.win_loss_reason),
+        Change::of(
+            "qualification",
+            format!("{:?}", a.qualification),
+            format!("{:?}", b.qualification),
+        ),
+        Change::of("solution_summary", &a.solution_summary, &b.solution_summary),
+        Change::of(
+            "workload_person_days",
+            a.workload_person_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            b.workload_person_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ),
+        Change::of("quote", money_text(&a.quote), money_text(&b.quote)),
+        Change::of(
+            "delivery_review",
+            a.delivery_review
+                .as_ref()
+                .map(|r| r.status.as_str())
+                .unwrap_or_default(),
+            b.delivery_review
+                .as_ref()
+                .map(|r| r.status.as_str())
+                .unwrap_or_default(),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn finish(before: &Opportunity, after: &mut Opportunity, actor: &Actor, now: i64) -> Vec<Change> {
+    let changes = diff(before, after);
+    if !changes.is_empty() {
+        after.version += 1;
+        after.update_time = now;
+        after.updater = actor.id.clone();
+    }
+    changes
+}
+
+/// Checks the money-like fields every write shares.
+pub fn validate(opp: &Opportunity) -> Vec<Violation> {
+    let mut v = Vec::new();
+    if opp.name.trim().is_empty() {
+        v.push(Violation::new("opportunity.name", "required"));
+    }
+    if opp.name.chars().count() > 200 {
+        v.push(Violation::new("opportunity.name", "at most 200 characters"));
+    }
+    if opp.amount.as_ref().is_some_and(Money::is_negative) {
+        v.push(Violation::new("opportunity.amount", "must not be negative"));
+    }
+    if opp.quote.as_ref().is_some_and(Money::is_negative) {
+        v.push(Violation::new("opportunity.quote", "must not be negative"));
+    }
+    if opp.workload_person_days.is_some_and(|d| d < 0) {
+        v.push(Violation::new(
+            "opportunity.workload_person_days",
+            "must not be negative",
+        ));
+    }
+    v
+}
+
+/// Applies an update. Changing what the delivery manager reviewed voids the
+/// review; the caller stores the voided approval too.
+pub fn update(
+    opp: &mut Opportunity,
+    patches: Vec<OppPatch>,
+    actor: &Actor,
+    now: i64,
+) -> Result<Vec<Change>, OppError> {
+    opp.check_access(actor)?;
+    if opp.stage.is_final() {
+        return Err(OppError::Precondition(
+            "OPPORTUNITY_CLOSED",
+            format!("the opportunity is {}", opp.stage),
+        ));
+    }
+    let before = opp.clone();
+    for patch in patches {
+        match patch {
+            OppPatch::Name(v) => opp.name = v.trim().to_owned(),
+            OppPatch::Amount(v) => opp.amount = v,
+            OppPatch::ExpectedCloseDate(v) => opp.expected_close_date = v,
+            OppPatch::Grade(v) => opp.grade = v,
+            OppPatch::Team(v) => opp.team = v,
+            OppPatch::Competitors(v) => opp.competitors = v,
+            OppPatch::WinLossReason(v) => opp.win_loss_reason = v,
+            OppPatch::Qualification(v) => opp.qualification = v,
+            OppPatch::SolutionSummary(v) => opp.solution_summary = v,
+            OppPatch::WorkloadPersonDays(v) => opp.workload_person_days = v,
+            OppPatch::Quote(v) => opp.quote = v,
+        }
+    }
+    let violations = validate(opp);
+    if !violations.is_empty() {
+        *opp = before;
+        return Err(OppError::Invalid(violations));
+    }
+    void_review_if_changed(&before, opp);
+    Ok(finish(&before, opp, actor, now))
+}
+
+/// Voids a pending or approved delivery review when solution, workload or
+/// quote changed since `before`. Returns the voided approval's id.
+pub fn void_review_if_changed(before: &Opportunity, after: &mut Opportunity) -> Option<String> {
+    let changed = before.review_snapshot() != after.review_snapshot();
+    let review = after.delivery_review.as_mut()?;
+    let live = matches!(
+        review.status,
+        ApprovalStatus::Pending | ApprovalStatus::Approved
+    );
+    if live && changed {
+        review.status = ApprovalStatus::Voided;
+        return Some(review.approval_id.clone());
+    }
+    None
+}
+
+/// Moves to `target` if its gate is met. A manager passing an unmet gate
+/// with a reason gets a recorded violation; anyone else gets every missing
+/// requirement.
+pub fn advance(
+    opp: &mut Opportunity,
+    target: Stage,
+    actor: &Actor,
+    override_reason: &str,
+    facts: &GateFacts,
+    config: &OppConfig,
+    violation_id: String,
+    now: i64,
+) -> Result<(Vec<Change>, Option<StageViolation>), OppError> {
+    opp.check_access(actor)?;
+    let missing = check_advance(opp, target, facts, config)?;
+    let reason = override_reason.trim();
+    let violation = match (missing.is_empty(), reason.is_empty()) {
+        (true, _) => None,
+        (false, true) => return Err(OppError::GateNotMet(missing)),
+        (false, false) if !actor.has(Role::Manager) => {
+            return Err(OppError::Forbidden(
+                "OVERRIDE_NOT_ALLOWED",
+                "only a manager may pass an unmet stage gate".into(),
+            ));
+        }
+        (false, false) => Some(StageViolation {
+            id: violation_id,
+            opportunity_id: opp.id.clone(),
+            from: opp.stage,
+            to: target,
+            missing,
+            manager_id: actor.id.clone(),
+            reason: reason.to_owned(),
+            time: now,
+        }),
+    };
+    let before = opp.clone();
+    opp.stage = target;
+    Ok((finish(&before, opp, actor, now), violation))
+}
+
+/// The core fields (name, registration number, industry) an account update
+/// asks to change, which go through an approval; refused while another
+/// change is pending.
+pub fn account_core_change(
+    account: &Account,
+    proposed: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, OppError> {
+    let current = |f: &str| match f {
+        "name" => account.name.clone(),
+        "registration_number" => account.registration_number.clone(),
+        _ => account.industry.clone(),
+    };
+    let changed: BTreeMap<String, String> = proposed
+        .iter()
+        .filter(|(f, v)| current(f) != **v)
+        .map(|(f, v)| (f.clone(), v.clone()))
+        .collect();
+    if !changed.is_empty() && account.pending_approval_id.is_some() {
+        return Err(OppError::Precondition(
+            "ACCOUNT_CHANGE_PENDING",
+            "a core-field change of this account awaits approval".into(),
+        ));
+    }
+    if changed.get("name").is_some_and(|n| n.trim().is_empty()) {
+        return Err(OppError::invalid("account.name", "required"));
+    }
+    Ok(changed)
+}
+
+/// Applies an approved core-field change.
+pub fn apply_account_change(
+    account: &mut Account,
+    proposed: &BTreeMap<String, String>,
+    actor: &str,
+    now: i64,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (field, value) in proposed {
+        let (name, slot): (&'static str, &mut String) = match field.as_str() {
+            "name" => ("name", &mut account.name),
+            "registration_number" => ("registration_number", &mut account.registration_number),
+            "industry" => ("industry", &mut account.industry),
+            _ => continue,
+        };
+        changes.extend(Change::of(name, &*slot, value));
+        slot.clone_from(value);
+    }
+    account.pending_approval_id = None;
+    account.version += 1;
+    account.update_time = now;
+    account.updater = actor.to_owned();
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::domain::{ApprovalKind, ReviewState};
+
+    fn actor(id: &str, roles: &[Role]) -> Actor {
+        Actor {
+            id: id.into(),
+            roles: roles.to_vec(),
+        }
+    }
+
+    fn opp(stage: Stage) -> Opportunity {
+        Opportunity {
+            id: "o1".into(),
+            tenant: "t".into(),
+            version: 1,
+            account_id: "a1".into(),
+            name: "ERP rollout".into(),
+            amount: None,
+            expected_close_date: None,
+            grade: None,
+            team: Team {
+                account_manager_id: "amy".into(),
+                ..Team::default()
+            },
+            competitors: vec![],
+            stage,
+            win_loss_reason: String::new(),
+            qualification: None,
+            solution_summary: String::new(),
+            workload_person_days: None,
+            quote: None,
+            delivery_review: None,
+            lead_id: None,
+            create_time: 0,
+            update_time: 0,
+            creator: "amy".into(),
+            updater: "amy".into(),
+        }
+    }
+
+    #[test]
+    fn a_refused_move_lists_everything_missing() {
+        let mut o = opp(Stage::Validate);
+        let err = advance(
+            &mut o,
+            Stage::Approved,
+            &actor("amy", &[Role::Sales]),
+            "",
+            &GateFacts::default(),
+            &OppConfig::default(),
+            "v".into(),
+            1,
+        );
+        let Err(OppError::GateNotMet(missing)) = err else {
+            panic!("{err:?}")
+        };
+        let subjects: Vec<_> = missing.iter().map(|m| m.subject.as_str()).collect();
+        assert_eq!(
+            subjects,
+            [
+                "amount",
+                "expected_close_date",
+                "grade",
+                "qualification_assessed",
+                "project_approval"
+            ]
+        );
+        assert_eq!(o.stage, Stage::Validate);
+    }
+
+    #[test]
+    fn a_manager_override_is_a_recorded_violation() {
+        let mut o = opp(Stage::Validate);
+        let sales_try = advance(
+            &mut o,
+            Stage::Approved,
+            &actor("amy", &[Role::Sales]),
+            "please",
+            &GateFacts::default(),
+            &OppConfig::default(),
+            "v".into(),
+            1,
+        );
+        assert!(matches!(
+            sales_try,
+            Err(OppError::Forbidden("OVERRIDE_NOT_ALLOWED", _))
+        ));
+        let (_, violation) = advance(
+            &mut o,
+            Stage::Approved,
+            &actor("boss", &[Role::Manager]),
+            "strategic customer",
+            &GateFacts::default(),
+            &OppConfig::default(),
+            "v".into(),
+            1,
+        )
+        .unwrap();
+        let violation = violation.unwrap();
+        assert_eq!(
+            (violation.from, violation.to, violation.missing.len()),
+            (Stage::Validate, Stage::Approved, 5)
+        );
+        assert_eq!(o.stage, Stage::Approved);
+    }
+
+    #[test]
+    fn stages_are_taken_in_order_unless_configured() {
+        let mut o = opp(Stage::Validate);
+        let config = OppConfig::default();
+        let boss = actor("boss", &[Role::Manager]);
+        assert!(matches!(
+            advance(
+                &mut o,
+                Stage::Proposal,
+                &boss,
+                "x",
+                &GateFacts::default(),
+                &config,
+                "v".into(),
+                1
+            ),
+            Err(OppError::Precondition("STAGE_ORDER", _))
+        ));
+        let mut later = opp(Stage::Bidding);
+        assert!(matches!(
+            advance(
+                &mut later,
+                Stage::Approved,
+                &boss,
+                "x",
+                &GateFacts::default(),
+                &config,
+                "v".into(),
+                1
+            ),
+            Err(OppError::Precondition("STAGE_ORDER", _))
+        ));
+        let lenient = OppConfig {
+            allow_moving_back: true,
+            ..OppConfig::default()
+        };
+        assert!(
+            advance(
+                &mut later,
+                Stage::Approved,
+                &boss,
+                "x",
+                &GateFacts::default(),
+                &lenient,
+                "v".into(),
+                1
+            )
+            .is_ok()
+        );
+        let mut lost = opp(Stage::Validate);
+        lost.win_loss_reason = "no budget".into();
+        advance(
+            &mut lost,
+            Stage::Lost,
+            &actor("amy", &[Role::Sales]),
+            "",
+            &GateFacts::default(),
+            &config,
+            "v".into(),
+            1,
+        )
+        .unwrap();
+        assert!(matches!(
+            advance(
+                &mut lost,
+                Stage::Validate,
+                &boss,
+                "x",
+                &GateFacts::default(),
+                &lenient,
+                "v".into(),
+                1
+            ),
+            Err(OppError::Precondition("OPPORTUNITY_CLOSED", _))
+        ));
+    }
+
+    #[test]
+    fn proposal_needs_an_approved_delivery_review() {
+        let mut o = opp(Stage::ValuePresentation);
+        o.team.delivery_manager_id = "dora".into();
+        o.solution_summary = "MES + ERP".into();
+        o.workload_person_days = Some(120);
+        o.quote = Some(Money::new("CNY", 900_000, 0));
+        let amy = actor("amy", &[Role::Sales]);
+        let config = OppConfig::default();
+        let Err(OppError::GateNotMet(missing)) = advance(
+            &mut o.clone(),
+            Stage::Proposal,
+            &amy,
+            "",
+            &GateFacts::default(),
+            &config,
+            "v".into(),
+            1,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            missing
+                .iter()
+                .map(|m| m.subject.as_str())
+                .collect::<Vec<_>>(),
+            [ApprovalKind::DeliveryReview.as_str()]
+        );
+        o.delivery_review = Some(ReviewState {
+            approval_id: "r1".into(),
+            status: ApprovalStatus::Approved,
+        });
+        assert!(
+            advance(
+                &mut o.clone(),
+                Stage::Proposal,
+                &amy,
+                "",
+                &GateFacts::default(),
+                &config,
+                "v".into(),
+                1
+            )
+            .is_ok()
+        );
+
+        // Changing the quote afterwards voids the review.
+        update(
+            &mut o,
+            vec![OppPatch::Quote(Some(Money::new("CNY", 800_000, 0)))],
+            &amy,
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            o.delivery_review.as_ref().map(|r| r.status),
+            Some(ApprovalStatus::Voided)
+        );
+        // Changing something else does not.
+        let mut o2 = o.clone();
+        o2.delivery_review = Some(ReviewState {
+            approval_id: "r2".into(),
+            status: ApprovalStatus::Approved,
+        });
+        update(&mut o2, vec![OppPatch::Name("New name".into())], &amy, 3).unwrap();
+        assert_eq!(
+            o2.delivery_review.as_ref().map(|r| r.status),
+            Some(ApprovalStatus::Approved)
+        );
+    }
+
+    #[test]
+    fn only_the_team_changes_an_opportunity() {
+        let mut o = opp(Stage::Validate);
+        let err = update(
+            &mut o,
+            vec![OppPatch::Name("x".into())],
+            &actor("bob", &[Role::Sales]),
+            1,
+        );
+        assert!(matches!(err, Err(OppError::Forbidden("NOT_ON_TEAM", _))));
+        let err = update(
+            &mut o,
+            vec![OppPatch::Amount(Some(Money::new("CNY", -1, 0)))],
+            &actor("amy", &[Role::Sales]),
+            1,
+        );
+        assert!(matches!(err, Err(OppError::Invalid(v)) if v[0].field == "opportunity.amount"));
+    }
+
+    #[test]
+    fn core_account_fields_wait_for_approval() {
+        let account = Account {
+            id: "a1".into(),
+            tenant: "t".into(),
+            version: 1,
+            name: "ACME".into(),
+            registration_number: "91110000X".into(),
+            industry: "manufacturing".into(),
+            region: String::new(),
+            owner_id: "amy".into(),
+            pending_approval_id: None,
+            create_time: 0,
+            update_time: 0,
+            creator: "amy".into(),
+            updater: "amy".into(),
+        };
+        let proposed: BTreeMap<_, _> = [
+            ("name".to_owned(), "ACME Group".to_owned()),
+            ("industry".to_owned(), "manufacturing".to_owned()),
+        ]
+        .into();
+        let changed = account_core_change(&account, &proposed).unwrap();
+        assert_eq!(changed.keys().collect::<Vec<_>>(), ["name"]);
+        let pending = Account {
+            pending_approval_id: Some("ap".into()),
+            ..account.clone()
+        };
+        assert!(matches!(
+            account_core_change(&pending, &proposed),
+            Err(OppError::Precondition("ACCOUNT_CHANGE_PENDING", _))
+        ));
+        let mut applied = pending;
+        let changes = apply_account_change(&mut applied, &changed, "boss", 5);
+        assert_eq!(
+            (
+                applied.name.as_str(),
+                applied.pending_approval_id.clone(),
+                changes.len()
+            ),
+            ("ACME Group", None, 1)
+        );
+    }
+}

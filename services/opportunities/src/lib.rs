@@ -1,0 +1,3 @@
+//! The opportunities service (DOMAIN.md section 2).
+
+pub mod domain;
