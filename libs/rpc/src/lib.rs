@@ -11,3 +11,26 @@ pub mod fields;
 pub mod paging;
 
 pub use error::{FieldViolation, PreconditionViolation, RpcError};
+
+use crm_proto::crm::common::v1 as common;
+
+/// An audit trail entry as every service's `ListAuditEntries` returns it.
+pub fn audit_entry(e: crm_store::audit::AuditEntry) -> common::AuditEntry {
+    common::AuditEntry {
+        id: e.id,
+        subject_id: e.subject_id,
+        action: e.action,
+        actor: e.actor,
+        time: Some(fields::timestamp(e.time)),
+        changes: e
+            .changes
+            .into_iter()
+            .map(|c| common::FieldChange {
+                field: c.field,
+                old_value: c.old,
+                new_value: c.new,
+            })
+            .collect(),
+        reason: e.reason,
+    }
+}

@@ -12,6 +12,7 @@ use std::{
 use crm::{Component, Listeners, Settings};
 use crm_auth::{DevKeys, Role, TokenMinter};
 use crm_proto::crm::leads::v1::lead_service_client::LeadServiceClient;
+use crm_proto::crm::opportunities::v1::opportunity_service_client::OpportunityServiceClient;
 use crm_server::Shutdown;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::{
@@ -24,10 +25,18 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A client that sends `authorization: Bearer <token>` on every call.
 pub type LeadsClient = LeadServiceClient<InterceptedService<Channel, Bearer>>;
+/// The opportunities API, with the caller's token on every call.
+pub type OpportunitiesClient = OpportunityServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Adds the bearer token to each request.
 #[derive(Clone)]
 pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    fn of(token: Option<&str>) -> Self {
+        Bearer(token.and_then(|t| format!("Bearer {t}").parse().ok()))
+    }
+}
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -110,6 +119,7 @@ impl Drop for PgDatabase {
 pub struct TestSuite {
     pub gateway: SocketAddr,
     pub leads: SocketAddr,
+    pub opportunities: SocketAddr,
     pub settings: Settings,
     shutdown: Shutdown,
     task: Option<JoinHandle<Result<(), crm::Error>>>,
@@ -159,6 +169,7 @@ impl TestSuite {
         let mut suite = TestSuite {
             gateway: SocketAddr::from(([127, 0, 0, 1], 0)),
             leads: SocketAddr::from(([127, 0, 0, 1], 0)),
+            opportunities: SocketAddr::from(([127, 0, 0, 1], 0)),
             settings,
             shutdown: Shutdown::new(),
             task: None,
@@ -181,9 +192,10 @@ impl TestSuite {
                 .expect("non-blocking listener");
             listener
         };
-        let (gateway, leads) = (bind(), bind());
+        let (gateway, leads, opportunities) = (bind(), bind(), bind());
         self.gateway = gateway.local_addr().expect("gateway address");
         self.leads = leads.local_addr().expect("leads address");
+        self.opportunities = opportunities.local_addr().expect("opportunities address");
         self.shutdown = Shutdown::new();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -196,6 +208,9 @@ impl TestSuite {
             let listeners = Listeners {
                 gateway: Some(TcpListener::from_std(gateway).expect("gateway listener")),
                 leads: Some(TcpListener::from_std(leads).expect("leads listener")),
+                opportunities: Some(
+                    TcpListener::from_std(opportunities).expect("opportunities listener"),
+                ),
             };
             crm::serve_on(settings, Component::All, listeners, shutdown).await
         }));
@@ -263,8 +278,12 @@ impl TestSuite {
     }
 
     fn client(channel: Channel, token: Option<&str>) -> LeadsClient {
-        let value = token.and_then(|t| format!("Bearer {t}").parse().ok());
-        LeadServiceClient::with_interceptor(channel, Bearer(value))
+        LeadServiceClient::with_interceptor(channel, Bearer::of(token))
+    }
+
+    /// The opportunities API through the gateway, as `token`.
+    pub fn opportunities_client(&self, token: Option<&str>) -> OpportunitiesClient {
+        OpportunityServiceClient::with_interceptor(Self::channel(self.gateway), Bearer::of(token))
     }
 
     /// A raw channel to the gateway, for health and reflection checks.

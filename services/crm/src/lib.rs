@@ -8,6 +8,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use crm_auth::{DevKeys, Verifier};
 use crm_leads::Leads;
+use crm_opportunities::Opportunities;
 use crm_server::Shutdown;
 use crm_store::Location;
 use tokio::{net::TcpListener, task::JoinSet};
@@ -20,6 +21,7 @@ pub enum Component {
     /// Every service and the gateway, in one process.
     All,
     Leads,
+    Opportunities,
     Gateway,
 }
 
@@ -53,6 +55,7 @@ pub enum Error {
 pub struct Listeners {
     pub gateway: Option<TcpListener>,
     pub leads: Option<TcpListener>,
+    pub opportunities: Option<TcpListener>,
 }
 
 /// The verifier for incoming tokens. With no keys configured, the suite is
@@ -94,47 +97,94 @@ async fn bind(given: Option<TcpListener>, addr: &str) -> Result<TcpListener, Err
     }
 }
 
-/// Opens (and migrates) the leads service's database.
-pub async fn open_leads(settings: &Settings) -> Result<Leads, Error> {
+/// Opens the database of `service`: its own SQLite file, or its own
+/// PostgreSQL schema.
+async fn database(
+    settings: &Settings,
+    service: &str,
+) -> Result<crm_store::DatabaseConnection, Error> {
     let location = Location::for_service(
-        "leads",
+        service,
         settings.store.database_url.as_deref(),
         &settings.data_dir,
     );
     if location.schema.is_none() {
         ensure_dir(&settings.data_dir)?;
     }
-    let db = crm_store::connect(&location, settings.store.max_connections).await?;
-    Ok(Leads::open(db, settings.leads.clone()).await?)
+    Ok(crm_store::connect(&location, settings.store.max_connections).await?)
+}
+
+/// Opens (and migrates) the leads service.
+pub async fn open_leads(settings: &Settings) -> Result<Leads, Error> {
+    Ok(Leads::open(database(settings, "leads").await?, settings.leads.clone()).await?)
+}
+
+/// Opens (and migrates) the opportunities service.
+pub async fn open_opportunities(settings: &Settings) -> Result<Opportunities, Error> {
+    Ok(Opportunities::open(
+        database(settings, "opportunities").await?,
+        settings.opportunities.clone(),
+    )
+    .await?)
 }
 
 /// Applies every service's migrations.
 pub async fn migrate(settings: &Settings) -> Result<(), Error> {
     open_leads(settings).await?;
+    open_opportunities(settings).await?;
     Ok(())
+}
+
+/// The given listener, or one bound to `addr`, with its actual address.
+async fn listen(
+    given: Option<TcpListener>,
+    addr: &str,
+) -> Result<(TcpListener, SocketAddr), Error> {
+    let listener = bind(given, addr).await?;
+    let local = listener.local_addr().map_err(|source| Error::Listen {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    Ok((listener, local))
 }
 
 /// Runs `component` until `shutdown`, then drains. The first component to
 /// fail stops the others.
 pub async fn serve_on(
-    settings: Settings,
+    mut settings: Settings,
     component: Component,
     listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     let verifier = Arc::new(verifier(&settings)?);
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
-    let mut gateway = settings.gateway.clone();
+    let all = component == Component::All;
 
-    if matches!(component, Component::All | Component::Leads) {
+    // In one process, callers reach each service where it actually listens.
+    if all || component == Component::Opportunities {
+        let opportunities = open_opportunities(&settings).await?;
+        let (listener, addr) =
+            listen(listeners.opportunities, &settings.serve.opportunities_addr).await?;
+        let url = format!("http://{addr}");
+        settings
+            .gateway
+            .upstreams
+            .insert("crm.opportunities.v1".to_owned(), url.clone());
+        settings.leads.opportunities_url.get_or_insert(url);
+        tracing::info!(%addr, "opportunities service listening");
+        let (verifier, server, shutdown) =
+            (verifier.clone(), settings.server.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            Ok(opportunities
+                .serve(listener, verifier, &server, shutdown)
+                .await?)
+        });
+    }
+    if all || component == Component::Leads {
         let leads = open_leads(&settings).await?;
-        let listener = bind(listeners.leads, &settings.serve.leads_addr).await?;
-        let addr: SocketAddr = listener.local_addr().map_err(|source| Error::Listen {
-            addr: settings.serve.leads_addr.clone(),
-            source,
-        })?;
-        // In one process the gateway reaches leads where it actually listens.
-        gateway
+        let (listener, addr) = listen(listeners.leads, &settings.serve.leads_addr).await?;
+        settings
+            .gateway
             .upstreams
             .insert("crm.leads.v1".to_owned(), format!("http://{addr}"));
         tracing::info!(%addr, "leads service listening");
@@ -142,13 +192,15 @@ pub async fn serve_on(
             (verifier.clone(), settings.server.clone(), shutdown.clone());
         tasks.spawn(async move { Ok(leads.serve(listener, verifier, &server, shutdown).await?) });
     }
-    if matches!(component, Component::All | Component::Gateway) {
-        let listener = bind(listeners.gateway, &settings.serve.gateway_addr).await?;
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "gateway listening");
-        }
-        let (verifier, server, shutdown) =
-            (verifier.clone(), settings.server.clone(), shutdown.clone());
+    if all || component == Component::Gateway {
+        let (listener, addr) = listen(listeners.gateway, &settings.serve.gateway_addr).await?;
+        tracing::info!(%addr, "gateway listening");
+        let (gateway, verifier, server, shutdown) = (
+            settings.gateway.clone(),
+            verifier.clone(),
+            settings.server.clone(),
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
             Ok(crm_gateway::serve(&gateway, &server, verifier, listener, shutdown).await?)
         });

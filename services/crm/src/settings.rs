@@ -18,6 +18,7 @@ pub struct Settings {
     pub gateway: crm_gateway::GatewayConfig,
     pub telemetry: crm_telemetry::TelemetryConfig,
     pub leads: crm_leads::LeadsConfig,
+    pub opportunities: crm_opportunities::OpportunitiesConfig,
 }
 
 impl Default for Settings {
@@ -31,6 +32,7 @@ impl Default for Settings {
             gateway: Default::default(),
             telemetry: Default::default(),
             leads: Default::default(),
+            opportunities: Default::default(),
         }
     }
 }
@@ -41,6 +43,7 @@ impl Default for Settings {
 pub struct Addresses {
     pub gateway_addr: String,
     pub leads_addr: String,
+    pub opportunities_addr: String,
 }
 
 impl Default for Addresses {
@@ -48,6 +51,7 @@ impl Default for Addresses {
         Addresses {
             gateway_addr: "127.0.0.1:50051".into(),
             leads_addr: "127.0.0.1:50061".into(),
+            opportunities_addr: "127.0.0.1:50062".into(),
         }
     }
 }

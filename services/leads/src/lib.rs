@@ -35,6 +35,9 @@ pub struct LeadsConfig {
     pub sweep_interval: Duration,
     /// Leads the sweeper returns per transaction.
     pub sweep_batch: u64,
+    /// Where ConvertLead reaches the opportunities service, e.g.
+    /// `http://crm-opportunities:50062`; `crm serve` sets it when it runs both.
+    pub opportunities_url: Option<String>,
 }
 
 impl Default for LeadsConfig {
@@ -45,6 +48,7 @@ impl Default for LeadsConfig {
             max_import_rows: 10_000,
             sweep_interval: Duration::from_secs(60),
             sweep_batch: 500,
+            opportunities_url: None,
         }
     }
 }
@@ -54,6 +58,7 @@ impl Default for LeadsConfig {
 pub struct Leads {
     store: LeadStore,
     config: LeadsConfig,
+    opportunities: Option<api::OpportunitiesClient>,
 }
 
 impl Leads {
@@ -61,7 +66,22 @@ impl Leads {
     pub async fn open(db: DatabaseConnection, config: LeadsConfig) -> Result<Self, DbErr> {
         let store = LeadStore::new(db, config.defaults.clone());
         store.migrate().await?;
-        Ok(Leads { store, config })
+        // Connected on first use: the opportunities service may start later.
+        let opportunities = match &config.opportunities_url {
+            Some(url) => {
+                let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                    .map_err(|e| DbErr::Custom(format!("leads.opportunities_url {url:?}: {e}")))?
+                    .connect_timeout(Duration::from_secs(5))
+                    .tcp_nodelay(true);
+                Some(api::OpportunitiesClient::new(endpoint.connect_lazy()))
+            }
+            None => None,
+        };
+        Ok(Leads {
+            store,
+            config,
+            opportunities,
+        })
     }
 
     /// The tonic service, refusing messages over `max_message_bytes`.
@@ -70,6 +90,7 @@ impl Leads {
             self.store.clone(),
             self.config.pages,
             self.config.max_import_rows,
+            self.opportunities.clone(),
         );
         LeadServiceServer::new(api).max_decoding_message_size(max_message_bytes)
     }

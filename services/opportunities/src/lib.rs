@@ -1,3 +1,66 @@
-//! The opportunities service (DOMAIN.md section 2).
+//! The opportunities service (DOMAIN.md section 2): accounts and contacts,
+//! decision chains, stage gates, the iron triangle, approvals, presales
+//! hours, the weighted pipeline, and lead conversion.
+//!
+//! `api` maps gRPC to the domain, `domain` decides, `store` persists.
 
+pub mod api;
 pub mod domain;
+pub mod store;
+
+use crm_proto::crm::opportunities::v1::opportunity_service_server::OpportunityServiceServer;
+use crm_rpc::paging::PageLimits;
+use sea_orm::{DatabaseConnection, DbErr};
+use serde::{Deserialize, Serialize};
+
+pub use api::OpportunitiesApi;
+pub use store::OppStore;
+
+/// The gRPC service name, as health checks know it.
+pub const SERVICE_NAME: &str = "crm.opportunities.v1.OpportunityService";
+
+/// The operator's settings for the opportunities service (`[opportunities]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpportunitiesConfig {
+    /// The configuration of tenants that have not set their own: stage
+    /// probabilities, gates (seed 003's TAS+ by default), approval chains.
+    pub defaults: domain::OppConfig,
+    pub pages: PageLimits,
+}
+
+/// The opportunities service over one database.
+#[derive(Clone)]
+pub struct Opportunities {
+    store: OppStore,
+    config: OpportunitiesConfig,
+}
+
+impl Opportunities {
+    /// Opens the service on `db`, applying its migrations.
+    pub async fn open(db: DatabaseConnection, config: OpportunitiesConfig) -> Result<Self, DbErr> {
+        let store = OppStore::new(db, config.defaults.clone());
+        store.migrate().await?;
+        Ok(Opportunities { store, config })
+    }
+
+    pub fn grpc(&self, max_message_bytes: usize) -> OpportunityServiceServer<OpportunitiesApi> {
+        OpportunityServiceServer::new(OpportunitiesApi::new(self.store.clone(), self.config.pages))
+            .max_decoding_message_size(max_message_bytes)
+    }
+
+    /// Serves the API on `listener` (with health, reflection and the shared
+    /// auth layer) until `shutdown`.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        verifier: std::sync::Arc<crm_auth::Verifier>,
+        server: &crm_server::ServerConfig,
+        shutdown: crm_server::Shutdown,
+    ) -> Result<(), crm_server::ServerError> {
+        let routes = tonic::service::Routes::new(self.grpc(server.max_request_bytes))
+            .into_axum_router()
+            .layer(crm_auth::AuthLayer::new(verifier));
+        crm_server::serve(SERVICE_NAME, routes.into(), listener, server, shutdown).await
+    }
+}

@@ -369,6 +369,8 @@ pub fn lead(l: &Lead) -> pb::Lead {
         update_time: Some(fields::timestamp(l.update_time)),
         creator: l.creator.clone(),
         updater: l.updater.clone(),
+        opportunity_id: l.opportunity_id.clone().unwrap_or_default(),
+        account_id: l.account_id.clone().unwrap_or_default(),
     }
 }
 
@@ -381,26 +383,6 @@ pub fn interaction(i: &Interaction) -> pb::Interaction {
         notes: i.notes.clone(),
         creator: i.creator.clone(),
         create_time: Some(fields::timestamp(i.create_time)),
-    }
-}
-
-pub fn audit_entry(e: crm_store::audit::AuditEntry) -> common::AuditEntry {
-    common::AuditEntry {
-        id: e.id,
-        subject_id: e.subject_id,
-        action: e.action,
-        actor: e.actor,
-        time: Some(fields::timestamp(e.time)),
-        changes: e
-            .changes
-            .into_iter()
-            .map(|c| common::FieldChange {
-                field: c.field,
-                old_value: c.old,
-                new_value: c.new,
-            })
-            .collect(),
-        reason: e.reason,
     }
 }
 

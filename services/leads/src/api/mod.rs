@@ -6,6 +6,9 @@ mod mapping;
 
 use crm_auth::{Principal, Role};
 use crm_proto::crm::leads::v1::{self as pb, lead_service_server::LeadService};
+use crm_proto::crm::opportunities::v1::{
+    self as opp, opportunity_service_client::OpportunityServiceClient,
+};
 use crm_rpc::{
     FieldViolation, RpcError, fields,
     paging::{self, Binding, PageLimits},
@@ -108,20 +111,95 @@ fn on_duplicate(value: i32) -> Result<OnDuplicate, Status> {
     }
 }
 
+/// The opportunities service as the leads service calls it.
+pub type OpportunitiesClient = OpportunityServiceClient<tonic::transport::Channel>;
+
 /// The leads gRPC service.
 #[derive(Clone)]
 pub struct LeadsApi {
     store: LeadStore,
     pages: PageLimits,
     max_import_rows: usize,
+    opportunities: Option<OpportunitiesClient>,
 }
 
 impl LeadsApi {
-    pub fn new(store: LeadStore, pages: PageLimits, max_import_rows: usize) -> Self {
+    pub fn new(
+        store: LeadStore,
+        pages: PageLimits,
+        max_import_rows: usize,
+        opportunities: Option<OpportunitiesClient>,
+    ) -> Self {
         LeadsApi {
             store,
             pages,
             max_import_rows,
+            opportunities,
+        }
+    }
+
+    /// Asks the opportunities service to convert `lead`, as the caller
+    /// (their token) and within the caller's trace.
+    async fn convert_remotely(
+        &self,
+        lead: &crate::domain::Lead,
+        token: Option<crm_auth::BearerToken>,
+        name: String,
+        amount: Option<crm_proto::crm::common::v1::Money>,
+    ) -> Result<opp::ConvertLeadResponse, Status> {
+        let unavailable = |message: String| {
+            RpcError::Unavailable {
+                reason: "OPPORTUNITIES_UNAVAILABLE",
+                message,
+            }
+            .into_status(DOMAIN)
+        };
+        let Some(mut client) = self.opportunities.clone() else {
+            return Err(unavailable(
+                "no opportunities service is configured (leads.opportunities_url)".into(),
+            ));
+        };
+        let p = &lead.profile;
+        let request = opp::ConvertLeadRequest {
+            lead_id: lead.id.clone(),
+            company: p.company.clone(),
+            contact_name: p.contact_name.clone(),
+            phone: p.phone.clone(),
+            email: p.email.clone(),
+            industry: p.industry.clone(),
+            region: p.region.clone(),
+            owner_id: lead.owner_id.clone().unwrap_or_default(),
+            opportunity_name: name,
+            amount,
+        };
+        let mut headers = http::HeaderMap::new();
+        crm_telemetry::inject_trace_context(&mut headers);
+        let mut call = Request::from_parts(
+            tonic::metadata::MetadataMap::from_headers(headers),
+            Default::default(),
+            request,
+        );
+        if let Some(value) = token.and_then(|t| t.header_value().parse().ok()) {
+            call.metadata_mut().insert("authorization", value);
+        }
+        call.set_timeout(std::time::Duration::from_secs(10));
+        match client.convert_lead(call).await {
+            Ok(reply) => Ok(reply.into_inner()),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Unknown
+                        | tonic::Code::Cancelled
+                ) =>
+            {
+                Err(unavailable(format!(
+                    "the opportunities service did not answer ({}); the lead is unchanged, retry later",
+                    s.code()
+                )))
+            }
+            Err(s) => Err(s),
         }
     }
 
@@ -585,6 +663,53 @@ impl LeadService for LeadsApi {
         }))
     }
 
+    async fn convert_lead(
+        &self,
+        req: Request<pb::ConvertLeadRequest>,
+    ) -> Result<Response<pb::ConvertLeadResponse>, Status> {
+        let p = principal(&req)?;
+        let token = crm_auth::bearer_token(&req).cloned();
+        let body = req.into_inner();
+        required_id(&body.id, "id")?;
+        if let Some(m) = &body.amount {
+            fields::money(m, "amount").map_err(one)?;
+            if m.units < 0 || m.nanos < 0 {
+                return Err(one(FieldViolation::new("amount", "must not be negative")));
+            }
+        }
+        let me = actor(&p);
+        let lead = self.store.get(&p.tenant, &body.id).await.map_err(status)?;
+        crate::domain::check_visible(&lead, &me).map_err(status)?;
+        lead.check_etag(&body.etag).map_err(status)?;
+        if !crate::domain::check_convertible(&lead, &me).map_err(status)? {
+            return Ok(Response::new(pb::ConvertLeadResponse {
+                lead: Some(mapping::lead(&lead)),
+            }));
+        }
+        // The opportunities service creates at most one opportunity per
+        // lead, so this step may be repeated after any failure below.
+        let converted = self
+            .convert_remotely(&lead, token, body.opportunity_name, body.amount)
+            .await?;
+        let opportunity_id = converted.opportunity.map(|o| o.id).unwrap_or_default();
+        let account_id = converted.account.map(|a| a.id).unwrap_or_default();
+        let lead = self
+            .store
+            .mark_converted(
+                &p.tenant,
+                &body.id,
+                &opportunity_id,
+                &account_id,
+                &me,
+                crm_store::now_micros(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ConvertLeadResponse {
+            lead: Some(mapping::lead(&lead)),
+        }))
+    }
+
     async fn list_due_follow_ups(
         &self,
         req: Request<pb::ListDueFollowUpsRequest>,
@@ -728,7 +853,7 @@ impl LeadService for LeadsApi {
             String::new()
         };
         Ok(Response::new(pb::ListAuditEntriesResponse {
-            entries: entries.into_iter().map(mapping::audit_entry).collect(),
+            entries: entries.into_iter().map(crm_rpc::audit_entry).collect(),
             next_page_token: next,
         }))
     }

@@ -261,6 +261,9 @@ pub struct Lead {
     /// Unless the owner follows up before this, the lead returns to the pool.
     pub follow_up_deadline: Option<i64>,
     pub disqualify_reason: Option<String>,
+    /// Set by conversion: the opportunity and account it became.
+    pub opportunity_id: Option<String>,
+    pub account_id: Option<String>,
     pub create_time: i64,
     pub update_time: i64,
     pub creator: String,

@@ -14,7 +14,8 @@ pub use lead::{
     Amount, Budget, Change, CompanySize, DuplicateKeys, Lead, LeadStatus, Patch, Profile,
 };
 pub use rules::{
-    Actor, Interaction, OnDuplicate, ReturnReason, assign, check_visible, claim, disqualify,
-    log_interaction, merge_into, new_lead, overdue, release, return_to_pool, update,
+    Actor, Interaction, OnDuplicate, ReturnReason, assign, check_convertible, check_visible, claim,
+    convert, disqualify, log_interaction, merge_into, new_lead, overdue, release, return_to_pool,
+    update,
 };
 pub use scoring::{InteractionKind, ScoreBreakdown, ScoreItem, Tally, score};

@@ -104,6 +104,8 @@ pub fn new_lead(
         last_follow_up_time: None,
         next_follow_up_time,
         disqualify_reason: None,
+        opportunity_id: None,
+        account_id: None,
         create_time: now,
         update_time: now,
         creator: actor.id.clone(),
@@ -341,6 +343,36 @@ pub fn disqualify(
     Ok(finish(&before, lead, actor, now))
 }
 
+/// Whether `actor` may convert the lead: the owner or a supervisor, of a
+/// lead still open. `false` for a lead already converted (a retry).
+pub fn check_convertible(lead: &Lead, actor: &Actor) -> Result<bool, LeadError> {
+    if lead.status == LeadStatus::Converted {
+        return Ok(false);
+    }
+    check_may_change(lead, actor)?;
+    check_open(lead)?;
+    Ok(true)
+}
+
+/// Marks the lead converted into `opportunity_id` of `account_id`.
+pub fn convert(
+    lead: &mut Lead,
+    opportunity_id: &str,
+    account_id: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<Vec<Change>, LeadError> {
+    if !check_convertible(lead, actor)? {
+        return Ok(Vec::new());
+    }
+    let before = lead.clone();
+    lead.status = LeadStatus::Converted;
+    lead.opportunity_id = Some(opportunity_id.to_owned());
+    lead.account_id = Some(account_id.to_owned());
+    lead.follow_up_deadline = None;
+    Ok(finish(&before, lead, actor, now))
+}
+
 /// Why the sweeper returns a lead to the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnReason {
@@ -436,6 +468,11 @@ fn diff(a: &Lead, b: &Lead) -> Vec<Change> {
             "disqualify_reason",
             a.disqualify_reason.clone().unwrap_or_default(),
             b.disqualify_reason.clone().unwrap_or_default(),
+        ),
+        Change::of(
+            "opportunity_id",
+            a.opportunity_id.clone().unwrap_or_default(),
+            b.opportunity_id.clone().unwrap_or_default(),
         ),
     ]
     .into_iter()

@@ -38,6 +38,8 @@ pub mod lead {
         pub attention_time: Option<i64>,
         pub notes: String,
         pub disqualify_reason: Option<String>,
+        pub opportunity_id: Option<String>,
+        pub account_id: Option<String>,
         pub create_time: i64,
         pub update_time: i64,
         pub creator: String,

@@ -63,6 +63,8 @@ impl MigrationTrait for CreateLeads {
                     .col(big_integer_null("attention_time"))
                     .col(text("notes"))
                     .col(text_null("disqualify_reason"))
+                    .col(string_null("opportunity_id"))
+                    .col(string_null("account_id"))
                     .col(big_integer("create_time"))
                     .col(big_integer("update_time"))
                     .col(string("creator"))

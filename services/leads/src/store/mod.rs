@@ -799,6 +799,38 @@ impl LeadStore {
         })
     }
 
+    /// Records a conversion the opportunities service made. Converting an
+    /// already converted lead changes nothing, so a retry after a crash
+    /// between the two services' steps ends in the same state.
+    pub async fn mark_converted(
+        &self,
+        tenant: &str,
+        id: &str,
+        opportunity_id: &str,
+        account_id: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Lead, LeadError> {
+        crm_store::write_tx!(&self.db, |tx| async {
+            self.change(
+                tx,
+                tenant,
+                id,
+                "",
+                "lead.converted",
+                &actor.id,
+                now,
+                |lead| {
+                    Ok((
+                        domain::convert(lead, opportunity_id, account_id, actor, now)?,
+                        String::new(),
+                    ))
+                },
+            )
+            .await
+        })
+    }
+
     // ---- the sweeper
 
     /// Returns to the pool up to `batch` leads, of any tenant, whose owner

@@ -1,0 +1,610 @@
+//! Proto messages to domain values and back.
+
+use std::collections::BTreeMap;
+
+use crm_auth::Role;
+use crm_proto::crm::{common::v1 as common, opportunities::v1 as pb};
+use crm_rpc::{FieldViolation, fields};
+use crm_types::{Date, Money};
+
+use crate::domain::{
+    Account, Activity, ActivityKind, Approval, ApprovalKind, ApprovalStatus, Contact, Decision,
+    DecisionRole, Grade, Member, OppConfig, OppPatch, Opportunity, Qualification, RequiredAction,
+    Stage, StageGate, StageViolation, Team, WorkHours,
+};
+use crate::store::{ForecastLine, StoredConfig};
+
+/// Maps a proto enum to a domain value in both directions by listing the
+/// pairs once.
+macro_rules! enum_map {
+    ($to_domain:ident, $to_proto:ident, $pb:ty, $domain:ty, $what:literal, { $($p:ident => $d:expr),+ $(,)? }) => {
+        /// `None` for UNSPECIFIED; an unknown number is a violation of `field`.
+        pub fn $to_domain(value: i32, field: &str) -> Result<Option<$domain>, FieldViolation> {
+            let v = <$pb>::try_from(value).map_err(|_| FieldViolation::new(field, concat!("unknown ", $what)))?;
+            Ok(match v {
+                <$pb>::Unspecified => None,
+                $(<$pb>::$p => Some($d),)+
+            })
+        }
+
+        pub fn $to_proto(value: $domain) -> i32 {
+            $(if value == $d { return <$pb>::$p as i32; })+
+            0
+        }
+    };
+}
+
+enum_map!(stage, stage_pb, pb::Stage, Stage, "stage", {
+    Validate => Stage::Validate, Approved => Stage::Approved, NeedsAnalysis => Stage::NeedsAnalysis,
+    ValuePresentation => Stage::ValuePresentation, Proposal => Stage::Proposal, Bidding => Stage::Bidding,
+    Negotiation => Stage::Negotiation, Won => Stage::Won, Lost => Stage::Lost,
+});
+enum_map!(grade, grade_pb, pb::Grade, Grade, "grade", { A => Grade::A, B => Grade::B, C => Grade::C, E => Grade::E });
+enum_map!(decision_role, decision_role_pb, pb::DecisionRole, DecisionRole, "decision role", {
+    DecisionMaker => DecisionRole::DecisionMaker, Influencer => DecisionRole::Influencer,
+    TechnicalEvaluator => DecisionRole::TechnicalEvaluator, User => DecisionRole::User, Coach => DecisionRole::Coach,
+});
+enum_map!(activity_kind, activity_kind_pb, pb::ActivityKind, ActivityKind, "activity kind", {
+    Meeting => ActivityKind::Meeting, Call => ActivityKind::Call, Demo => ActivityKind::Demo, Visit => ActivityKind::Visit, Email => ActivityKind::Email,
+});
+enum_map!(approval_kind, approval_kind_pb, pb::ApprovalKind, ApprovalKind, "approval kind", {
+    ProjectApproval => ApprovalKind::ProjectApproval, PartnerRegistration => ApprovalKind::PartnerRegistration,
+    PresalesResource => ApprovalKind::PresalesResource, GradeUpgrade => ApprovalKind::GradeUpgrade,
+    BidApproval => ApprovalKind::BidApproval, ScopeReview => ApprovalKind::ScopeReview,
+    AccountChange => ApprovalKind::AccountChange, DeliveryReview => ApprovalKind::DeliveryReview,
+});
+enum_map!(approval_status, approval_status_pb, pb::ApprovalStatus, ApprovalStatus, "approval status", {
+    Pending => ApprovalStatus::Pending, Approved => ApprovalStatus::Approved, Rejected => ApprovalStatus::Rejected, Voided => ApprovalStatus::Voided,
+});
+enum_map!(decision, decision_pb, pb::Decision, Decision, "decision", { Approve => Decision::Approve, Reject => Decision::Reject });
+enum_map!(required_action, required_action_pb, pb::RequiredAction, RequiredAction, "required action", {
+    DecisionMakerInChain => RequiredAction::DecisionMakerInChain,
+    MeetingWithDecisionMaker => RequiredAction::MeetingWithDecisionMaker,
+    QualificationAssessed => RequiredAction::QualificationAssessed,
+});
+enum_map!(role, role_pb, common::Role, Role, "role", {
+    Sales => Role::Sales, Solution => Role::Solution, Delivery => Role::Delivery, Service => Role::Service,
+    Finance => Role::Finance, Legal => Role::Legal, Manager => Role::Manager, Admin => Role::Admin, Integration => Role::Integration,
+});
+
+/// A money field: currency and sign checked; negative amounts refused.
+pub fn money(m: Option<&common::Money>, field: &str, v: &mut Vec<FieldViolation>) -> Option<Money> {
+    let m = m?;
+    if let Err(e) = fields::money(m, field) {
+        v.push(e);
+        return None;
+    }
+    let value = Money::new(m.currency_code.clone(), m.units, m.nanos);
+    if value.is_negative() {
+        v.push(FieldViolation::new(field, "must not be negative"));
+        return None;
+    }
+    Some(value)
+}
+
+pub fn money_pb(m: &Money) -> common::Money {
+    common::Money {
+        currency_code: m.currency.clone(),
+        units: m.units,
+        nanos: m.nanos,
+    }
+}
+
+pub fn date(d: Option<&common::Date>, field: &str, v: &mut Vec<FieldViolation>) -> Option<Date> {
+    let d = d?;
+    let parsed = Date::new(d.year, d.month, d.day);
+    if parsed.is_none() {
+        v.push(FieldViolation::new(field, "not a valid calendar date"));
+    }
+    parsed
+}
+
+pub fn date_pb(d: Date) -> common::Date {
+    common::Date {
+        year: d.year,
+        month: i32::from(d.month),
+        day: i32::from(d.day),
+    }
+}
+
+pub fn account_pb(a: &Account) -> pb::Account {
+    pb::Account {
+        id: a.id.clone(),
+        etag: a.version.to_string(),
+        name: a.name.clone(),
+        registration_number: a.registration_number.clone(),
+        industry: a.industry.clone(),
+        region: a.region.clone(),
+        owner_id: a.owner_id.clone(),
+        pending_approval_id: a.pending_approval_id.clone().unwrap_or_default(),
+        create_time: Some(fields::timestamp(a.create_time)),
+        update_time: Some(fields::timestamp(a.update_time)),
+        creator: a.creator.clone(),
+        updater: a.updater.clone(),
+    }
+}
+
+pub fn contact_pb(c: &Contact) -> pb::Contact {
+    pb::Contact {
+        id: c.id.clone(),
+        etag: "1".into(),
+        account_id: c.account_id.clone(),
+        name: c.name.clone(),
+        title: c.title.clone(),
+        phone: c.phone.clone(),
+        email: c.email.clone(),
+        create_time: Some(fields::timestamp(c.create_time)),
+        creator: c.creator.clone(),
+    }
+}
+
+fn team(t: Option<&pb::Team>) -> Team {
+    t.map(|t| Team {
+        account_manager_id: t.account_manager_id.clone(),
+        solution_manager_id: t.solution_manager_id.clone(),
+        delivery_manager_id: t.delivery_manager_id.clone(),
+        other_member_ids: t.other_member_ids.clone(),
+    })
+    .unwrap_or_default()
+}
+
+fn qualification(q: Option<&pb::Qualification>) -> Option<Qualification> {
+    q.map(|q| Qualification {
+        is_real: q.is_real,
+        can_compete: q.can_compete,
+        can_win: q.can_win,
+        worth_it: q.worth_it,
+        notes: q.notes.clone(),
+    })
+}
+
+/// The fields of a new opportunity, checked for form.
+pub struct OppDraft {
+    pub name: String,
+    pub amount: Option<Money>,
+    pub expected_close_date: Option<Date>,
+    pub grade: Option<Grade>,
+    pub team: Team,
+    pub competitors: Vec<String>,
+    pub qualification: Option<Qualification>,
+}
+
+pub fn draft(o: &pb::Opportunity) -> Result<OppDraft, Vec<FieldViolation>> {
+    let mut v = Vec::new();
+    if o.account_id.is_empty() {
+        v.push(FieldViolation::new("opportunity.account_id", "required"));
+    }
+    if o.name.trim().is_empty() {
+        v.push(FieldViolation::new("opportunity.name", "required"));
+    }
+    let amount = money(o.amount.as_ref(), "opportunity.amount", &mut v);
+    let expected_close_date = date(
+        o.expected_close_date.as_ref(),
+        "opportunity.expected_close_date",
+        &mut v,
+    );
+    let grade = grade(o.grade, "opportunity.grade").unwrap_or_else(|e| {
+        v.push(e);
+        None
+    });
+    if v.is_empty() {
+        Ok(OppDraft {
+            name: o.name.trim().to_owned(),
+            amount,
+            expected_close_date,
+            grade,
+            team: team(o.team.as_ref()),
+            competitors: o.competitors.clone(),
+            qualification: qualification(o.qualification.as_ref()),
+        })
+    } else {
+        Err(v)
+    }
+}
+
+pub const UPDATABLE: &[&str] = &[
+    "name",
+    "amount",
+    "expected_close_date",
+    "grade",
+    "team",
+    "competitors",
+    "win_loss_reason",
+    "qualification",
+    "solution_summary",
+    "workload_person_days",
+    "quote",
+];
+
+/// The changes an update asks for; an empty mask means every updatable
+/// field set in the message.
+pub fn patches(
+    o: &pb::Opportunity,
+    paths: &[String],
+) -> Result<Vec<OppPatch>, Vec<FieldViolation>> {
+    let mut v = Vec::new();
+    let set = |p: &str| -> bool {
+        if !paths.is_empty() {
+            return paths.iter().any(|x| x == p);
+        }
+        match p {
+            "name" => !o.name.is_empty(),
+            "amount" => o.amount.is_some(),
+            "expected_close_date" => o.expected_close_date.is_some(),
+            "grade" => o.grade != 0,
+            "team" => o.team.is_some(),
+            "competitors" => !o.competitors.is_empty(),
+            "win_loss_reason" => !o.win_loss_reason.is_empty(),
+            "qualification" => o.qualification.is_some(),
+            "solution_summary" => !o.solution_summary.is_empty(),
+            "workload_person_days" => o.workload_person_days != 0,
+            "quote" => o.quote.is_some(),
+            _ => false,
+        }
+    };
+    let mut out = Vec::new();
+    for path in UPDATABLE.iter().copied().filter(|p| set(p)) {
+        out.push(match path {
+            "name" => OppPatch::Name(o.name.clone()),
+            "amount" => OppPatch::Amount(money(o.amount.as_ref(), "opportunity.amount", &mut v)),
+            "expected_close_date" => OppPatch::ExpectedCloseDate(date(
+                o.expected_close_date.as_ref(),
+                "opportunity.expected_close_date",
+                &mut v,
+            )),
+            "grade" => OppPatch::Grade(grade(o.grade, "opportunity.grade").unwrap_or_else(|e| {
+                v.push(e);
+                None
+            })),
+            "team" => OppPatch::Team(team(o.team.as_ref())),
+            "competitors" => OppPatch::Competitors(o.competitors.clone()),
+            "win_loss_reason" => OppPatch::WinLossReason(o.win_loss_reason.clone()),
+            "qualification" => OppPatch::Qualification(qualification(o.qualification.as_ref())),
+            "solution_summary" => OppPatch::SolutionSummary(o.solution_summary.clone()),
+            "workload_person_days" => OppPatch::WorkloadPersonDays(
+                (o.workload_person_days != 0).then_some(o.workload_person_days),
+            ),
+            _ => OppPatch::Quote(money(o.quote.as_ref(), "opportunity.quote", &mut v)),
+        });
+    }
+    if out.is_empty() && v.is_empty() {
+        v.push(FieldViolation::new(
+            "update_mask",
+            "names no field to change",
+        ));
+    }
+    if v.is_empty() { Ok(out) } else { Err(v) }
+}
+
+pub fn opportunity_pb(o: &Opportunity, config: &OppConfig) -> pb::Opportunity {
+    pb::Opportunity {
+        id: o.id.clone(),
+        etag: o.etag(),
+        account_id: o.account_id.clone(),
+        name: o.name.clone(),
+        amount: o.amount.as_ref().map(money_pb),
+        expected_close_date: o.expected_close_date.map(date_pb),
+        grade: o.grade.map_or(0, grade_pb),
+        team: Some(pb::Team {
+            account_manager_id: o.team.account_manager_id.clone(),
+            solution_manager_id: o.team.solution_manager_id.clone(),
+            delivery_manager_id: o.team.delivery_manager_id.clone(),
+            other_member_ids: o.team.other_member_ids.clone(),
+        }),
+        competitors: o.competitors.clone(),
+        stage: stage_pb(o.stage),
+        win_probability: i32::from(config.probability(o.stage)),
+        win_loss_reason: o.win_loss_reason.clone(),
+        qualification: o.qualification.as_ref().map(|q| pb::Qualification {
+            is_real: q.is_real,
+            can_compete: q.can_compete,
+            can_win: q.can_win,
+            worth_it: q.worth_it,
+            notes: q.notes.clone(),
+        }),
+        solution_summary: o.solution_summary.clone(),
+        workload_person_days: o.workload_person_days.unwrap_or(0),
+        quote: o.quote.as_ref().map(money_pb),
+        delivery_review: o.delivery_review.as_ref().map(|r| pb::DeliveryReview {
+            approval_id: r.approval_id.clone(),
+            status: approval_status_pb(r.status),
+        }),
+        lead_id: o.lead_id.clone().unwrap_or_default(),
+        create_time: Some(fields::timestamp(o.create_time)),
+        update_time: Some(fields::timestamp(o.update_time)),
+        creator: o.creator.clone(),
+        updater: o.updater.clone(),
+    }
+}
+
+pub fn member(m: Option<&pb::DecisionChainMember>) -> Result<Member, Vec<FieldViolation>> {
+    let Some(m) = m else {
+        return Err(vec![FieldViolation::new("member", "required")]);
+    };
+    let mut v = Vec::new();
+    if m.contact_id.is_empty() {
+        v.push(FieldViolation::new("member.contact_id", "required"));
+    }
+    let role = match decision_role(m.role, "member.role") {
+        Ok(Some(r)) => Some(r),
+        Ok(None) => {
+            v.push(FieldViolation::new("member.role", "required"));
+            None
+        }
+        Err(e) => {
+            v.push(e);
+            None
+        }
+    };
+    let rating = |x: i32| u8::try_from(x).unwrap_or(0);
+    let member = Member {
+        contact_id: m.contact_id.clone(),
+        role: role.unwrap_or(DecisionRole::User),
+        relationship: rating(m.relationship),
+        solution_acceptance: rating(m.solution_acceptance),
+        price_acceptance: rating(m.price_acceptance),
+    };
+    v.extend(
+        member
+            .validate()
+            .into_iter()
+            .map(|x| FieldViolation::new(x.field, x.description)),
+    );
+    if v.is_empty() { Ok(member) } else { Err(v) }
+}
+
+pub fn member_pb(m: &Member) -> pb::DecisionChainMember {
+    pb::DecisionChainMember {
+        contact_id: m.contact_id.clone(),
+        role: decision_role_pb(m.role),
+        relationship: i32::from(m.relationship),
+        solution_acceptance: i32::from(m.solution_acceptance),
+        price_acceptance: i32::from(m.price_acceptance),
+    }
+}
+
+pub fn activity_pb(a: &Activity) -> pb::Activity {
+    pb::Activity {
+        id: a.id.clone(),
+        opportunity_id: a.opportunity_id.clone(),
+        kind: activity_kind_pb(a.kind),
+        contact_ids: a.contact_ids.clone(),
+        occur_time: Some(fields::timestamp(a.occur_time)),
+        notes: a.notes.clone(),
+        creator: a.creator.clone(),
+    }
+}
+
+pub fn work_hours_pb(w: &WorkHours) -> pb::WorkHours {
+    pb::WorkHours {
+        id: w.id.clone(),
+        opportunity_id: w.opportunity_id.clone(),
+        person_id: w.person_id.clone(),
+        work_date: Some(date_pb(w.work_date)),
+        minutes: w.minutes,
+        notes: w.notes.clone(),
+    }
+}
+
+pub fn approval_pb(a: &Approval) -> pb::Approval {
+    pb::Approval {
+        id: a.id.clone(),
+        etag: a.etag(),
+        kind: approval_kind_pb(a.kind),
+        subject_id: a.subject_id.clone(),
+        requester_id: a.requester_id.clone(),
+        status: approval_status_pb(a.status),
+        steps: a
+            .steps
+            .iter()
+            .map(|s| pb::ApprovalStep {
+                role: role_pb(s.role),
+                decision: s.decision.map_or(0, decision_pb),
+                decider_id: s.decider_id.clone(),
+                on_behalf_of: s.on_behalf_of.clone(),
+                decide_time: fields::opt_timestamp(s.decide_time),
+                comment: s.comment.clone(),
+            })
+            .collect(),
+        current_step: i32::try_from(a.current_step).unwrap_or(0),
+        reason: a.reason.clone(),
+        proposed_changes: a.proposed.clone().into_iter().collect(),
+        create_time: Some(fields::timestamp(a.create_time)),
+        update_time: Some(fields::timestamp(a.update_time)),
+    }
+}
+
+fn missing_pb(m: &crate::domain::Missing) -> pb::MissingRequirement {
+    pb::MissingRequirement {
+        kind: m.kind.clone(),
+        subject: m.subject.clone(),
+        description: m.description.clone(),
+    }
+}
+
+pub fn violation_pb(v: &StageViolation) -> pb::StageViolation {
+    pb::StageViolation {
+        id: v.id.clone(),
+        opportunity_id: v.opportunity_id.clone(),
+        from_stage: stage_pb(v.from),
+        to_stage: stage_pb(v.to),
+        missing: v.missing.iter().map(missing_pb).collect(),
+        manager_id: v.manager_id.clone(),
+        reason: v.reason.clone(),
+        time: Some(fields::timestamp(v.time)),
+    }
+}
+
+pub fn forecast_pb(l: &ForecastLine) -> pb::ForecastLine {
+    pb::ForecastLine {
+        stage: stage_pb(l.stage),
+        currency_code: l.amount.currency.clone(),
+        count: l.count,
+        amount: Some(money_pb(&l.amount)),
+        weighted_amount: Some(money_pb(&l.weighted)),
+    }
+}
+
+pub fn config_pb(s: &StoredConfig) -> pb::OpportunityConfig {
+    let c = &s.config;
+    pb::OpportunityConfig {
+        etag: s.version.to_string(),
+        stage_probabilities: c
+            .stage_probabilities
+            .iter()
+            .map(|(stage, p)| pb::StageProbability {
+                stage: stage_pb(*stage),
+                percent: i32::from(*p),
+            })
+            .collect(),
+        gates: c
+            .gates
+            .iter()
+            .map(|g| pb::StageGate {
+                stage: stage_pb(g.stage),
+                required_fields: g.required_fields.clone(),
+                required_actions: g
+                    .required_actions
+                    .iter()
+                    .map(|a| required_action_pb(*a))
+                    .collect(),
+                required_approvals: g
+                    .required_approvals
+                    .iter()
+                    .map(|k| approval_kind_pb(*k))
+                    .collect(),
+            })
+            .collect(),
+        allow_skipping_stages: c.allow_skipping_stages,
+        allow_moving_back: c.allow_moving_back,
+        approval_chains: c
+            .approval_chains
+            .iter()
+            .map(|(kind, roles)| pb::ApprovalChain {
+                kind: approval_kind_pb(*kind),
+                roles: roles.iter().map(|r| role_pb(*r)).collect(),
+            })
+            .collect(),
+        update_time: fields::opt_timestamp(s.update_time),
+        updater: s.updater.clone(),
+    }
+}
+
+fn required<T>(
+    value: Result<Option<T>, FieldViolation>,
+    field: &str,
+    v: &mut Vec<FieldViolation>,
+) -> Option<T> {
+    match value {
+        Ok(Some(x)) => Some(x),
+        Ok(None) => {
+            v.push(FieldViolation::new(field, "required"));
+            None
+        }
+        Err(e) => {
+            v.push(e);
+            None
+        }
+    }
+}
+
+pub fn config(c: &pb::OpportunityConfig) -> Result<OppConfig, Vec<FieldViolation>> {
+    let mut v = Vec::new();
+    let mut probabilities = BTreeMap::new();
+    for (i, p) in c.stage_probabilities.iter().enumerate() {
+        if let Some(s) = required(
+            stage(p.stage, &format!("config.stage_probabilities[{i}].stage")),
+            &format!("config.stage_probabilities[{i}].stage"),
+            &mut v,
+        ) {
+            match u8::try_from(p.percent).ok().filter(|x| *x <= 100) {
+                Some(x) => {
+                    probabilities.insert(s, x);
+                }
+                None => v.push(FieldViolation::new(
+                    format!("config.stage_probabilities[{i}].percent"),
+                    "0-100",
+                )),
+            }
+        }
+    }
+    let mut gates = Vec::new();
+    for (i, g) in c.gates.iter().enumerate() {
+        let field = format!("config.gates[{i}]");
+        let s = required(
+            stage(g.stage, &format!("{field}.stage")),
+            &format!("{field}.stage"),
+            &mut v,
+        );
+        let actions = g
+            .required_actions
+            .iter()
+            .enumerate()
+            .filter_map(|(j, a)| {
+                required(
+                    required_action(*a, &format!("{field}.required_actions[{j}]")),
+                    &format!("{field}.required_actions[{j}]"),
+                    &mut v,
+                )
+            })
+            .collect();
+        let approvals = g
+            .required_approvals
+            .iter()
+            .enumerate()
+            .filter_map(|(j, a)| {
+                required(
+                    approval_kind(*a, &format!("{field}.required_approvals[{j}]")),
+                    &format!("{field}.required_approvals[{j}]"),
+                    &mut v,
+                )
+            })
+            .collect();
+        if let Some(s) = s {
+            gates.push(StageGate {
+                stage: s,
+                required_fields: g.required_fields.clone(),
+                required_actions: actions,
+                required_approvals: approvals,
+            });
+        }
+    }
+    let mut chains = BTreeMap::new();
+    for (i, ch) in c.approval_chains.iter().enumerate() {
+        let field = format!("config.approval_chains[{i}]");
+        let kind = required(
+            approval_kind(ch.kind, &format!("{field}.kind")),
+            &format!("{field}.kind"),
+            &mut v,
+        );
+        let roles: Vec<Role> = ch
+            .roles
+            .iter()
+            .enumerate()
+            .filter_map(|(j, r)| {
+                required(
+                    role(*r, &format!("{field}.roles[{j}]")),
+                    &format!("{field}.roles[{j}]"),
+                    &mut v,
+                )
+            })
+            .collect();
+        if let Some(kind) = kind {
+            chains.insert(kind, roles);
+        }
+    }
+    let config = OppConfig {
+        stage_probabilities: probabilities,
+        gates,
+        allow_skipping_stages: c.allow_skipping_stages,
+        allow_moving_back: c.allow_moving_back,
+        approval_chains: chains,
+    };
+    v.extend(
+        config
+            .validate()
+            .into_iter()
+            .map(|x| FieldViolation::new(x.field, x.description)),
+    );
+    if v.is_empty() { Ok(config) } else { Err(v) }
+}

@@ -1,0 +1,353 @@
+//! The opportunities schema. Every list filter has an index that serves it.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = crm_store::shared_migrations();
+        all.push(Box::new(CreateOpportunities));
+        all
+    }
+}
+
+struct CreateOpportunities;
+
+impl MigrationName for CreateOpportunities {
+    fn name(&self) -> &str {
+        "m0002_opportunities"
+    }
+}
+
+fn index(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
+    let mut stmt = Index::create();
+    stmt.name(name).table(table).if_not_exists();
+    for col in cols {
+        stmt.col(*col);
+    }
+    stmt.to_owned()
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for CreateOpportunities {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("accounts")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(string("tenant_id"))
+                    .col(big_integer("version"))
+                    .col(string("name"))
+                    .col(string("name_key"))
+                    .col(string("registration_number"))
+                    .col(string("industry"))
+                    .col(string("region"))
+                    .col(string("owner_id"))
+                    .col(string_null("pending_approval_id"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .col(string("creator"))
+                    .col(string("updater"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("contacts")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(string("tenant_id"))
+                    .col(string("account_id"))
+                    .col(string("name"))
+                    .col(string("name_key"))
+                    .col(string("title"))
+                    .col(string("phone"))
+                    .col(string("email"))
+                    .col(big_integer("create_time"))
+                    .col(string("creator"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("opportunities")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(string("tenant_id"))
+                    .col(big_integer("version"))
+                    .col(string("account_id"))
+                    .col(string("name"))
+                    .col(string_null("amount_currency"))
+                    .col(big_integer_null("amount_units"))
+                    .col(integer_null("amount_nanos"))
+                    .col(string_null("expected_close_date"))
+                    .col(string_null("grade"))
+                    .col(string("account_manager_id"))
+                    .col(string("solution_manager_id"))
+                    .col(string("delivery_manager_id"))
+                    .col(text("other_members"))
+                    .col(text("competitors"))
+                    .col(string("stage"))
+                    .col(text("win_loss_reason"))
+                    .col(text_null("qualification"))
+                    .col(text("solution_summary"))
+                    .col(integer_null("workload_person_days"))
+                    .col(text_null("quote"))
+                    .col(string_null("review_approval_id"))
+                    .col(string_null("review_status"))
+                    .col(string_null("lead_id"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .col(string("creator"))
+                    .col(string("updater"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("decision_chain")
+                    .if_not_exists()
+                    .col(string("opportunity_id"))
+                    .col(string("contact_id"))
+                    .col(string("tenant_id"))
+                    .col(string("role"))
+                    .col(integer("relationship"))
+                    .col(integer("solution_acceptance"))
+                    .col(integer("price_acceptance"))
+                    .col(big_integer("update_time"))
+                    .primary_key(Index::create().col("opportunity_id").col("contact_id"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("activities")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(string("tenant_id"))
+                    .col(string("opportunity_id"))
+                    .col(string("kind"))
+                    .col(text("contact_ids"))
+                    .col(big_integer("occur_time"))
+                    .col(text("notes"))
+                    .col(string("creator"))
+                    .col(big_integer("create_time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("approvals")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(string("tenant_id"))
+                    .col(big_integer("version"))
+                    .col(string("kind"))
+                    .col(string("subject_id"))
+                    .col(string("requester_id"))
+                    .col(string("status"))
+                    .col(text("steps"))
+                    .col(integer("current_step"))
+                    .col(text("reason"))
+                    .col(text("proposed"))
+                    .col(text("snapshot"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("work_hours")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(string("tenant_id"))
+                    .col(string("opportunity_id"))
+                    .col(string("person_id"))
+                    .col(string("work_date"))
+                    .col(integer("minutes"))
+                    .col(text("notes"))
+                    .col(big_integer("create_time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("stage_violations")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(string("tenant_id"))
+                    .col(string("opportunity_id"))
+                    .col(string("from_stage"))
+                    .col(string("to_stage"))
+                    .col(text("missing"))
+                    .col(string("manager_id"))
+                    .col(text("reason"))
+                    .col(big_integer("time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("opportunity_configs")
+                    .if_not_exists()
+                    .col(string("tenant_id").primary_key())
+                    .col(text("config"))
+                    .col(big_integer("version"))
+                    .col(big_integer("update_time"))
+                    .col(string("updater"))
+                    .to_owned(),
+            )
+            .await?;
+        // One opportunity per lead: the conversion's idempotency rests on it.
+        manager
+            .create_index(index("accounts_tenant", "accounts", &["tenant_id", "id"]))
+            .await?;
+        manager
+            .create_index(index(
+                "accounts_owner",
+                "accounts",
+                &["tenant_id", "owner_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(
+                index("accounts_name_key", "accounts", &["tenant_id", "name_key"])
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "contacts_account",
+                "contacts",
+                &["tenant_id", "account_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "contacts_account_name",
+                "contacts",
+                &["tenant_id", "account_id", "name_key"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "opportunities_tenant",
+                "opportunities",
+                &["tenant_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "opportunities_stage",
+                "opportunities",
+                &["tenant_id", "stage", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "opportunities_account",
+                "opportunities",
+                &["tenant_id", "account_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "opportunities_owner",
+                "opportunities",
+                &["tenant_id", "account_manager_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "opportunities_solution",
+                "opportunities",
+                &["tenant_id", "solution_manager_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "opportunities_delivery",
+                "opportunities",
+                &["tenant_id", "delivery_manager_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(
+                index(
+                    "opportunities_lead",
+                    "opportunities",
+                    &["tenant_id", "lead_id"],
+                )
+                .unique()
+                .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "decision_chain_tenant",
+                "decision_chain",
+                &["tenant_id", "opportunity_id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "activities_opportunity",
+                "activities",
+                &["tenant_id", "opportunity_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index("approvals_tenant", "approvals", &["tenant_id", "id"]))
+            .await?;
+        manager
+            .create_index(index(
+                "approvals_subject",
+                "approvals",
+                &["tenant_id", "subject_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "approvals_status",
+                "approvals",
+                &["tenant_id", "status", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "work_hours_opportunity",
+                "work_hours",
+                &["tenant_id", "opportunity_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "stage_violations_tenant",
+                "stage_violations",
+                &["tenant_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "stage_violations_opportunity",
+                "stage_violations",
+                &["tenant_id", "opportunity_id", "id"],
+            ))
+            .await?;
+        Ok(())
+    }
+}
