@@ -207,7 +207,7 @@ impl Opportunity {
     /// What the delivery manager reviews, in one comparable string.
     pub fn review_snapshot(&self) -> String {
         format!(
-            "{}\u{0}{}\u{0}{}",
+            "{}\u{1f}{}\u{1f}{}",
             self.solution_summary,
             self.workload_person_days
                 .map(|d| d.to_string())

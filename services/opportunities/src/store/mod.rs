@@ -13,6 +13,7 @@ use crm_store::{
     idempotency::{self, Prior, RequestKey},
 };
 use crm_types::Money;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
@@ -1373,8 +1374,15 @@ impl OppStore {
             .column(Column::Stage)
             .column(Column::AmountCurrency)
             .column_as(Column::Id.count(), "count")
-            .column_as(Column::AmountUnits.sum(), "units")
-            .column_as(Column::AmountNanos.sum(), "nanos")
+            // SUM of BIGINT is NUMERIC on PostgreSQL: back to BIGINT for both backends.
+            .column_as(
+                Expr::from(Func::cast_as(Column::AmountUnits.sum(), "BIGINT")),
+                "units",
+            )
+            .column_as(
+                Expr::from(Func::cast_as(Column::AmountNanos.sum(), "BIGINT")),
+                "nanos",
+            )
             .filter(Column::TenantId.eq(tenant))
             .filter(Column::Stage.is_in(open))
             .filter(Column::AmountCurrency.is_not_null());

@@ -1,0 +1,987 @@
+//! The opportunities service through the gateway: conversion from a lead,
+//! stage gates, approvals, the delivery review, the decision chain, hours,
+//! the forecast, and bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crm_auth::Role;
+use crm_proto::crm::{common::v1 as common, leads::v1 as leads, opportunities::v1 as pb};
+use crm_testkit::{OpportunitiesClient, TestSuite};
+use prost_types::FieldMask;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn cny(units: i64) -> Option<common::Money> {
+    Some(common::Money {
+        currency_code: "CNY".into(),
+        units,
+        nanos: 0,
+    })
+}
+
+fn reason(s: &tonic::Status) -> String {
+    s.get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+fn fields(s: &tonic::Status) -> Vec<String> {
+    s.get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn missing(s: &tonic::Status) -> Vec<String> {
+    s.get_error_details()
+        .precondition_failure()
+        .map(|p| p.violations.iter().map(|v| v.subject.clone()).collect())
+        .unwrap_or_default()
+}
+
+struct Team {
+    amy: OpportunitiesClient,
+    boss: OpportunitiesClient,
+    dora: OpportunitiesClient,
+    dan: OpportunitiesClient,
+    fay: OpportunitiesClient,
+    lee: OpportunitiesClient,
+    oa: OpportunitiesClient,
+}
+
+fn team(suite: &TestSuite) -> Team {
+    let client = |who: &str, roles: &[Role]| {
+        suite.opportunities_client(Some(&suite.token("acme", who, roles)))
+    };
+    Team {
+        amy: client("amy", &[Role::Sales]),
+        boss: client("boss", &[Role::Manager]),
+        dora: client("dora", &[Role::Delivery]),
+        dan: client("dan", &[Role::Delivery]),
+        fay: client("fay", &[Role::Finance]),
+        lee: client("lee", &[Role::Legal]),
+        oa: client("oa-system", &[Role::Integration]),
+    }
+}
+
+async fn advance(
+    c: &mut OpportunitiesClient,
+    id: &str,
+    to: pb::Stage,
+) -> Result<pb::Opportunity, tonic::Status> {
+    c.advance_stage(pb::AdvanceStageRequest {
+        id: id.into(),
+        target_stage: to as i32,
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner().opportunity.unwrap())
+}
+
+async fn approve(c: &mut OpportunitiesClient, id: &str, on_behalf_of: &str) -> pb::Approval {
+    c.decide_approval(pb::DecideApprovalRequest {
+        id: id.into(),
+        decision: pb::Decision::Approve as i32,
+        on_behalf_of: on_behalf_of.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .approval
+    .unwrap()
+}
+
+async fn update(
+    c: &mut OpportunitiesClient,
+    o: pb::Opportunity,
+    paths: &[&str],
+) -> Result<pb::Opportunity, tonic::Status> {
+    c.update_opportunity(pb::UpdateOpportunityRequest {
+        opportunity: Some(o),
+        update_mask: Some(FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        }),
+    })
+    .await
+    .map(|r| r.into_inner().opportunity.unwrap())
+}
+
+#[tokio::test]
+async fn from_a_lead_to_a_won_opportunity() {
+    let suite = TestSuite::start().await;
+    let Team {
+        mut amy,
+        mut boss,
+        mut dora,
+        mut dan,
+        mut fay,
+        mut lee,
+        mut oa,
+    } = team(&suite);
+    let mut leads = suite.leads_client(Some(&suite.token("acme", "amy", &[Role::Sales])));
+
+    // A lead converts into an account, a contact and an opportunity, once.
+    let lead = leads
+        .create_lead(leads::CreateLeadRequest {
+            lead: Some(leads::Lead {
+                company: "ACME Robotics".into(),
+                contact_name: "Li Lei".into(),
+                phone: "+86 138 0013 8000".into(),
+                source_channel: "referral".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let convert = leads::ConvertLeadRequest {
+        id: lead.id.clone(),
+        amount: cny(1_000_000),
+        ..Default::default()
+    };
+    let converted = leads
+        .convert_lead(convert.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_eq!(converted.status, leads::LeadStatus::Converted as i32);
+    let again = leads
+        .convert_lead(convert)
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_eq!(
+        again.opportunity_id, converted.opportunity_id,
+        "a retried conversion yields the same opportunity"
+    );
+    let all = boss
+        .list_opportunities(pb::ListOpportunitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.opportunities.len(), 1);
+    let opp = all.opportunities[0].clone();
+    assert_eq!(
+        (opp.lead_id.as_str(), opp.account_id.as_str()),
+        (lead.id.as_str(), converted.account_id.as_str())
+    );
+    assert_eq!(opp.team.as_ref().unwrap().account_manager_id, "amy");
+    let contacts = amy
+        .list_contacts(pb::ListContactsRequest {
+            account_id: opp.account_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let li_lei = contacts.contacts[0].id.clone();
+
+    // Validate -> approved: the gate lists everything missing at once.
+    let err = advance(&mut amy, &opp.id, pb::Stage::Approved)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::FailedPrecondition, "STAGE_GATE_NOT_MET")
+    );
+    assert_eq!(
+        missing(&err),
+        [
+            "expected_close_date",
+            "grade",
+            "qualification_assessed",
+            "project_approval"
+        ]
+    );
+    let opp = update(
+        &mut amy,
+        pb::Opportunity {
+            id: opp.id.clone(),
+            expected_close_date: Some(common::Date {
+                year: 2027,
+                month: 3,
+                day: 31,
+            }),
+            grade: pb::Grade::A as i32,
+            team: Some(pb::Team {
+                account_manager_id: "amy".into(),
+                solution_manager_id: "sol".into(),
+                delivery_manager_id: "dora".into(),
+                ..Default::default()
+            }),
+            qualification: Some(pb::Qualification {
+                is_real: true,
+                can_compete: true,
+                can_win: true,
+                worth_it: true,
+                notes: String::new(),
+            }),
+            competitors: vec!["Globex".into()],
+            ..Default::default()
+        },
+        &[
+            "expected_close_date",
+            "grade",
+            "team",
+            "qualification",
+            "competitors",
+        ],
+    )
+    .await
+    .unwrap();
+    let project = amy
+        .request_approval(pb::RequestApprovalRequest {
+            kind: pb::ApprovalKind::ProjectApproval as i32,
+            opportunity_id: opp.id.clone(),
+            reason: "real and winnable".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    // The OA system decides for a named manager; the person is recorded.
+    let decided = approve(&mut oa, &project.id, "wang.manager").await;
+    assert_eq!(decided.status, pb::ApprovalStatus::Approved as i32);
+    assert_eq!(
+        (
+            decided.steps[0].decider_id.as_str(),
+            decided.steps[0].on_behalf_of.as_str()
+        ),
+        ("oa-system", "wang.manager")
+    );
+    let opp = advance(&mut amy, &opp.id, pb::Stage::Approved)
+        .await
+        .unwrap();
+    assert_eq!(opp.win_probability, 20);
+
+    // Needs analysis wants a decision maker in the chain; value presentation a meeting with them.
+    amy.set_decision_chain_member(pb::SetDecisionChainMemberRequest {
+        opportunity_id: opp.id.clone(),
+        member: Some(pb::DecisionChainMember {
+            contact_id: li_lei.clone(),
+            role: pb::DecisionRole::DecisionMaker as i32,
+            relationship: 4,
+            solution_acceptance: 3,
+            price_acceptance: 2,
+        }),
+    })
+    .await
+    .unwrap();
+    advance(&mut amy, &opp.id, pb::Stage::NeedsAnalysis)
+        .await
+        .unwrap();
+    let err = advance(&mut amy, &opp.id, pb::Stage::ValuePresentation)
+        .await
+        .unwrap_err();
+    assert_eq!(missing(&err), ["meeting_with_decision_maker"]);
+    amy.log_activity(pb::LogActivityRequest {
+        opportunity_id: opp.id.clone(),
+        activity: Some(pb::Activity {
+            kind: pb::ActivityKind::Meeting as i32,
+            contact_ids: vec![li_lei.clone()],
+            notes: "kick-off".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let opp = advance(&mut amy, &opp.id, pb::Stage::ValuePresentation)
+        .await
+        .unwrap();
+
+    // Proposal needs the delivery manager's approved review of solution, workload and quote.
+    let opp = update(
+        &mut amy,
+        pb::Opportunity {
+            id: opp.id.clone(),
+            solution_summary: "MES rollout in 3 plants".into(),
+            workload_person_days: 120,
+            quote: cny(950_000),
+            ..Default::default()
+        },
+        &["solution_summary", "workload_person_days", "quote"],
+    )
+    .await
+    .unwrap();
+    let err = advance(&mut amy, &opp.id, pb::Stage::Proposal)
+        .await
+        .unwrap_err();
+    assert_eq!(missing(&err), ["delivery_review"]);
+    let review = amy
+        .request_delivery_review(pb::RequestDeliveryReviewRequest {
+            opportunity_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    let err = dan
+        .decide_approval(pb::DecideApprovalRequest {
+            id: review.id.clone(),
+            decision: pb::Decision::Approve as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::PermissionDenied, "NOT_DELIVERY_MANAGER")
+    );
+    approve(&mut dora, &review.id, "").await;
+    // Changing the quote afterwards voids the review, and proposal is blocked again.
+    let opp = amy
+        .get_opportunity(pb::GetOpportunityRequest { id: opp.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(
+        opp.delivery_review.as_ref().unwrap().status,
+        pb::ApprovalStatus::Approved as i32
+    );
+    let opp = update(
+        &mut amy,
+        pb::Opportunity {
+            id: opp.id.clone(),
+            quote: cny(900_000),
+            ..Default::default()
+        },
+        &["quote"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        opp.delivery_review.as_ref().unwrap().status,
+        pb::ApprovalStatus::Voided as i32
+    );
+    let voided = amy
+        .get_approval(pb::GetApprovalRequest {
+            id: review.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    assert_eq!(voided.status, pb::ApprovalStatus::Voided as i32);
+    assert_eq!(
+        missing(
+            &advance(&mut amy, &opp.id, pb::Stage::Proposal)
+                .await
+                .unwrap_err()
+        ),
+        ["delivery_review"]
+    );
+    let review = amy
+        .request_delivery_review(pb::RequestDeliveryReviewRequest {
+            opportunity_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    approve(&mut dora, &review.id, "").await;
+    advance(&mut amy, &opp.id, pb::Stage::Proposal)
+        .await
+        .unwrap();
+
+    // Bidding: manager, finance and legal approve in order.
+    let bid = amy
+        .request_approval(pb::RequestApprovalRequest {
+            kind: pb::ApprovalKind::BidApproval as i32,
+            opportunity_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    let err = fay
+        .decide_approval(pb::DecideApprovalRequest {
+            id: bid.id.clone(),
+            decision: pb::Decision::Approve as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&err),
+        "APPROVER_ROLE_REQUIRED",
+        "finance decides step 2, not step 1"
+    );
+    approve(&mut boss, &bid.id, "").await;
+    approve(&mut fay, &bid.id, "").await;
+    let final_step = approve(&mut lee, &bid.id, "").await;
+    assert_eq!(final_step.status, pb::ApprovalStatus::Approved as i32);
+    let err = approve_err(&mut lee, &bid.id).await;
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::FailedPrecondition, "APPROVAL_DECIDED"),
+        "decided approvals are immutable"
+    );
+    advance(&mut amy, &opp.id, pb::Stage::Bidding)
+        .await
+        .unwrap();
+    advance(&mut amy, &opp.id, pb::Stage::Negotiation)
+        .await
+        .unwrap();
+
+    // The weighted pipeline: negotiation at 80%.
+    let forecast = boss
+        .get_forecast(pb::GetForecastRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let line = &forecast.lines[0];
+    assert_eq!((line.stage, line.count), (pb::Stage::Negotiation as i32, 1));
+    assert_eq!(line.weighted_amount.as_ref().unwrap().units, 800_000);
+
+    let err = advance(&mut amy, &opp.id, pb::Stage::Won)
+        .await
+        .unwrap_err();
+    assert_eq!(missing(&err), ["win_loss_reason"]);
+    let opp = amy
+        .get_opportunity(pb::GetOpportunityRequest { id: opp.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    update(
+        &mut amy,
+        pb::Opportunity {
+            id: opp.id.clone(),
+            win_loss_reason: "best delivery plan".into(),
+            ..Default::default()
+        },
+        &["win_loss_reason"],
+    )
+    .await
+    .unwrap();
+    let won = advance(&mut amy, &opp.id, pb::Stage::Won).await.unwrap();
+    assert_eq!(
+        (won.stage, won.win_probability),
+        (pb::Stage::Won as i32, 100)
+    );
+    let err = advance(&mut amy, &opp.id, pb::Stage::Lost)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::FailedPrecondition, "OPPORTUNITY_CLOSED")
+    );
+}
+
+async fn approve_err(c: &mut OpportunitiesClient, id: &str) -> tonic::Status {
+    c.decide_approval(pb::DecideApprovalRequest {
+        id: id.into(),
+        decision: pb::Decision::Approve as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap_err()
+}
+
+async fn account_and_opportunity(
+    amy: &mut OpportunitiesClient,
+    name: &str,
+) -> (pb::Account, pb::Opportunity) {
+    let account = amy
+        .create_account(pb::CreateAccountRequest {
+            account: Some(pb::Account {
+                name: name.into(),
+                industry: "manufacturing".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    let opp = amy
+        .create_opportunity(pb::CreateOpportunityRequest {
+            opportunity: Some(pb::Opportunity {
+                account_id: account.id.clone(),
+                name: format!("{name} deal"),
+                amount: cny(500_000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    (account, opp)
+}
+
+#[tokio::test]
+async fn overrides_order_and_concurrency() {
+    let suite = TestSuite::start().await;
+    let Team {
+        mut amy, mut boss, ..
+    } = team(&suite);
+    let (_, opp) = account_and_opportunity(&mut amy, "Initech").await;
+
+    let err = advance(&mut amy, &opp.id, pb::Stage::Proposal)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::FailedPrecondition, "STAGE_ORDER")
+    );
+
+    // Only a manager overrides, and the override is a listed violation.
+    let request = |by_reason: &str| pb::AdvanceStageRequest {
+        id: opp.id.clone(),
+        target_stage: pb::Stage::Approved as i32,
+        override_reason: by_reason.into(),
+        ..Default::default()
+    };
+    let err = amy.advance_stage(request("please")).await.unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::PermissionDenied, "OVERRIDE_NOT_ALLOWED")
+    );
+    let overridden = boss
+        .advance_stage(request("strategic account"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(overridden.violation.is_some());
+    let violations = boss
+        .list_stage_violations(pb::ListStageViolationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .violations;
+    assert_eq!(violations.len(), 1);
+    assert_eq!(
+        (
+            violations[0].manager_id.as_str(),
+            violations[0].reason.as_str()
+        ),
+        ("boss", "strategic account")
+    );
+    assert_eq!(
+        violations[0].missing.len(),
+        4,
+        "{:?}",
+        violations[0].missing
+    );
+
+    // Two concurrent moves with the same etag: exactly one wins.
+    let current = overridden.opportunity.unwrap();
+    let mut c1 = boss.clone();
+    let mut c2 = boss.clone();
+    let move_with = |etag: String| pb::AdvanceStageRequest {
+        id: current.id.clone(),
+        etag,
+        target_stage: pb::Stage::NeedsAnalysis as i32,
+        override_reason: "race".into(),
+    };
+    let (a, b) = tokio::join!(
+        c1.advance_stage(move_with(current.etag.clone())),
+        c2.advance_stage(move_with(current.etag.clone()))
+    );
+    let codes: Vec<Code> = [a.map(|_| Code::Ok), b.map(|_| Code::Ok)]
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|s| s.code()))
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Code::Ok).count(),
+        1,
+        "{codes:?}"
+    );
+    assert!(codes.contains(&Code::Aborted), "{codes:?}");
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field() {
+    let suite = TestSuite::start().await;
+    let Team { mut amy, .. } = team(&suite);
+    let (account, opp) = account_and_opportunity(&mut amy, "Hooli").await;
+    let (other_account, _) = account_and_opportunity(&mut amy, "Pied Piper").await;
+
+    let err = amy
+        .create_opportunity(pb::CreateOpportunityRequest {
+            opportunity: Some(pb::Opportunity {
+                account_id: account.id.clone(),
+                name: "x".into(),
+                amount: cny(-5),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), fields(&err)),
+        (Code::InvalidArgument, vec!["opportunity.amount".to_owned()])
+    );
+    let err = update(
+        &mut amy,
+        pb::Opportunity {
+            id: opp.id.clone(),
+            amount: Some(common::Money {
+                currency_code: "ABC".into(),
+                units: 1,
+                nanos: 0,
+            }),
+            ..Default::default()
+        },
+        &["amount"],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(fields(&err), ["opportunity.amount.currency_code"]);
+
+    let stranger = amy
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                account_id: other_account.id.clone(),
+                name: "Richard".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    let member = |contact_id: &str, rating: i32| pb::SetDecisionChainMemberRequest {
+        opportunity_id: opp.id.clone(),
+        member: Some(pb::DecisionChainMember {
+            contact_id: contact_id.into(),
+            role: pb::DecisionRole::Influencer as i32,
+            relationship: rating,
+            solution_acceptance: 3,
+            price_acceptance: 3,
+        }),
+    };
+    let err = amy
+        .set_decision_chain_member(member(&stranger.id, 3))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), fields(&err)),
+        (Code::InvalidArgument, vec!["member.contact_id".to_owned()])
+    );
+    let err = amy
+        .set_decision_chain_member(member(&stranger.id, 6))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&err), ["member.relationship"]);
+
+    // Sales on another team cannot touch the opportunity; approving one's own request is refused.
+    let mut bob = suite.opportunities_client(Some(&suite.token(
+        "acme",
+        "bob",
+        &[Role::Sales, Role::Manager],
+    )));
+    let request = amy
+        .request_approval(pb::RequestApprovalRequest {
+            kind: pb::ApprovalKind::GradeUpgrade as i32,
+            opportunity_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    let mut amy_manager = suite.opportunities_client(Some(&suite.token(
+        "acme",
+        "amy",
+        &[Role::Sales, Role::Manager],
+    )));
+    let err = approve_err(&mut amy_manager, &request.id).await;
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::PermissionDenied, "SELF_APPROVAL")
+    );
+    assert_eq!(
+        approve(&mut bob, &request.id, "").await.status,
+        pb::ApprovalStatus::Approved as i32
+    );
+}
+
+#[tokio::test]
+async fn account_core_fields_change_only_when_approved() {
+    let suite = TestSuite::start().await;
+    let Team {
+        mut amy, mut boss, ..
+    } = team(&suite);
+    let (account, _) = account_and_opportunity(&mut amy, "Umbrella").await;
+    let reply = amy
+        .update_account(pb::UpdateAccountRequest {
+            account: Some(pb::Account {
+                id: account.id.clone(),
+                name: "Umbrella Group".into(),
+                region: "East".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["name".into(), "region".into()],
+            }),
+            reason: "renamed after merger".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let pending = reply.account.unwrap();
+    assert_eq!(
+        (pending.name.as_str(), pending.region.as_str()),
+        ("Umbrella", "East"),
+        "region at once, name after approval"
+    );
+    let approval = reply.approval.unwrap();
+    assert_eq!(
+        approval.proposed_changes.get("name").map(String::as_str),
+        Some("Umbrella Group")
+    );
+    approve(&mut boss, &approval.id, "").await;
+    let after = amy
+        .get_account(pb::GetAccountRequest { id: account.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(
+        (after.name.as_str(), after.pending_approval_id.as_str()),
+        ("Umbrella Group", "")
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_records_are_not_found() {
+    let suite = TestSuite::start().await;
+    let Team { mut amy, .. } = team(&suite);
+    let (account, opp) = account_and_opportunity(&mut amy, "Soylent").await;
+    let contact = amy
+        .create_contact(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                account_id: account.id.clone(),
+                name: "Sol".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    let approval = amy
+        .request_approval(pb::RequestApprovalRequest {
+            kind: pb::ApprovalKind::ProjectApproval as i32,
+            opportunity_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    let mut other = suite.opportunities_client(Some(&suite.token(
+        "globex",
+        "boss",
+        &[Role::Manager, Role::Sales, Role::Admin],
+    )));
+    let errs = [
+        (
+            "account",
+            other
+                .get_account(pb::GetAccountRequest {
+                    id: account.id.clone(),
+                })
+                .await
+                .err(),
+        ),
+        (
+            "contacts",
+            other
+                .list_contacts(pb::ListContactsRequest {
+                    account_id: account.id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+        (
+            "opportunity",
+            other
+                .get_opportunity(pb::GetOpportunityRequest { id: opp.id.clone() })
+                .await
+                .err(),
+        ),
+        (
+            "advance",
+            other
+                .advance_stage(pb::AdvanceStageRequest {
+                    id: opp.id.clone(),
+                    target_stage: pb::Stage::Lost as i32,
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+        (
+            "approval",
+            other
+                .get_approval(pb::GetApprovalRequest {
+                    id: approval.id.clone(),
+                })
+                .await
+                .err(),
+        ),
+        (
+            "decide",
+            other
+                .decide_approval(pb::DecideApprovalRequest {
+                    id: approval.id.clone(),
+                    decision: pb::Decision::Approve as i32,
+                    ..Default::default()
+                })
+                .await
+                .err(),
+        ),
+        (
+            "chain",
+            other
+                .set_decision_chain_member(pb::SetDecisionChainMemberRequest {
+                    opportunity_id: opp.id.clone(),
+                    member: Some(pb::DecisionChainMember {
+                        contact_id: contact.id.clone(),
+                        role: 1,
+                        relationship: 1,
+                        solution_acceptance: 1,
+                        price_acceptance: 1,
+                    }),
+                })
+                .await
+                .err(),
+        ),
+    ];
+    for (what, err) in errs {
+        assert_eq!(err.map(|e| e.code()), Some(Code::NotFound), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn conversion_while_opportunities_is_down_leaves_the_lead_unconverted() {
+    // Point leads at a port where nothing listens.
+    let suite =
+        TestSuite::start_with(|s| s.leads.opportunities_url = Some("http://127.0.0.1:9".into()))
+            .await;
+    let mut leads = suite.leads_client(Some(&suite.token("acme", "amy", &[Role::Sales])));
+    let lead = leads
+        .create_lead(leads::CreateLeadRequest {
+            lead: Some(leads::Lead {
+                company: "Down Co".into(),
+                source_channel: "sem".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let err = leads
+        .convert_lead(leads::ConvertLeadRequest {
+            id: lead.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let after = leads
+        .get_lead(leads::GetLeadRequest { id: lead.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_eq!(
+        (after.status, after.opportunity_id.as_str()),
+        (leads::LeadStatus::New as i32, "")
+    );
+}
+
+#[tokio::test]
+async fn conversion_interrupted_between_the_services_completes_once() {
+    let suite = TestSuite::start().await;
+    let token = suite.token("acme", "amy", &[Role::Sales]);
+    let mut leads = suite.leads_client(Some(&token));
+    let mut opportunities = suite.opportunities_client(Some(&token));
+    let lead = leads
+        .create_lead(leads::CreateLeadRequest {
+            lead: Some(leads::Lead {
+                company: "Halfway Ltd".into(),
+                contact_name: "Han".into(),
+                source_channel: "sem".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    // The first step happened (as if the leads service died right after it)...
+    let first = opportunities
+        .convert_lead(pb::ConvertLeadRequest {
+            lead_id: lead.id.clone(),
+            company: "Halfway Ltd".into(),
+            contact_name: "Han".into(),
+            owner_id: "amy".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // ...and the retried conversion completes with that same opportunity.
+    let converted = leads
+        .convert_lead(leads::ConvertLeadRequest {
+            id: lead.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_eq!(converted.opportunity_id, first.opportunity.unwrap().id);
+    let mut boss = suite.opportunities_client(Some(&suite.token("acme", "boss", &[Role::Manager])));
+    let all = boss
+        .list_opportunities(pb::ListOpportunitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.opportunities.len(), 1, "exactly one opportunity");
+}
