@@ -1,6 +1,6 @@
 use std::{collections::BTreeMap, time::Duration};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The `[gateway]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -8,7 +8,14 @@ use serde::{Deserialize, Serialize};
 pub struct GatewayConfig {
     /// Where each contract package is served: `"crm.leads.v1" =
     /// "http://leads:50061"`. A package without an entry is UNIMPLEMENTED.
+    #[serde(deserialize_with = "dotted_keys")]
     pub upstreams: BTreeMap<String, String>,
+    /// Packages that every service serves for itself, routed by a metadata
+    /// key instead of by package: `"crm.events.v1" = "x-crm-source"` sends
+    /// a call with `x-crm-source: leads` to the `crm.leads.v1` upstream. A
+    /// call without the key, or naming no upstream, is INVALID_ARGUMENT.
+    #[serde(deserialize_with = "dotted_keys")]
+    pub multiplexed: BTreeMap<String, String>,
     /// Calls in progress (streams included) beyond which new calls are
     /// refused at once with UNAVAILABLE rather than queued.
     pub max_in_flight: usize,
@@ -25,12 +32,43 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             upstreams: BTreeMap::new(),
+            multiplexed: BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())]),
             max_in_flight: 1024,
             rate_limit: RateLimitConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
             max_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// A map keyed by package names. The configuration loader reads a dotted
+/// key (`crm.events.v1`) as a path of nested tables, so the map may come as
+/// `{crm: {events: {v1: ...}}}`: joined back into one key here.
+fn dotted_keys<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Node {
+        Value(String),
+        Table(BTreeMap<String, Node>),
+    }
+    fn flatten(prefix: &str, table: BTreeMap<String, Node>, out: &mut BTreeMap<String, String>) {
+        for (key, node) in table {
+            let key = if prefix.is_empty() {
+                key
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match node {
+                Node::Value(value) => {
+                    out.insert(key, value);
+                }
+                Node::Table(table) => flatten(&key, table, out),
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    flatten("", BTreeMap::<String, Node>::deserialize(d)?, &mut out);
+    Ok(out)
 }
 
 /// A token bucket per tenant: `burst` calls at once, refilled at
@@ -49,5 +87,52 @@ impl Default for RateLimitConfig {
             requests_per_second: 100,
             burst: 200,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_event_stream_is_multiplexed_by_source_by_default() {
+        // Through the configuration loader: a dotted package name must stay
+        // one key, not become a nested table.
+        let cfg: GatewayConfig = crm_config::load_from(None, []).unwrap();
+        assert_eq!(
+            cfg.multiplexed,
+            BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())])
+        );
+    }
+
+    #[test]
+    fn package_names_in_a_file_stay_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.toml");
+        std::fs::write(
+            &file,
+            r#"
+[upstreams]
+"crm.leads.v1" = "http://leads:50061"
+[multiplexed]
+"crm.events.v1" = "x-event-source"
+"crm.audit.v1" = "x-audit-source"
+"#,
+        )
+        .unwrap();
+        let cfg: GatewayConfig = crm_config::load_from(Some(&file), []).unwrap();
+        assert_eq!(
+            cfg.upstreams,
+            BTreeMap::from([("crm.leads.v1".to_owned(), "http://leads:50061".to_owned())])
+        );
+        assert_eq!(
+            cfg.multiplexed,
+            BTreeMap::from([
+                ("crm.audit.v1".to_owned(), "x-audit-source".to_owned()),
+                ("crm.events.v1".to_owned(), "x-event-source".to_owned()),
+            ])
+        );
     }
 }

@@ -11,7 +11,10 @@
 //! tenant → size (`max_request_bytes`) → route by package**.
 //!
 //! There is no per-method code: a new service or method needs only an
-//! `upstreams` entry for its package and its policy in the contract.
+//! `upstreams` entry for its package and its policy in the contract. A
+//! package that every service serves for itself (`crm.events.v1`) is
+//! `multiplexed`: routed by a metadata key (`x-crm-source: leads` → the
+//! `crm.leads.v1` upstream) instead of by its own name.
 
 mod config;
 mod proxy;
@@ -47,6 +50,8 @@ pub enum GatewayError {
         #[source]
         source: tonic::transport::Error,
     },
+    #[error("gateway.multiplexed.\"{package}\": {key:?} is not a valid metadata key")]
+    MultiplexKey { package: String, key: String },
     #[error(transparent)]
     Server(#[from] crm_server::ServerError),
 }
@@ -67,7 +72,7 @@ pub fn routes(
             cfg.max_request_bytes,
             ERROR_DOMAIN,
         ))
-        .service(Proxy::new(&cfg.upstreams)?);
+        .service(Proxy::new(&cfg.upstreams)?.multiplexed(&cfg.multiplexed)?);
     let router = Routes::default().into_axum_router().fallback_service(proxy);
     Ok(Routes::from(router))
 }
@@ -82,7 +87,7 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), GatewayError> {
     let routes = routes(cfg, verifier)?;
-    tracing::info!(upstreams = ?cfg.upstreams, "gateway routes");
+    tracing::info!(upstreams = ?cfg.upstreams, multiplexed = ?cfg.multiplexed, "gateway routes");
     crm_server::serve("gateway", routes, listener, server, shutdown).await?;
     Ok(())
 }

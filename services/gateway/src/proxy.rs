@@ -1,5 +1,5 @@
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     convert::Infallible,
     pin::Pin,
     sync::{Arc, OnceLock},
@@ -12,13 +12,14 @@ use crm_server::{
     Deadline, Passthrough,
     grpc::{GRPC_TIMEOUT, encode_grpc_timeout, error_response, error_status},
 };
-use http::{Request, Response, header};
+use http::{HeaderMap, HeaderName, Request, Response, header};
 use tonic::{
     Code, Status,
     body::Body,
     codegen::StdError,
     transport::{Channel, Endpoint},
 };
+use tonic_types::{ErrorDetails, StatusExt as _};
 use tower::{Service, ServiceExt as _};
 
 use crate::{BoxFuture, ERROR_DOMAIN, GatewayError};
@@ -38,10 +39,13 @@ const HOP_BY_HOP: [header::HeaderName; 5] = [
 ];
 
 /// The last service of the stack: picks the upstream by the package of the
-/// method path and relays the call, bodies streamed through untouched.
+/// method path (or, for a multiplexed package, by a metadata key) and
+/// relays the call, bodies streamed through untouched.
 #[derive(Clone)]
 pub struct Proxy {
     upstreams: Arc<BTreeMap<String, Channel>>,
+    /// Package -> the metadata key naming the service to route to.
+    multiplexed: Arc<BTreeMap<String, HeaderName>>,
 }
 
 impl Proxy {
@@ -66,7 +70,70 @@ impl Proxy {
         }
         Ok(Self {
             upstreams: Arc::new(channels),
+            multiplexed: Arc::new(BTreeMap::new()),
         })
+    }
+
+    /// Routes calls to each package of `multiplexed` by its metadata key:
+    /// `x-crm-source: leads` goes to the `crm.leads.v1` upstream.
+    pub fn multiplexed(
+        mut self,
+        multiplexed: &BTreeMap<String, String>,
+    ) -> Result<Self, GatewayError> {
+        let mut keys = BTreeMap::new();
+        for (package, key) in multiplexed {
+            let name =
+                HeaderName::from_bytes(key.as_bytes()).map_err(|_| GatewayError::MultiplexKey {
+                    package: package.clone(),
+                    key: key.clone(),
+                })?;
+            keys.insert(package.clone(), name);
+        }
+        self.multiplexed = Arc::new(keys);
+        Ok(self)
+    }
+
+    /// The upstream package of a call to `package`: itself, or for a
+    /// multiplexed package the service its metadata names.
+    fn target(&self, package: &str, headers: &HeaderMap) -> Result<String, Status> {
+        let Some(key) = self.multiplexed.get(package) else {
+            return Ok(package.to_owned());
+        };
+        let value = headers.get(key).and_then(|v| v.to_str().ok()).unwrap_or("");
+        // One plain name: the value must not reach into another package.
+        let plain = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let target = format!("crm.{value}.v1");
+        if plain && !self.multiplexed.contains_key(&target) && self.upstreams.contains_key(&target)
+        {
+            return Ok(target);
+        }
+        let known: Vec<&str> = self
+            .upstreams
+            .keys()
+            .filter(|p| !self.multiplexed.contains_key(*p))
+            .filter_map(|p| p.strip_prefix("crm.")?.strip_suffix(".v1"))
+            .collect();
+        let (reason, what) = if value.is_empty() {
+            ("ROUTING_KEY_MISSING", "is required")
+        } else {
+            ("ROUTING_KEY_UNKNOWN", "names no service")
+        };
+        let message = format!(
+            "metadata {key} {what}: a call to {package} goes to the service it names, one of: {}",
+            known.join(", ")
+        );
+        Err(Status::with_error_details(
+            Code::InvalidArgument,
+            message,
+            ErrorDetails::with_error_info(
+                reason,
+                ERROR_DOMAIN,
+                HashMap::from([("key".to_owned(), key.to_string())]),
+            ),
+        ))
     }
 }
 
@@ -91,7 +158,10 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let path = req.uri().path();
-        let package = package_of(path).unwrap_or_default().to_owned();
+        let package = match self.target(package_of(path).unwrap_or_default(), req.headers()) {
+            Ok(package) => package,
+            Err(status) => return Box::pin(std::future::ready(Ok(error_response(status)))),
+        };
         let Some(channel) = self.upstreams.get(&package).cloned() else {
             let status = error_status(
                 Code::Unimplemented,
@@ -236,5 +306,22 @@ mod tests {
         );
         assert_eq!(package_of("/Unpackaged/Call"), None);
         assert_eq!(package_of("no-slash"), None);
+    }
+
+    #[test]
+    fn a_multiplex_key_must_be_a_metadata_name() {
+        let proxy = || Proxy::new(&BTreeMap::new()).map_err(|e| e.to_string());
+        let bad = BTreeMap::from([("crm.events.v1".to_owned(), "x crm source".to_owned())]);
+        let err = proxy()
+            .and_then(|p| p.multiplexed(&bad).map_err(|e| e.to_string()))
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("gateway.multiplexed"), "{err}");
+        let good = BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())]);
+        assert!(
+            proxy()
+                .and_then(|p| p.multiplexed(&good).map_err(|e| e.to_string()))
+                .is_ok()
+        );
     }
 }

@@ -15,8 +15,14 @@ use std::{
 
 use crm_auth::{AuthConfig, DevKeys, Role, TokenMinter, Verifier};
 use crm_gateway::{GatewayConfig, GatewayError, RateLimitConfig};
-use crm_proto::crm::leads::v1::{
-    GetLeadRequest, GetLeadResponse, Lead, lead_service_client::LeadServiceClient,
+use crm_proto::crm::{
+    events::v1::{
+        Heartbeat, SubscribeRequest, SubscribeResponse,
+        event_service_client::EventServiceClient,
+        event_service_server::{EventService, EventServiceServer},
+        subscribe_response,
+    },
+    leads::v1::{GetLeadRequest, GetLeadResponse, Lead, lead_service_client::LeadServiceClient},
 };
 use crm_server::{ServerConfig, Shutdown, grpc::parse_grpc_timeout};
 use http::HeaderMap;
@@ -501,4 +507,135 @@ async fn streams_are_relayed_message_by_message() {
         .unwrap()
         .unwrap();
     assert_eq!(second.status(), ServingStatus::NotServing);
+}
+
+/// An event stream that says which service it is by its head sequence.
+#[derive(Clone)]
+struct FakeEvents {
+    head: i64,
+}
+
+#[tonic::async_trait]
+impl EventService for FakeEvents {
+    type SubscribeStream = Pin<
+        Box<
+            dyn tonic::codegen::tokio_stream::Stream<Item = Result<SubscribeResponse, Status>>
+                + Send,
+        >,
+    >;
+
+    async fn subscribe(
+        &self,
+        _request: tonic::Request<SubscribeRequest>,
+    ) -> Result<tonic::Response<Self::SubscribeStream>, Status> {
+        let heartbeat = SubscribeResponse {
+            kind: Some(subscribe_response::Kind::Heartbeat(Heartbeat {
+                time: None,
+                head_sequence: self.head,
+            })),
+        };
+        Ok(tonic::Response::new(Box::pin(
+            tonic::codegen::tokio_stream::iter([Ok(heartbeat)]),
+        )))
+    }
+}
+
+async fn start_events_upstream(head: i64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        Server::builder()
+            .add_service(EventServiceServer::new(FakeEvents { head }))
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+    url
+}
+
+impl Gateway {
+    /// Subscribes through the gateway with `x-crm-source: source` (none if
+    /// `None`); the first message's head tells which upstream answered.
+    async fn subscribe(&self, source: Option<&str>) -> Result<i64, Status> {
+        let token = self
+            .minter
+            .mint(
+                "erp",
+                "acme",
+                &[Role::Integration],
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        let mut request = tonic::Request::new(SubscribeRequest::default());
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        if let Some(source) = source {
+            metadata.insert("x-crm-source", source.parse().unwrap());
+        }
+        let mut stream = EventServiceClient::new(channel(self.addr))
+            .subscribe(request)
+            .await?
+            .into_inner();
+        let first = within("the first message", stream.message())
+            .await?
+            .unwrap();
+        match first.kind {
+            Some(subscribe_response::Kind::Heartbeat(h)) => Ok(h.head_sequence),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_multiplexed_package_is_routed_by_its_metadata_key() {
+    let leads = start_events_upstream(1).await;
+    let opportunities = start_events_upstream(2).await;
+    let upstreams = BTreeMap::from([
+        ("crm.leads.v1".to_owned(), leads),
+        ("crm.opportunities.v1".to_owned(), opportunities),
+    ]);
+    let gateway = start_gateway(GatewayConfig {
+        upstreams: upstreams.clone(),
+        ..GatewayConfig::default()
+    })
+    .await;
+
+    assert_eq!(gateway.subscribe(Some("leads")).await.unwrap(), 1);
+    assert_eq!(gateway.subscribe(Some("opportunities")).await.unwrap(), 2);
+
+    let status = gateway.subscribe(None).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), gateway_reason("ROUTING_KEY_MISSING"));
+    assert!(status.message().contains("x-crm-source"), "{status:?}");
+    assert!(
+        status.message().contains("leads, opportunities"),
+        "{status:?}"
+    );
+
+    // Unknown names, and names that would reach into another package.
+    for source in [
+        "tickets",
+        "events",
+        "leads.v1",
+        "LEADS",
+        "leads.v1.LeadService/x",
+    ] {
+        let status = gateway.subscribe(Some(source)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{source}: {status:?}");
+        assert_eq!(
+            reason(&status),
+            gateway_reason("ROUTING_KEY_UNKNOWN"),
+            "{source}"
+        );
+        assert!(status.message().contains("x-crm-source"), "{status:?}");
+    }
+
+    // The rule is configuration: without it the package is routed by name.
+    let plain = start_gateway(GatewayConfig {
+        upstreams,
+        multiplexed: BTreeMap::new(),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let status = plain.subscribe(Some("leads")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(reason(&status), gateway_reason("UNKNOWN_PACKAGE"));
 }

@@ -1,0 +1,132 @@
+//! The tables of the event machinery, for every service's migrator.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Migrations of the outbox (for a service that publishes events) and of
+/// the consumer cursors (for one that consumes them): put them into the
+/// service's migrator after `crm_store::shared_migrations()`. A service that
+/// only publishes has an empty `event_cursors` table, which costs nothing.
+pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(CreateOutbox), Box::new(CreateCursors)]
+}
+
+fn index(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
+    let mut stmt = Index::create();
+    stmt.name(name).table(table).if_not_exists();
+    for col in cols {
+        stmt.col(*col);
+    }
+    stmt.to_owned()
+}
+
+struct CreateOutbox;
+
+impl MigrationName for CreateOutbox {
+    fn name(&self) -> &str {
+        "m0100_events_outbox"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for CreateOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("outbox_events")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(big_integer_null("sequence"))
+                    .col(string("tenant_id"))
+                    .col(string("type"))
+                    .col(string("subject_id"))
+                    .col(big_integer("time"))
+                    .col(text("traceparent"))
+                    .col(text("tracestate"))
+                    .col(blob("payload"))
+                    .col(big_integer("create_time"))
+                    .to_owned(),
+            )
+            .await?;
+        // The sequencer's work list: small, since rows leave it within
+        // milliseconds. Partial indexes are the same SQL on both backends;
+        // sea-query cannot express them.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                r#"CREATE INDEX IF NOT EXISTS outbox_events_unsequenced
+                   ON outbox_events (create_time, id) WHERE "sequence" IS NULL"#,
+            )
+            .await?;
+        // Unique: a second sequencer that somehow ran at the same time
+        // fails instead of handing out a number twice. Also serves pruning
+        // and retention checks (sequence order).
+        manager
+            .create_index(
+                index("outbox_events_sequence", "outbox_events", &["sequence"])
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        // A subscriber reads its tenant's events in sequence order.
+        manager
+            .create_index(index(
+                "outbox_events_tenant_sequence",
+                "outbox_events",
+                &["tenant_id", "sequence"],
+            ))
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("outbox_head")
+                    .if_not_exists()
+                    .col(integer("id").primary_key())
+                    .col(big_integer("last_sequence"))
+                    .col(big_integer("oldest_retained"))
+                    .to_owned(),
+            )
+            .await?;
+        let head = Query::insert()
+            .into_table("outbox_head")
+            .columns(["id", "last_sequence", "oldest_retained"])
+            .values([1.into(), 0i64.into(), 1i64.into()])
+            .map_err(|e| DbErr::Migration(e.to_string()))?
+            .on_conflict(OnConflict::column("id").do_nothing().to_owned())
+            .to_owned();
+        manager.exec_stmt(head).await
+    }
+}
+
+struct CreateCursors;
+
+impl MigrationName for CreateCursors {
+    fn name(&self) -> &str {
+        "m0101_events_cursors"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for CreateCursors {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("event_cursors")
+                    .if_not_exists()
+                    .col(string("consumer"))
+                    .col(string("source"))
+                    .col(string("tenant_id"))
+                    .col(big_integer("sequence"))
+                    .col(big_integer("update_time"))
+                    .primary_key(
+                        Index::create()
+                            .col("consumer")
+                            .col("source")
+                            .col("tenant_id"),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+}

@@ -1,0 +1,144 @@
+//! Numbering committed events, and deleting expired ones.
+//!
+//! Why number after commit: sequence numbers handed out inside writers'
+//! transactions become visible in commit order, not number order, so a
+//! subscriber reading `sequence > cursor` could pass number 7 before the
+//! transaction holding number 6 commits, and never see it. Here one
+//! sequencer per database numbers rows that are already committed, in one
+//! short transaction that also moves the head: every number up to the head
+//! is visible the moment the head is.
+
+use std::time::Duration;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+
+use crate::entity::{outbox_event, outbox_head};
+
+/// Rows numbered per transaction: keeps the write lock short under a burst.
+const NUMBER_BATCH: u64 = 1000;
+/// Rows deleted per transaction when pruning.
+const PRUNE_BATCH: i64 = 5000;
+const HEAD_ID: i32 = 1;
+
+/// The head row as it is now.
+pub(crate) async fn read_head(conn: &impl ConnectionTrait) -> Result<outbox_head::Model, DbErr> {
+    outbox_head::Entity::find_by_id(HEAD_ID)
+        .one(conn)
+        .await?
+        .ok_or_else(|| {
+            DbErr::RecordNotFound(
+                "outbox_head has no row: were crm_events::migrations() applied?".into(),
+            )
+        })
+}
+
+/// The head row, locked until the transaction ends. On PostgreSQL the row
+/// lock makes sequencers of several processes take turns; on SQLite the
+/// write transaction (`BEGIN IMMEDIATE`) already does.
+async fn lock_head(conn: &impl ConnectionTrait) -> Result<outbox_head::Model, DbErr> {
+    outbox_head::Entity::find_by_id(HEAD_ID)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("outbox_head has no row".into()))
+}
+
+/// Numbers every committed, unnumbered event in creation order and returns
+/// the head sequence afterwards.
+pub(crate) async fn number(db: &DatabaseConnection) -> Result<i64, DbErr> {
+    // Most ticks find nothing: look before taking the write lock.
+    let pending = outbox_event::Entity::find()
+        .select_only()
+        .column(outbox_event::Column::Id)
+        .filter(outbox_event::Column::Sequence.is_null())
+        .limit(1)
+        .into_tuple::<String>()
+        .one(db)
+        .await?;
+    if pending.is_none() {
+        return Ok(read_head(db).await?.last_sequence);
+    }
+    loop {
+        let txn = crm_store::begin_write(db).await?;
+        let head = lock_head(&txn).await?;
+        // One statement numbers a batch: ROW_NUMBER over the creation order,
+        // offset by the head. The head is our own integer, not input.
+        let sql = format!(
+            r#"UPDATE outbox_events AS o SET "sequence" = n.seq
+               FROM (SELECT id, {} + ROW_NUMBER() OVER (ORDER BY create_time, id) AS seq
+                     FROM outbox_events WHERE "sequence" IS NULL
+                     ORDER BY create_time, id LIMIT {NUMBER_BATCH}) AS n
+               WHERE o.id = n.id"#,
+            head.last_sequence
+        );
+        let numbered = txn
+            .execute_raw(Statement::from_string(txn.get_database_backend(), sql))
+            .await?
+            .rows_affected();
+        let last = head.last_sequence + i64::try_from(numbered).unwrap_or(i64::MAX);
+        if numbered > 0 {
+            let mut row: outbox_head::ActiveModel = head.into();
+            row.last_sequence = Set(last);
+            row.update(&txn).await?;
+        }
+        txn.commit().await?;
+        if numbered < NUMBER_BATCH {
+            return Ok(last);
+        }
+    }
+}
+
+/// Deletes numbered events created before `now - retention` and raises
+/// `oldest_retained` past them; returns how many were deleted.
+///
+/// Only a prefix of the sequence is ever deleted: the stream must never
+/// have a hole that a cursor could step over unnoticed. The prefix ends
+/// before the first event that is still young, so an event may outlive the
+/// retention a little (when one created later was numbered before it),
+/// never the other way round.
+pub(crate) async fn prune(
+    db: &DatabaseConnection,
+    retention: Duration,
+    now: i64,
+) -> Result<u64, DbErr> {
+    let retention = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+    let cutoff = now.saturating_sub(retention);
+    let mut deleted = 0;
+    loop {
+        let txn = crm_store::begin_write(db).await?;
+        let head = lock_head(&txn).await?;
+        // Walks the sequence index from the oldest kept event: the cost is
+        // that of the rows about to be deleted.
+        let first_young = outbox_event::Entity::find()
+            .select_only()
+            .column(outbox_event::Column::Sequence)
+            .filter(outbox_event::Column::Sequence.gte(head.oldest_retained))
+            .filter(outbox_event::Column::CreateTime.gte(cutoff))
+            .order_by_asc(outbox_event::Column::Sequence)
+            .limit(1)
+            .into_tuple::<Option<i64>>()
+            .one(&txn)
+            .await?
+            .flatten();
+        let through = first_young
+            .map_or(head.last_sequence, |s| s - 1)
+            .min(head.oldest_retained - 1 + PRUNE_BATCH);
+        if through < head.oldest_retained {
+            txn.commit().await?;
+            return Ok(deleted);
+        }
+        let done = outbox_event::Entity::delete_many()
+            .filter(outbox_event::Column::Sequence.lte(through))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        let mut row: outbox_head::ActiveModel = head.into();
+        row.oldest_retained = Set(through + 1);
+        row.update(&txn).await?;
+        txn.commit().await?;
+        deleted += done;
+    }
+}
