@@ -985,3 +985,96 @@ async fn conversion_interrupted_between_the_services_completes_once() {
         .into_inner();
     assert_eq!(all.opportunities.len(), 1, "exactly one opportunity");
 }
+
+#[tokio::test]
+async fn presales_hours_and_the_pipeline_per_owner() {
+    let suite = TestSuite::start().await;
+    let Team {
+        mut amy, mut boss, ..
+    } = team(&suite);
+    let (_, opp) = account_and_opportunity(&mut amy, "Wonka").await;
+    let mut bob = suite.opportunities_client(Some(&suite.token("acme", "bob", &[Role::Sales])));
+    let (_, bobs) = account_and_opportunity(&mut bob, "Gringotts").await;
+
+    let log = |minutes: i32, day: i32| pb::LogWorkHoursRequest {
+        opportunity_id: opp.id.clone(),
+        work_hours: Some(pb::WorkHours {
+            work_date: Some(common::Date {
+                year: 2026,
+                month: 11,
+                day,
+            }),
+            minutes,
+            notes: "solution workshop".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    amy.log_work_hours(log(90, 20)).await.unwrap();
+    amy.log_work_hours(log(240, 21)).await.unwrap();
+    let err = amy.log_work_hours(log(0, 22)).await.unwrap_err();
+    assert_eq!(fields(&err), ["work_hours.minutes"]);
+    let err = amy.log_work_hours(log(60, 31)).await.unwrap_err();
+    assert_eq!(
+        fields(&err),
+        ["work_hours.work_date"],
+        "November has 30 days"
+    );
+    let err = bob.log_work_hours(log(60, 20)).await.unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::PermissionDenied, "NOT_ON_TEAM")
+    );
+    let hours = amy
+        .list_work_hours(pb::ListWorkHoursRequest {
+            opportunity_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((hours.work_hours.len(), hours.total_minutes), (2, 330));
+    assert_eq!(hours.work_hours[0].person_id, "amy");
+
+    // Each sales person sees their own pipeline; the manager sees the tenant's.
+    let units = |lines: &[pb::ForecastLine]| {
+        lines
+            .iter()
+            .map(|l| {
+                (
+                    l.count,
+                    l.weighted_amount
+                        .as_ref()
+                        .map(|m| m.units)
+                        .unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mine = amy
+        .get_forecast(pb::GetForecastRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .lines;
+    assert_eq!(
+        units(&mine),
+        [(1, 50_000)],
+        "validate weighs 10% of 500,000"
+    );
+    let all = boss
+        .get_forecast(pb::GetForecastRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .lines;
+    assert_eq!(units(&all), [(2, 100_000)]);
+    let err = amy
+        .get_forecast(pb::GetForecastRequest {
+            owner_id: "bob".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(!bobs.id.is_empty());
+}
