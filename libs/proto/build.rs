@@ -33,11 +33,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         policy_table(&compiler.descriptor_pool())?,
     )?;
 
+    // Type names (`prost::Name`) let event payloads travel as `Any`.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .include_file("_includes.rs")
-        .compile_fds(compiler.file_descriptor_set())?;
+        .compile_fds_with_config(compiler.file_descriptor_set(), config)?;
     Ok(())
 }
 

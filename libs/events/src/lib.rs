@@ -66,7 +66,7 @@ pub use config::{EventsConfig, InvalidConfig, MIN_RETENTION};
 pub use consumer::{Backoff, Consumer, ConsumerError, Handler, SOURCE_METADATA, TokenProvider};
 pub use crm_proto::crm::events::v1::Event;
 pub use migration::migrations;
-pub use outbox::{NewEvent, Outbox, append};
+pub use outbox::{NewEvent, Outbox, append, append_many};
 pub use stream::EventStream;
 
 /// The `ErrorInfo.domain` of the errors the event stream makes.

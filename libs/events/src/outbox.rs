@@ -66,6 +66,37 @@ pub async fn append(conn: &impl ConnectionTrait, event: NewEvent) -> Result<(), 
     .map(|_| ())
 }
 
+/// Appends many events (an import's) in few statements; otherwise as
+/// [`append`].
+pub async fn append_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) -> Result<(), DbErr> {
+    // Bounded statements: well under SQLite's bind-parameter limit.
+    const CHUNK: usize = 500;
+    let (traceparent, tracestate) = current_trace_context();
+    let now = crm_store::now_micros();
+    let mut rows = Vec::with_capacity(events.len().min(CHUNK));
+    let mut events = events.into_iter().peekable();
+    while let Some(event) = events.next() {
+        rows.push(outbox_event::ActiveModel {
+            id: Set(crm_store::new_id()),
+            sequence: Set(None),
+            tenant_id: Set(event.tenant_id),
+            event_type: Set(event.event_type),
+            subject_id: Set(event.subject_id),
+            time: Set(event.time),
+            traceparent: Set(traceparent.clone()),
+            tracestate: Set(tracestate.clone()),
+            payload: Set(prost::Message::encode_to_vec(&event.payload)),
+            create_time: Set(now),
+        });
+        if rows.len() == CHUNK || events.peek().is_none() {
+            outbox_event::Entity::insert_many(std::mem::take(&mut rows))
+                .exec_without_returning(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The current span's `traceparent` and `tracestate` (empty without one).
 fn current_trace_context() -> (String, String) {
     let mut headers = http::HeaderMap::new();
@@ -91,6 +122,15 @@ impl Outbox {
     /// [`append`], as a method for those who hold an `Outbox`.
     pub async fn append(&self, conn: &impl ConnectionTrait, event: NewEvent) -> Result<(), DbErr> {
         append(conn, event).await
+    }
+
+    /// [`append_many`], as a method.
+    pub async fn append_many(
+        &self,
+        conn: &impl ConnectionTrait,
+        events: Vec<NewEvent>,
+    ) -> Result<(), DbErr> {
+        append_many(conn, events).await
     }
 
     /// Wakes the sequencer: call after committing a transaction that

@@ -11,6 +11,7 @@ use std::{
 
 use crm::{Component, Listeners, Settings};
 use crm_auth::{DevKeys, Role, TokenMinter};
+use crm_proto::crm::events::v1::event_service_client::EventServiceClient;
 use crm_proto::crm::leads::v1::lead_service_client::LeadServiceClient;
 use crm_proto::crm::opportunities::v1::opportunity_service_client::OpportunityServiceClient;
 use crm_server::Shutdown;
@@ -25,16 +26,22 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A client that sends `authorization: Bearer <token>` on every call.
 pub type LeadsClient = LeadServiceClient<InterceptedService<Channel, Bearer>>;
+/// A service's event stream through the gateway.
+pub type EventsClient = EventServiceClient<InterceptedService<Channel, Bearer>>;
 /// The opportunities API, with the caller's token on every call.
 pub type OpportunitiesClient = OpportunityServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// Adds the bearer token to each request.
+/// Adds the bearer token (and, for event streams, the source service) to
+/// each request.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+pub struct Bearer(
+    Option<MetadataValue<tonic::metadata::Ascii>>,
+    Option<MetadataValue<tonic::metadata::Ascii>>,
+);
 
 impl Bearer {
     fn of(token: Option<&str>) -> Self {
-        Bearer(token.and_then(|t| format!("Bearer {t}").parse().ok()))
+        Bearer(token.and_then(|t| format!("Bearer {t}").parse().ok()), None)
     }
 }
 
@@ -42,6 +49,9 @@ impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
             req.metadata_mut().insert("authorization", value.clone());
+        }
+        if let Some(source) = &self.1 {
+            req.metadata_mut().insert("x-crm-source", source.clone());
         }
         Ok(req)
     }
@@ -148,6 +158,8 @@ impl TestSuite {
             ..Settings::default()
         };
         settings.leads.sweep_interval = Duration::from_millis(50);
+        // Quiet streams show they are alive quickly.
+        settings.leads.events.heartbeat_interval = Duration::from_millis(200);
         let pg = match std::env::var("CRM_TEST_DATABASE_URL") {
             Ok(url) if !url.is_empty() => {
                 let (db, test_url) = PgDatabase::create(&url)
@@ -279,6 +291,13 @@ impl TestSuite {
 
     fn client(channel: Channel, token: Option<&str>) -> LeadsClient {
         LeadServiceClient::with_interceptor(channel, Bearer::of(token))
+    }
+
+    /// The event stream of `source` (e.g. "leads") through the gateway.
+    pub fn events_client(&self, token: &str, source: &str) -> EventsClient {
+        let mut bearer = Bearer::of(Some(token));
+        bearer.1 = source.parse().ok();
+        EventServiceClient::with_interceptor(Self::channel(self.gateway), bearer)
     }
 
     /// The opportunities API through the gateway, as `token`.

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod domain;
+mod events;
 pub mod store;
 
 use std::{future::Future, time::Duration};
@@ -38,6 +39,8 @@ pub struct LeadsConfig {
     /// Where ConvertLead reaches the opportunities service, e.g.
     /// `http://crm-opportunities:50062`; `crm serve` sets it when it runs both.
     pub opportunities_url: Option<String>,
+    /// The event stream: retention, heartbeats, sequencer tick.
+    pub events: crm_events::EventsConfig,
 }
 
 impl Default for LeadsConfig {
@@ -49,6 +52,7 @@ impl Default for LeadsConfig {
             sweep_interval: Duration::from_secs(60),
             sweep_batch: 500,
             opportunities_url: None,
+            events: crm_events::EventsConfig::default(),
         }
     }
 }
@@ -59,13 +63,17 @@ pub struct Leads {
     store: LeadStore,
     config: LeadsConfig,
     opportunities: Option<api::OpportunitiesClient>,
+    events: crm_events::Events,
 }
 
 impl Leads {
     /// Opens the service on `db`, applying its migrations.
     pub async fn open(db: DatabaseConnection, config: LeadsConfig) -> Result<Self, DbErr> {
-        let store = LeadStore::new(db, config.defaults.clone());
-        store.migrate().await?;
+        <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
+        let events = crm_events::Events::open(db.clone(), config.events.clone())
+            .await
+            .map_err(|e| DbErr::Custom(format!("leads.events: {e}")))?;
+        let store = LeadStore::new(db, config.defaults.clone(), events.outbox());
         // Connected on first use: the opportunities service may start later.
         let opportunities = match &config.opportunities_url {
             Some(url) => {
@@ -81,6 +89,7 @@ impl Leads {
             store,
             config,
             opportunities,
+            events,
         })
     }
 
@@ -150,13 +159,17 @@ impl Leads {
             let shutdown = shutdown.clone();
             async move { shutdown.triggered().await }
         });
+        let sequencer = self.events.spawn_sequencer(shutdown.clone());
         let routes = tonic::service::Routes::new(self.grpc(server.max_request_bytes))
+            .add_service(self.events.grpc(shutdown.clone()))
             .into_axum_router()
             .layer(crm_auth::AuthLayer::new(verifier));
         let served =
             crm_server::serve(SERVICE_NAME, routes.into(), listener, server, shutdown).await;
-        if let Err(err) = sweeper.await {
-            tracing::warn!(error = %err, "lead sweeper ended abnormally");
+        for (task, name) in [(sweeper, "lead sweeper"), (sequencer, "event sequencer")] {
+            if let Err(err) = task.await {
+                tracing::warn!(error = %err, "{name} ended abnormally");
+            }
         }
         served
     }

@@ -2,7 +2,7 @@
 //! map it into the domain, call the store, map the answer back. No SQL and
 //! no business rules live here.
 
-mod mapping;
+pub(crate) mod mapping;
 
 use crm_auth::{Principal, Role};
 use crm_proto::crm::leads::v1::{self as pb, lead_service_server::LeadService};

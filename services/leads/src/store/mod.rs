@@ -17,7 +17,6 @@ use sea_orm::{
     DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
-use sea_orm_migration::MigratorTrait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
@@ -112,6 +111,7 @@ struct Logged {
 pub struct LeadStore {
     db: DatabaseConnection,
     defaults: LeadConfig,
+    outbox: crm_events::Outbox,
 }
 
 fn db(err: DbErr) -> LeadError {
@@ -142,12 +142,12 @@ fn audit_changes(changes: Vec<Change>) -> Vec<FieldChange> {
 }
 
 impl LeadStore {
-    pub fn new(db: DatabaseConnection, defaults: LeadConfig) -> Self {
-        LeadStore { db, defaults }
-    }
-
-    pub async fn migrate(&self) -> Result<(), DbErr> {
-        Migrator::up(&self.db, None).await
+    pub fn new(db: DatabaseConnection, defaults: LeadConfig, outbox: crm_events::Outbox) -> Self {
+        LeadStore {
+            db,
+            defaults,
+            outbox,
+        }
     }
 
     // ---- configuration
@@ -189,7 +189,7 @@ impl LeadStore {
         actor: &str,
         now: i64,
     ) -> Result<StoredConfig, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let current = self.config_in(tx, tenant).await?;
             if !etag.is_empty() && etag != current.etag() {
                 return Err(LeadError::StaleConfig(etag.to_owned()));
@@ -238,7 +238,9 @@ impl LeadStore {
                 update_time: Some(now),
                 updater: actor.to_owned(),
             })
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     // ---- reading
@@ -404,7 +406,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<(Lead, bool), LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -456,7 +458,7 @@ impl LeadStore {
                     (lead, false, entry)
                 }
             };
-            audit::append(tx, tenant, vec![entry]).await.map_err(db)?;
+            record(tx, &lead, Some(lead.status), entry).await?;
             if let Some(key) = request {
                 let outcome = Created {
                     lead_id: lead.id.clone(),
@@ -468,7 +470,9 @@ impl LeadStore {
                     .map_err(db)?;
             }
             Ok((lead, merged))
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     /// Imports rows in one transaction: every valid, non-duplicate row is
@@ -485,7 +489,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Vec<RowOutcome>, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -503,7 +507,9 @@ impl LeadStore {
                     .map_err(db)?;
             }
             Ok(outcomes)
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     // ---- changes
@@ -523,14 +529,14 @@ impl LeadStore {
     ) -> Result<Lead, LeadError> {
         let mut lead = load(tx, tenant, id).await?;
         lead.check_etag(etag)?;
-        let version = lead.version;
+        let (version, before) = (lead.version, lead.status);
         let (changes, reason) = decide(&mut lead)?;
         if !changes.is_empty() {
             save(tx, &lead, version).await?;
             let entry = AuditEntry::new(id, action, actor, now)
                 .with_changes(audit_changes(changes))
                 .with_reason(reason);
-            audit::append(tx, tenant, vec![entry]).await.map_err(db)?;
+            record(tx, &lead, Some(before), entry).await?;
         }
         Ok(lead)
     }
@@ -545,7 +551,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let tally = tally(tx, tenant, id, &config.scoring, now).await?;
             self.change(
                 tx,
@@ -564,7 +570,9 @@ impl LeadStore {
                 },
             )
             .await
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn delete(
@@ -575,7 +583,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<(), LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let lead = load(tx, tenant, id).await?;
             lead.check_etag(etag)?;
             interaction::Entity::delete_many()
@@ -593,8 +601,10 @@ impl LeadStore {
                 .map_err(db)?;
             let entry = AuditEntry::new(id, "lead.deleted", &actor.id, now)
                 .with_changes(creation_changes(&lead));
-            audit::append(tx, tenant, vec![entry]).await.map_err(db)
-        })
+            record(tx, &lead, Some(lead.status), entry).await
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn log_interaction(
@@ -609,7 +619,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<(Interaction, Lead), LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(key) = request {
                 match idempotency::prior(tx, key).await.map_err(db)? {
                     Prior::Same(outcome) => {
@@ -643,7 +653,7 @@ impl LeadStore {
             if occur_time >= now - window_micros(&config.scoring) {
                 tally.in_window += 1;
             }
-            let version = lead.version;
+            let (version, before) = (lead.version, lead.status);
             let changes = domain::log_interaction(&mut lead, actor, &tally, config, now)?;
             interaction::Entity::insert(interaction_to_row(tenant, &logged))
                 .exec_without_returning(tx)
@@ -653,7 +663,7 @@ impl LeadStore {
             let entry = AuditEntry::new(lead_id, "lead.interaction_logged", &actor.id, now)
                 .with_changes(audit_changes(changes))
                 .with_reason(kind.as_str());
-            audit::append(tx, tenant, vec![entry]).await.map_err(db)?;
+            record(tx, &lead, Some(before), entry).await?;
             if let Some(key) = request {
                 let outcome = serde_json::to_string(&Logged {
                     interaction_id: logged.id.clone(),
@@ -664,7 +674,9 @@ impl LeadStore {
                     .map_err(db)?;
             }
             Ok((logged, lead))
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn assign(
@@ -677,7 +689,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -694,7 +706,9 @@ impl LeadStore {
                 },
             )
             .await
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn claim(
@@ -706,7 +720,7 @@ impl LeadStore {
         config: &LeadConfig,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let claims = lead_claim::Entity::find()
                 .filter(lead_claim::Column::TenantId.eq(tenant))
                 .filter(lead_claim::Column::Claimer.eq(actor.id.as_str()))
@@ -743,7 +757,9 @@ impl LeadStore {
             .await
             .map_err(db)?;
             Ok(lead)
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn release(
@@ -755,7 +771,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -767,7 +783,9 @@ impl LeadStore {
                 |lead| Ok((domain::release(lead, actor, now)?, reason.to_owned())),
             )
             .await
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn disqualify(
@@ -779,7 +797,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -796,7 +814,9 @@ impl LeadStore {
                 },
             )
             .await
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     /// Records a conversion the opportunities service made. Converting an
@@ -811,7 +831,7 @@ impl LeadStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Lead, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             self.change(
                 tx,
                 tenant,
@@ -828,7 +848,9 @@ impl LeadStore {
                 },
             )
             .await
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     // ---- the sweeper
@@ -842,7 +864,7 @@ impl LeadStore {
         now: i64,
         batch: u64,
     ) -> Result<usize, LeadError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let rows = lead::Entity::find()
                 .filter(lead::Column::FollowUpDeadline.lt(now))
                 .order_by_asc(lead::Column::FollowUpDeadline)
@@ -862,14 +884,31 @@ impl LeadStore {
                 let entry = AuditEntry::new(&lead.id, "lead.returned_to_pool", actor, now)
                     .with_changes(audit_changes(changes))
                     .with_reason(reason.to_string());
-                audit::append(tx, &lead.tenant, vec![entry])
-                    .await
-                    .map_err(db)?;
+                record(tx, &lead, Some(lead.status), entry).await?;
                 returned += 1;
             }
             Ok(returned)
-        })
+        });
+        self.outbox.notify();
+        result
     }
+}
+
+/// Appends the audit entry of a change of `lead`, and the events the change
+/// publishes, in the change's transaction. `before` is the lead's status
+/// before the change.
+async fn record(
+    conn: &impl ConnectionTrait,
+    lead: &Lead,
+    before: Option<LeadStatus>,
+    entry: AuditEntry,
+) -> Result<(), LeadError> {
+    crm_events::append_many(conn, crate::events::of_change(lead, before, &entry))
+        .await
+        .map_err(db)?;
+    audit::append(conn, &lead.tenant, vec![entry])
+        .await
+        .map_err(db)
 }
 
 async fn load(conn: &impl ConnectionTrait, tenant: &str, id: &str) -> Result<Lead, LeadError> {
@@ -1105,6 +1144,7 @@ async fn import_rows(
     let mut outcomes = Vec::with_capacity(rows.len());
     let mut inserts = Vec::new();
     let mut entries = Vec::new();
+    let mut events = Vec::new();
     let reject =
         |index, reason: &str, field: &str, description: String, existing: &str| RowOutcome {
             index,
@@ -1165,11 +1205,11 @@ async fn import_rows(
             match domain::merge_into(&mut lead, &draft.profile, actor, now) {
                 Ok(changes) => {
                     save(tx, &lead, version).await?;
-                    entries.push(
-                        AuditEntry::new(&lead.id, "lead.merged", &actor.id, now)
-                            .with_changes(audit_changes(changes))
-                            .with_reason(format!("import row {index}, duplicate by {name}")),
-                    );
+                    let entry = AuditEntry::new(&lead.id, "lead.merged", &actor.id, now)
+                        .with_changes(audit_changes(changes))
+                        .with_reason(format!("import row {index}, duplicate by {name}"));
+                    events.extend(crate::events::of_change(&lead, Some(lead.status), &entry));
+                    entries.push(entry);
                     for (_, k) in tagged_keys(&lead.profile.duplicate_keys()) {
                         existing.insert(k, lead.clone());
                     }
@@ -1215,11 +1255,11 @@ async fn import_rows(
         for (_, k) in tagged_keys(&keys) {
             in_batch.insert(k, lead.id.clone());
         }
-        entries.push(
-            AuditEntry::new(&lead.id, "lead.created", &actor.id, now)
-                .with_changes(creation_changes(&lead))
-                .with_reason(format!("import row {index}")),
-        );
+        let entry = AuditEntry::new(&lead.id, "lead.created", &actor.id, now)
+            .with_changes(creation_changes(&lead))
+            .with_reason(format!("import row {index}"));
+        events.extend(crate::events::of_change(&lead, None, &entry));
+        entries.push(entry);
         outcomes.push(RowOutcome {
             index,
             lead_id: Some(lead.id.clone()),
@@ -1241,5 +1281,6 @@ async fn import_rows(
             .map_err(db)?;
     }
     audit::append(tx, tenant, entries).await.map_err(db)?;
+    crm_events::append_many(tx, events).await.map_err(db)?;
     Ok(outcomes)
 }
