@@ -8,6 +8,7 @@ use crm_auth::Role;
 use crm_proto::crm::{
     events::v1::{self as ev, subscribe_response::Kind},
     leads::v1 as leads,
+    opportunities::v1 as opps,
 };
 use crm_testkit::{EventsClient, TestSuite};
 use prost::Name;
@@ -152,4 +153,83 @@ async fn an_integration_follows_lead_events_in_order_and_resumes() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn an_erp_follows_opportunity_milestones() {
+    let suite = TestSuite::start().await;
+    let mut boss = suite.opportunities_client(Some(&suite.token("acme", "boss", &[Role::Manager])));
+    let mut erp = suite.events_client(
+        &suite.token("acme", "erp", &[Role::Integration]),
+        "opportunities",
+    );
+    let wanted = [
+        opps::OpportunityCreated::full_name(),
+        opps::OpportunityLost::full_name(),
+    ];
+    let mut stream = subscribe(&mut erp, 0, &[&wanted[0], &wanted[1]]).await;
+
+    let account = boss
+        .create_account(opps::CreateAccountRequest {
+            account: Some(opps::Account {
+                name: "Globex".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    let opp = boss
+        .create_opportunity(opps::CreateOpportunityRequest {
+            opportunity: Some(opps::Opportunity {
+                account_id: account.id,
+                name: "Globex ERP".into(),
+                win_loss_reason: String::new(),
+                team: Some(opps::Team {
+                    account_manager_id: "amy".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    boss.update_opportunity(opps::UpdateOpportunityRequest {
+        opportunity: Some(opps::Opportunity {
+            id: opp.id.clone(),
+            win_loss_reason: "budget moved to next year".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["win_loss_reason".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    boss.advance_stage(opps::AdvanceStageRequest {
+        id: opp.id.clone(),
+        target_stage: opps::Stage::Lost as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let events = take(&mut stream, 2).await;
+    assert_eq!(
+        events.iter().map(|e| e.r#type.clone()).collect::<Vec<_>>(),
+        wanted
+    );
+    let lost: opps::OpportunityLost = events[1].payload.as_ref().unwrap().to_msg().unwrap();
+    let lost = lost.opportunity.unwrap();
+    assert_eq!(
+        (lost.id, lost.win_loss_reason.as_str()),
+        (opp.id, "budget moved to next year")
+    );
 }

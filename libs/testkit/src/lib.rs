@@ -160,6 +160,7 @@ impl TestSuite {
         settings.leads.sweep_interval = Duration::from_millis(50);
         // Quiet streams show they are alive quickly.
         settings.leads.events.heartbeat_interval = Duration::from_millis(200);
+        settings.opportunities.events.heartbeat_interval = Duration::from_millis(200);
         let pg = match std::env::var("CRM_TEST_DATABASE_URL") {
             Ok(url) if !url.is_empty() => {
                 let (db, test_url) = PgDatabase::create(&url)

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod domain;
+mod events;
 pub mod store;
 
 use crm_proto::crm::opportunities::v1::opportunity_service_server::OpportunityServiceServer;
@@ -27,6 +28,8 @@ pub struct OpportunitiesConfig {
     /// probabilities, gates (seed 003's TAS+ by default), approval chains.
     pub defaults: domain::OppConfig,
     pub pages: PageLimits,
+    /// The event stream: retention, heartbeats, sequencer tick.
+    pub events: crm_events::EventsConfig,
 }
 
 /// The opportunities service over one database.
@@ -34,14 +37,22 @@ pub struct OpportunitiesConfig {
 pub struct Opportunities {
     store: OppStore,
     config: OpportunitiesConfig,
+    events: crm_events::Events,
 }
 
 impl Opportunities {
     /// Opens the service on `db`, applying its migrations.
     pub async fn open(db: DatabaseConnection, config: OpportunitiesConfig) -> Result<Self, DbErr> {
-        let store = OppStore::new(db, config.defaults.clone());
-        store.migrate().await?;
-        Ok(Opportunities { store, config })
+        <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
+        let events = crm_events::Events::open(db.clone(), config.events.clone())
+            .await
+            .map_err(|e| DbErr::Custom(format!("opportunities.events: {e}")))?;
+        let store = OppStore::new(db, config.defaults.clone(), events.outbox());
+        Ok(Opportunities {
+            store,
+            config,
+            events,
+        })
     }
 
     pub fn grpc(&self, max_message_bytes: usize) -> OpportunityServiceServer<OpportunitiesApi> {
@@ -58,9 +69,16 @@ impl Opportunities {
         server: &crm_server::ServerConfig,
         shutdown: crm_server::Shutdown,
     ) -> Result<(), crm_server::ServerError> {
+        let sequencer = self.events.spawn_sequencer(shutdown.clone());
         let routes = tonic::service::Routes::new(self.grpc(server.max_request_bytes))
+            .add_service(self.events.grpc(shutdown.clone()))
             .into_axum_router()
             .layer(crm_auth::AuthLayer::new(verifier));
-        crm_server::serve(SERVICE_NAME, routes.into(), listener, server, shutdown).await
+        let served =
+            crm_server::serve(SERVICE_NAME, routes.into(), listener, server, shutdown).await;
+        if let Err(err) = sequencer.await {
+            tracing::warn!(error = %err, "event sequencer ended abnormally");
+        }
+        served
     }
 }

@@ -1,7 +1,7 @@
 //! The gRPC face of the opportunities service: decode and authorise, map
 //! into the domain, call the store, map the answer back.
 
-mod mapping;
+pub(crate) mod mapping;
 
 use std::collections::BTreeMap;
 
@@ -444,16 +444,17 @@ impl OpportunityService for OpportunitiesApi {
             creator: me.id.clone(),
             updater: me.id.clone(),
         };
+        let config = self.config(&p.tenant).await?;
         let created = self
             .store
             .create_opportunity(
                 key(&p.tenant, request_id, "CreateOpportunity", &hash),
                 &opp,
+                &config,
                 now,
             )
             .await
             .map_err(status)?;
-        let config = self.config(&p.tenant).await?;
         Ok(Response::new(pb::CreateOpportunityResponse {
             opportunity: Some(mapping::opportunity_pb(&created, &config)),
         }))
@@ -488,12 +489,18 @@ impl OpportunityService for OpportunitiesApi {
             opportunity_name: body.opportunity_name,
             amount,
         };
+        let config = self.config(&p.tenant).await?;
         let (opp, account, contact) = self
             .store
-            .convert_lead(&p.tenant, &lead, &actor(&p), crm_store::now_micros())
+            .convert_lead(
+                &p.tenant,
+                &lead,
+                &actor(&p),
+                &config,
+                crm_store::now_micros(),
+            )
             .await
             .map_err(status)?;
-        let config = self.config(&p.tenant).await?;
         Ok(Response::new(pb::ConvertLeadResponse {
             opportunity: Some(mapping::opportunity_pb(&opp, &config)),
             account: Some(mapping::account_pb(&account)),

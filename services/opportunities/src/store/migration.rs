@@ -9,6 +9,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = crm_store::shared_migrations();
         all.push(Box::new(CreateOpportunities));
+        all.extend(crm_events::migrations());
         all
     }
 }

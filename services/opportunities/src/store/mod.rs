@@ -18,7 +18,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
-use sea_orm_migration::MigratorTrait;
 
 use crate::domain::{
     self, Account, Activity, ActivityKind, Actor, Approval, ApprovalKind, ApprovalStatus, Change,
@@ -102,12 +101,25 @@ fn changes(list: Vec<Change>) -> Vec<FieldChange> {
         .collect()
 }
 
+/// Appends an audit entry and the event it publishes, in the change's
+/// transaction.
 async fn record(
     conn: &impl ConnectionTrait,
     tenant: &str,
     entry: AuditEntry,
 ) -> Result<(), OppError> {
+    if let Some(event) = crate::events::of_entry(tenant, &entry) {
+        crm_events::append(conn, event).await?;
+    }
     Ok(audit::append(conn, tenant, vec![entry]).await?)
+}
+
+/// Appends milestone events, in the change's transaction.
+async fn publish(
+    conn: &impl ConnectionTrait,
+    events: Vec<crm_events::NewEvent>,
+) -> Result<(), OppError> {
+    Ok(crm_events::append_many(conn, events).await?)
 }
 
 /// The id an earlier call with the same request id created, if any.
@@ -326,15 +338,16 @@ async fn gate_facts(
 pub struct OppStore {
     db: DatabaseConnection,
     defaults: OppConfig,
+    outbox: crm_events::Outbox,
 }
 
 impl OppStore {
-    pub fn new(db: DatabaseConnection, defaults: OppConfig) -> Self {
-        OppStore { db, defaults }
-    }
-
-    pub async fn migrate(&self) -> Result<(), DbErr> {
-        Migrator::up(&self.db, None).await
+    pub fn new(db: DatabaseConnection, defaults: OppConfig, outbox: crm_events::Outbox) -> Self {
+        OppStore {
+            db,
+            defaults,
+            outbox,
+        }
     }
 
     // ---- configuration
@@ -368,7 +381,7 @@ impl OppStore {
         actor: &str,
         now: i64,
     ) -> Result<StoredConfig, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let current = opp_config::Entity::find_by_id(tenant.to_owned())
                 .one(tx)
                 .await?;
@@ -416,7 +429,9 @@ impl OppStore {
                 update_time: Some(now),
                 updater: actor.to_owned(),
             })
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     // ---- accounts and contacts
@@ -427,7 +442,7 @@ impl OppStore {
         account: &Account,
         now: i64,
     ) -> Result<Account, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(id) = replayed(tx, key).await? {
                 return load_account(tx, &account.tenant, &id).await;
             }
@@ -449,9 +464,12 @@ impl OppStore {
                     new: account.name.clone(),
                 }]));
             record(tx, &account.tenant, entry).await?;
+            publish(tx, vec![crate::events::account_created(account, now)]).await?;
             remember(tx, key, &account.id, now).await?;
             Ok(account.clone())
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn get_account(&self, tenant: &str, id: &str) -> Result<Account, OppError> {
@@ -494,7 +512,7 @@ impl OppStore {
         config: &OppConfig,
         now: i64,
     ) -> Result<(Account, Option<Approval>), OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let mut a = load_account(tx, tenant, id).await?;
             check_etag(etag, a.version)?;
             if !actor.supervisor() && a.owner_id != actor.id {
@@ -537,6 +555,7 @@ impl OppStore {
                     .exec_without_returning(tx)
                     .await?;
                 a.pending_approval_id = Some(ap.id.clone());
+                publish(tx, vec![crate::events::approval_requested(&ap, now)]).await?;
                 Some(ap)
             };
             let list: Vec<Change> = [
@@ -566,7 +585,9 @@ impl OppStore {
                 .await?;
             }
             Ok((a, approval))
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn create_contact(
@@ -576,7 +597,7 @@ impl OppStore {
         c: &Contact,
         now: i64,
     ) -> Result<Contact, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(id) = replayed(tx, key).await? {
                 return load_contact(tx, tenant, &id).await;
             }
@@ -594,7 +615,9 @@ impl OppStore {
             record(tx, tenant, entry).await?;
             remember(tx, key, &c.id, now).await?;
             Ok(c.clone())
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn list_contacts(
@@ -625,9 +648,10 @@ impl OppStore {
         &self,
         key: Option<RequestKey<'_>>,
         opp: &Opportunity,
+        config: &OppConfig,
         now: i64,
     ) -> Result<Opportunity, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(id) = replayed(tx, key).await? {
                 return load_opportunity(tx, &opp.tenant, &id).await;
             }
@@ -642,9 +666,16 @@ impl OppStore {
                     new: opp.name.clone(),
                 }]));
             record(tx, &opp.tenant, entry).await?;
+            publish(
+                tx,
+                vec![crate::events::opportunity_created(opp, config, now)],
+            )
+            .await?;
             remember(tx, key, &opp.id, now).await?;
             Ok(opp.clone())
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     /// Converts a lead: finds or creates its account (by name) and contact
@@ -655,9 +686,10 @@ impl OppStore {
         tenant: &str,
         lead: &LeadSnapshot,
         actor: &Actor,
+        config: &OppConfig,
         now: i64,
     ) -> Result<(Opportunity, Account, Option<String>), OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let existing = opportunity::Entity::find()
                 .filter(opportunity::Column::TenantId.eq(tenant))
                 .filter(opportunity::Column::LeadId.eq(lead.lead_id.as_str()))
@@ -707,6 +739,7 @@ impl OppStore {
                             .with_reason(format!("lead {}", lead.lead_id)),
                     )
                     .await?;
+                    publish(tx, vec![crate::events::account_created(&a, now)]).await?;
                     a
                 }
             };
@@ -772,8 +805,15 @@ impl OppStore {
                     .with_reason(format!("converted from lead {}", lead.lead_id)),
             )
             .await?;
+            publish(
+                tx,
+                vec![crate::events::opportunity_created(&opp, config, now)],
+            )
+            .await?;
             Ok((opp, account, contact))
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn get_opportunity(&self, tenant: &str, id: &str) -> Result<Opportunity, OppError> {
@@ -827,7 +867,7 @@ impl OppStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Opportunity, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let mut opp = load_opportunity(tx, tenant, id).await?;
             check_etag(etag, opp.version)?;
             let version = opp.version;
@@ -850,7 +890,9 @@ impl OppStore {
                 .await?;
             }
             Ok(opp)
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn advance(
@@ -864,10 +906,10 @@ impl OppStore {
         config: &OppConfig,
         now: i64,
     ) -> Result<(Opportunity, Option<StageViolation>), OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let mut opp = load_opportunity(tx, tenant, id).await?;
             check_etag(etag, opp.version)?;
-            let version = opp.version;
+            let (version, from) = (opp.version, opp.stage);
             let facts = gate_facts(tx, tenant, id).await?;
             let (list, violation) = domain::advance(
                 &mut opp,
@@ -897,8 +939,15 @@ impl OppStore {
                     .with_reason(reason),
             )
             .await?;
+            publish(
+                tx,
+                crate::events::stage_changed(&opp, from, violation.as_ref(), config, now),
+            )
+            .await?;
             Ok((opp, violation))
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     // ---- decision chain, activities, hours
@@ -911,7 +960,7 @@ impl OppStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Member, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let opp = load_opportunity(tx, tenant, opp_id).await?;
             opp.check_access(actor)?;
             let contact = load_contact(tx, tenant, &m.contact_id).await?;
@@ -946,7 +995,9 @@ impl OppStore {
             )
             .await?;
             Ok(m.clone())
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn decision_chain(
@@ -971,7 +1022,7 @@ impl OppStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Activity, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(id) = replayed(tx, key).await? {
                 let row = activity::Entity::find_by_id(id.clone()).one(tx).await?;
                 return activity_from_row(
@@ -1006,7 +1057,9 @@ impl OppStore {
             .await?;
             remember(tx, key, &a.id, now).await?;
             Ok(a.clone())
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn activities(
@@ -1038,7 +1091,7 @@ impl OppStore {
         actor: &Actor,
         now: i64,
     ) -> Result<WorkHours, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(id) = replayed(tx, key).await? {
                 let row = work_hours::Entity::find_by_id(id.clone()).one(tx).await?;
                 return work_hours_from_row(
@@ -1068,7 +1121,9 @@ impl OppStore {
             .await?;
             remember(tx, key, &w.id, now).await?;
             Ok(w.clone())
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn work_hours(
@@ -1141,7 +1196,7 @@ impl OppStore {
         config: &OppConfig,
         now: i64,
     ) -> Result<Approval, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             if let Some(id) = replayed(tx, key).await? {
                 return load_approval(tx, tenant, &id).await;
             }
@@ -1218,9 +1273,12 @@ impl OppStore {
                     .with_reason(format!("{kind} for {opp_id}: {reason}")),
             )
             .await?;
+            publish(tx, vec![crate::events::approval_requested(&ap, now)]).await?;
             remember(tx, key, &ap.id, now).await?;
             Ok(ap)
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     pub async fn get_approval(&self, tenant: &str, id: &str) -> Result<Approval, OppError> {
@@ -1266,7 +1324,7 @@ impl OppStore {
         actor: &Actor,
         now: i64,
     ) -> Result<Approval, OppError> {
-        crm_store::write_tx!(&self.db, |tx| async {
+        let result = crm_store::write_tx!(&self.db, |tx| async {
             let mut ap = load_approval(tx, tenant, id).await?;
             check_etag(etag, ap.version)?;
             let version = ap.version;
@@ -1341,8 +1399,11 @@ impl OppStore {
                     .with_reason(format!("{decision} by {who}: {}", comment.trim())),
             )
             .await?;
+            publish(tx, vec![crate::events::approval_decided(&ap, now)]).await?;
             Ok(ap)
-        })
+        });
+        self.outbox.notify();
+        result
     }
 
     // ---- pipeline
