@@ -10,7 +10,7 @@ use crm_proto::crm::{
     leads::v1 as leads,
     opportunities::v1 as opps,
 };
-use crm_testkit::{EventsClient, TestSuite};
+use crm_testkit::{Component, EventsClient, TestSuite, eventually};
 use prost::Name;
 use tonic::Code;
 
@@ -231,5 +231,112 @@ async fn an_erp_follows_opportunity_milestones() {
     assert_eq!(
         (lost.id, lost.win_loss_reason.as_str()),
         (opp.id, "budget moved to next year")
+    );
+}
+
+#[tokio::test]
+async fn a_qualified_lead_converts_once_when_opportunities_is_back() {
+    // An address where the opportunities service will listen, but not yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let suite = TestSuite::start_with(|s| {
+        s.leads.opportunities_url = Some(format!("http://{addr}"));
+        s.leads.conversion_retry_max = Duration::from_millis(200);
+    })
+    .await;
+    let mut amy = suite.leads_client(Some(&suite.token("acme", "amy", &[Role::Sales])));
+    let lead = amy
+        .create_lead(leads::CreateLeadRequest {
+            lead: Some(leads::Lead {
+                company: "Qualified Co".into(),
+                contact_name: "Wu".into(),
+                source_channel: "referral".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let mut last = lead.clone();
+    for kind in [
+        leads::InteractionKind::DemoAttended,
+        leads::InteractionKind::ContractTemplateViewed,
+        leads::InteractionKind::Meeting,
+        leads::InteractionKind::Visit,
+        leads::InteractionKind::CallConnected,
+    ] {
+        last = amy
+            .log_interaction(leads::LogInteractionRequest {
+                lead_id: lead.id.clone(),
+                interaction: Some(leads::Interaction {
+                    kind: kind as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .lead
+            .unwrap();
+    }
+    assert_eq!(last.status, leads::LeadStatus::Qualified as i32);
+    // Opportunities is down: the conversion waits, the lead stays qualified.
+    let now = amy
+        .get_lead(leads::GetLeadRequest {
+            id: lead.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert_eq!(
+        (now.status, now.opportunity_id.as_str()),
+        (leads::LeadStatus::Qualified as i32, "")
+    );
+
+    // It comes back on its address: the lead converts, once.
+    suite.spawn_component(
+        Component::Opportunities,
+        std::net::TcpListener::bind(addr).unwrap(),
+    );
+    let converted = eventually(Duration::from_secs(20), "the automatic conversion", || {
+        let mut amy = amy.clone();
+        let id = lead.id.clone();
+        async move {
+            let l = amy
+                .get_lead(leads::GetLeadRequest { id })
+                .await
+                .ok()?
+                .into_inner()
+                .lead?;
+            (l.status == leads::LeadStatus::Converted as i32).then_some(l)
+        }
+    })
+    .await;
+    assert!(!converted.opportunity_id.is_empty());
+    assert_eq!(converted.updater, "system:leads-converter");
+    let mut boss = suite.opportunities_client(Some(&suite.token("acme", "boss", &[Role::Manager])));
+    let all = boss
+        .list_opportunities(opps::ListOpportunitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunities;
+    assert_eq!(all.len(), 1, "exactly one opportunity");
+    assert_eq!(
+        (all[0].id.as_str(), all[0].lead_id.as_str()),
+        (converted.opportunity_id.as_str(), lead.id.as_str())
+    );
+    assert_eq!(
+        all[0].team.as_ref().unwrap().account_manager_id,
+        "amy",
+        "the lead's owner manages the account"
     );
 }

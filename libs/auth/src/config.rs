@@ -26,6 +26,11 @@ pub struct AuthConfig {
     pub jwks_file: Option<PathBuf>,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway_seconds: u64,
+    /// The services' own identity: an Ed25519 private key (PKCS#8 PEM) they
+    /// sign tokens with for work they do by themselves (sweepers, event
+    /// consumers). Its public half must be among the verification keys.
+    /// Unset in development: the development key serves.
+    pub service_key_file: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -40,6 +45,7 @@ impl Default for AuthConfig {
             public_key_files: Vec::new(),
             jwks_file: None,
             leeway_seconds: 30,
+            service_key_file: None,
         }
     }
 }

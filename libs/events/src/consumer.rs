@@ -180,21 +180,17 @@ impl Consumer {
         self
     }
 
-    fn key(&self) -> sea_orm::Condition {
-        use event_cursor::Column;
-        sea_orm::Condition::all()
-            .add(Column::Consumer.eq(self.name.as_str()))
-            .add(Column::Source.eq(self.source.as_str()))
-            .add(Column::TenantId.eq(self.tenant.as_str()))
+    fn cursor_ref(&self) -> CursorRef<'_> {
+        CursorRef {
+            consumer: &self.name,
+            source: &self.source,
+            tenant: &self.tenant,
+        }
     }
 
     /// The last sequence applied (0 before the first).
     pub async fn cursor(&self, conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
-        Ok(event_cursor::Entity::find()
-            .filter(self.key())
-            .one(conn)
-            .await?
-            .map_or(0, |row| row.sequence))
+        self.cursor_ref().get(conn).await
     }
 
     /// Sets the cursor, e.g. to 0 or a heartbeat's `head_sequence` after a
@@ -204,48 +200,15 @@ impl Consumer {
         conn: &impl ConnectionTrait,
         sequence: i64,
     ) -> Result<(), DbErr> {
-        self.ensure_cursor(conn).await?;
-        event_cursor::Entity::update_many()
-            .col_expr(event_cursor::Column::Sequence, Expr::value(sequence))
-            .col_expr(
-                event_cursor::Column::UpdateTime,
-                Expr::value(crm_store::now_micros()),
-            )
-            .filter(self.key())
-            .exec(conn)
-            .await
-            .map(|_| ())
+        self.cursor_ref().set(conn, sequence).await
     }
 
     async fn ensure_cursor(&self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-        event_cursor::Entity::insert(event_cursor::ActiveModel {
-            consumer: Set(self.name.clone()),
-            source: Set(self.source.clone()),
-            tenant_id: Set(self.tenant.clone()),
-            sequence: Set(0),
-            update_time: Set(crm_store::now_micros()),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(conn)
-        .await
-        .map(|_| ())
+        self.cursor_ref().ensure(conn).await
     }
 
-    /// Moves the cursor to `sequence` if it is behind; false if it was not
-    /// (the event was applied already).
     async fn advance(&self, conn: &impl ConnectionTrait, sequence: i64) -> Result<bool, DbErr> {
-        let moved = event_cursor::Entity::update_many()
-            .col_expr(event_cursor::Column::Sequence, Expr::value(sequence))
-            .col_expr(
-                event_cursor::Column::UpdateTime,
-                Expr::value(crm_store::now_micros()),
-            )
-            .filter(self.key())
-            .filter(event_cursor::Column::Sequence.lt(sequence))
-            .exec(conn)
-            .await?
-            .rows_affected;
-        Ok(moved > 0)
+        self.cursor_ref().advance(conn, sequence).await
     }
 
     /// Spawns [`Consumer::run`] on the current runtime.
@@ -486,32 +449,118 @@ impl Consumer {
 
     /// The span of one event's work, a child of the change that caused it.
     fn span(&self, event: &Event) -> tracing::Span {
-        let span = tracing::info_span!(
-            "event",
-            otel.name = %format_args!("{} process", event.r#type),
-            otel.kind = "consumer",
-            messaging.system = "crm",
-            messaging.operation = "process",
-            messaging.message.id = %event.id,
-            consumer = %self.name,
-            source = %self.source,
-            event_type = %event.r#type,
-            event.sequence = event.sequence,
-        );
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in [
-            ("traceparent", &event.traceparent),
-            ("tracestate", &event.tracestate),
-        ] {
-            if let Ok(value) = http::HeaderValue::from_str(value)
-                && !value.is_empty()
-            {
-                headers.insert(name, value);
-            }
+        event_span(&self.name, &self.source, event)
+    }
+}
+
+/// The span of a consumer's work on one event, a child of the change that
+/// caused the event (its W3C trace context).
+pub(crate) fn event_span(consumer: &str, source: &str, event: &Event) -> tracing::Span {
+    let span = tracing::info_span!(
+        "event",
+        otel.name = %format_args!("{} process", event.r#type),
+        otel.kind = "consumer",
+        messaging.system = "crm",
+        messaging.operation = "process",
+        messaging.message.id = %event.id,
+        consumer = %consumer,
+        source = %source,
+        event_type = %event.r#type,
+        event.sequence = event.sequence,
+    );
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("traceparent", &event.traceparent),
+        ("tracestate", &event.tracestate),
+    ] {
+        if let Ok(value) = http::HeaderValue::from_str(value)
+            && !value.is_empty()
+        {
+            headers.insert(name, value);
         }
-        let parent = crm_telemetry::extract_trace_context(&headers);
-        // Fails only without an OpenTelemetry layer: then there is no trace.
-        let _ = span.set_parent(parent);
-        span
+    }
+    let parent = crm_telemetry::extract_trace_context(&headers);
+    // Fails only without an OpenTelemetry layer: then there is no trace.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// Where a consumer's cursor is kept: one row of `event_cursors` in the
+/// consumer's own database, moved in the transaction of each effect.
+pub(crate) struct CursorRef<'a> {
+    pub(crate) consumer: &'a str,
+    pub(crate) source: &'a str,
+    pub(crate) tenant: &'a str,
+}
+
+impl CursorRef<'_> {
+    fn key(&self) -> sea_orm::Condition {
+        use event_cursor::Column;
+        sea_orm::Condition::all()
+            .add(Column::Consumer.eq(self.consumer))
+            .add(Column::Source.eq(self.source))
+            .add(Column::TenantId.eq(self.tenant))
+    }
+
+    /// The last sequence applied (0 before the first).
+    pub(crate) async fn get(&self, conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+        Ok(event_cursor::Entity::find()
+            .filter(self.key())
+            .one(conn)
+            .await?
+            .map_or(0, |row| row.sequence))
+    }
+
+    pub(crate) async fn set(
+        &self,
+        conn: &impl ConnectionTrait,
+        sequence: i64,
+    ) -> Result<(), DbErr> {
+        self.ensure(conn).await?;
+        event_cursor::Entity::update_many()
+            .col_expr(event_cursor::Column::Sequence, Expr::value(sequence))
+            .col_expr(
+                event_cursor::Column::UpdateTime,
+                Expr::value(crm_store::now_micros()),
+            )
+            .filter(self.key())
+            .exec(conn)
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn ensure(&self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        event_cursor::Entity::insert(event_cursor::ActiveModel {
+            consumer: Set(self.consumer.to_owned()),
+            source: Set(self.source.to_owned()),
+            tenant_id: Set(self.tenant.to_owned()),
+            sequence: Set(0),
+            update_time: Set(crm_store::now_micros()),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves the cursor to `sequence` if it is behind; false if it was not
+    /// (the event was applied already).
+    pub(crate) async fn advance(
+        &self,
+        conn: &impl ConnectionTrait,
+        sequence: i64,
+    ) -> Result<bool, DbErr> {
+        let moved = event_cursor::Entity::update_many()
+            .col_expr(event_cursor::Column::Sequence, Expr::value(sequence))
+            .col_expr(
+                event_cursor::Column::UpdateTime,
+                Expr::value(crm_store::now_micros()),
+            )
+            .filter(self.key())
+            .filter(event_cursor::Column::Sequence.lt(sequence))
+            .exec(conn)
+            .await?
+            .rows_affected;
+        Ok(moved > 0)
     }
 }

@@ -46,6 +46,7 @@
 mod config;
 mod consumer;
 pub mod entity;
+mod local;
 mod migration;
 mod outbox;
 mod sequencer;
@@ -65,6 +66,7 @@ use tokio::{
 pub use config::{EventsConfig, InvalidConfig, MIN_RETENTION};
 pub use consumer::{Backoff, Consumer, ConsumerError, Handler, SOURCE_METADATA, TokenProvider};
 pub use crm_proto::crm::events::v1::Event;
+pub use local::{LocalConsumer, LocalHandler};
 pub use migration::migrations;
 pub use outbox::{NewEvent, Outbox, append, append_many};
 pub use stream::EventStream;

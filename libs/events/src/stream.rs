@@ -272,7 +272,7 @@ impl Pump {
     }
 }
 
-fn to_event(row: outbox_event::Model) -> Result<Event, prost::DecodeError> {
+pub(crate) fn to_event(row: outbox_event::Model) -> Result<Event, prost::DecodeError> {
     let payload = prost_types::Any::decode(row.payload.as_slice())?;
     Ok(Event {
         id: row.id,

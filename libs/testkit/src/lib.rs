@@ -9,7 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crm::{Component, Listeners, Settings};
+pub use crm::Component;
+use crm::{Listeners, Settings};
 use crm_auth::{DevKeys, Role, TokenMinter};
 use crm_proto::crm::events::v1::event_service_client::EventServiceClient;
 use crm_proto::crm::leads::v1::lead_service_client::LeadServiceClient;
@@ -251,6 +252,35 @@ impl TestSuite {
             // to exit: when this returns, the suite is gone.
             let _ = tokio::task::spawn_blocking(move || drop(runtime)).await;
         }
+    }
+
+    /// Runs one more component of the suite (same data and keys) on
+    /// `listener`, until the suite stops: e.g. a service that was down.
+    #[allow(clippy::expect_used)]
+    pub fn spawn_component(&self, component: Component, listener: std::net::TcpListener) {
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let runtime = self.runtime.as_ref().expect("the suite is running");
+        let (settings, shutdown) = (self.settings.clone(), self.shutdown.clone());
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("listener");
+            let listeners = match component {
+                Component::Opportunities => Listeners {
+                    opportunities: Some(listener),
+                    ..Listeners::default()
+                },
+                Component::Leads => Listeners {
+                    leads: Some(listener),
+                    ..Listeners::default()
+                },
+                _ => Listeners {
+                    gateway: Some(listener),
+                    ..Listeners::default()
+                },
+            };
+            crm::serve_on(settings, component, listeners, shutdown).await
+        });
     }
 
     /// Starts the suite again on the same data (new ports).

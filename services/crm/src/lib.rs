@@ -114,9 +114,39 @@ async fn database(
     Ok(crm_store::connect(&location, settings.store.max_connections).await?)
 }
 
+/// The services' own identity for work they do by themselves: the
+/// configured service key, or in development the development key.
+pub fn service_identity(settings: &Settings) -> Result<Option<crm_auth::TokenMinter>, Error> {
+    let auth = &settings.auth;
+    if let Some(path) = &auth.service_key_file {
+        let pem = std::fs::read(path).map_err(|source| Error::DataDir {
+            path: path.display().to_string(),
+            source,
+        })?;
+        return Ok(Some(crm_auth::TokenMinter::from_ed25519_pem(
+            &pem,
+            &auth.issuer,
+            &auth.audience,
+        )?));
+    }
+    if auth.public_key_files.is_empty() && auth.jwks_file.is_none() {
+        ensure_dir(&settings.data_dir)?;
+        return Ok(Some(
+            DevKeys::load_or_create(&settings.data_dir)?.minter(&auth.issuer, &auth.audience)?,
+        ));
+    }
+    Ok(None)
+}
+
 /// Opens (and migrates) the leads service.
 pub async fn open_leads(settings: &Settings) -> Result<Leads, Error> {
-    Ok(Leads::open(database(settings, "leads").await?, settings.leads.clone()).await?)
+    let identity = service_identity(settings)?;
+    Ok(Leads::open(
+        database(settings, "leads").await?,
+        settings.leads.clone(),
+        identity,
+    )
+    .await?)
 }
 
 /// Opens (and migrates) the opportunities service.

@@ -5,6 +5,7 @@
 //! `api` maps gRPC to the domain, `domain` decides, `store` persists.
 
 pub mod api;
+mod conversion;
 pub mod domain;
 mod events;
 pub mod store;
@@ -41,6 +42,11 @@ pub struct LeadsConfig {
     pub opportunities_url: Option<String>,
     /// The event stream: retention, heartbeats, sequencer tick.
     pub events: crm_events::EventsConfig,
+    /// Convert leads that reach the qualify threshold into opportunities.
+    pub auto_convert: bool,
+    /// Longest wait between attempts while the opportunities service is down.
+    #[serde(with = "crm_config::duration")]
+    pub conversion_retry_max: Duration,
 }
 
 impl Default for LeadsConfig {
@@ -53,6 +59,8 @@ impl Default for LeadsConfig {
             sweep_batch: 500,
             opportunities_url: None,
             events: crm_events::EventsConfig::default(),
+            auto_convert: true,
+            conversion_retry_max: Duration::from_secs(30),
         }
     }
 }
@@ -64,11 +72,17 @@ pub struct Leads {
     config: LeadsConfig,
     opportunities: Option<api::OpportunitiesClient>,
     events: crm_events::Events,
+    /// The service's own identity, for work it does by itself.
+    identity: Option<std::sync::Arc<crm_auth::TokenMinter>>,
 }
 
 impl Leads {
     /// Opens the service on `db`, applying its migrations.
-    pub async fn open(db: DatabaseConnection, config: LeadsConfig) -> Result<Self, DbErr> {
+    pub async fn open(
+        db: DatabaseConnection,
+        config: LeadsConfig,
+        identity: Option<crm_auth::TokenMinter>,
+    ) -> Result<Self, DbErr> {
         <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
         let events = crm_events::Events::open(db.clone(), config.events.clone())
             .await
@@ -90,6 +104,7 @@ impl Leads {
             config,
             opportunities,
             events,
+            identity: identity.map(std::sync::Arc::new),
         })
     }
 
@@ -146,6 +161,43 @@ impl Leads {
 }
 
 impl Leads {
+    /// Converts qualified leads, driven by their `LeadQualified` events, when
+    /// enabled and the service can reach opportunities as itself.
+    fn spawn_converter(
+        &self,
+        shutdown: crm_server::Shutdown,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let (Some(_), Some(identity)) = (&self.opportunities, &self.identity) else {
+            if self.config.auto_convert {
+                tracing::warn!(
+                    "automatic conversion is off: no opportunities_url or no service identity key"
+                );
+            }
+            return None;
+        };
+        if !self.config.auto_convert {
+            return None;
+        }
+        let handler = conversion::AutoConvert {
+            store: self.store.clone(),
+            api: LeadsApi::new(
+                self.store.clone(),
+                self.config.pages,
+                self.config.max_import_rows,
+                self.opportunities.clone(),
+            ),
+            identity: identity.clone(),
+        };
+        let backoff = crm_events::Backoff {
+            initial: Duration::from_millis(100),
+            max: self.config.conversion_retry_max,
+        };
+        let consumer = crm_events::LocalConsumer::new("leads.auto-convert")
+            .with_types([<crm_proto::crm::leads::v1::LeadQualified as prost::Name>::full_name()])
+            .with_backoff(backoff);
+        Some(consumer.spawn(&self.events, handler, shutdown))
+    }
+
     /// Serves the leads gRPC API on `listener` (with health, reflection and
     /// the shared auth layer) and runs the sweeper, until `shutdown`.
     pub async fn serve(
@@ -160,13 +212,19 @@ impl Leads {
             async move { shutdown.triggered().await }
         });
         let sequencer = self.events.spawn_sequencer(shutdown.clone());
+        let converter = self.spawn_converter(shutdown.clone());
         let routes = tonic::service::Routes::new(self.grpc(server.max_request_bytes))
             .add_service(self.events.grpc(shutdown.clone()))
             .into_axum_router()
             .layer(crm_auth::AuthLayer::new(verifier));
         let served =
             crm_server::serve(SERVICE_NAME, routes.into(), listener, server, shutdown).await;
-        for (task, name) in [(sweeper, "lead sweeper"), (sequencer, "event sequencer")] {
+        let tasks = [
+            (Some(sweeper), "lead sweeper"),
+            (Some(sequencer), "event sequencer"),
+            (converter, "lead converter"),
+        ];
+        for (task, name) in tasks.into_iter().filter_map(|(t, n)| t.map(|t| (t, n))) {
             if let Err(err) = task.await {
                 tracing::warn!(error = %err, "{name} ended abnormally");
             }

@@ -140,7 +140,7 @@ impl LeadsApi {
 
     /// Asks the opportunities service to convert `lead`, as the caller
     /// (their token) and within the caller's trace.
-    async fn convert_remotely(
+    pub(crate) async fn convert_remotely(
         &self,
         lead: &crate::domain::Lead,
         token: Option<crm_auth::BearerToken>,

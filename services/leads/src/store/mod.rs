@@ -832,25 +832,42 @@ impl LeadStore {
         now: i64,
     ) -> Result<Lead, LeadError> {
         let result = crm_store::write_tx!(&self.db, |tx| async {
-            self.change(
-                tx,
-                tenant,
-                id,
-                "",
-                "lead.converted",
-                &actor.id,
-                now,
-                |lead| {
-                    Ok((
-                        domain::convert(lead, opportunity_id, account_id, actor, now)?,
-                        String::new(),
-                    ))
-                },
-            )
-            .await
+            self.mark_converted_in(tx, tenant, id, opportunity_id, account_id, actor, now)
+                .await
         });
         self.outbox.notify();
         result
+    }
+
+    /// Records a conversion the opportunities service made, in `tx`.
+    /// Converting an already converted lead changes nothing, so a retry
+    /// after a crash between the two services' steps ends in the same state.
+    pub async fn mark_converted_in(
+        &self,
+        tx: &DatabaseTransaction,
+        tenant: &str,
+        id: &str,
+        opportunity_id: &str,
+        account_id: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Lead, LeadError> {
+        self.change(
+            tx,
+            tenant,
+            id,
+            "",
+            "lead.converted",
+            &actor.id,
+            now,
+            |lead| {
+                Ok((
+                    domain::convert(lead, opportunity_id, account_id, actor, now)?,
+                    String::new(),
+                ))
+            },
+        )
+        .await
     }
 
     // ---- the sweeper
