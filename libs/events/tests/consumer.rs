@@ -214,6 +214,10 @@ async fn each_event_is_applied_exactly_once_across_consumer_crashes_and_producer
     assert!(round >= 5, "the run crashed the consumer {round} times");
 
     let (applied, total, most) = tally(&consumer_reads).await;
+    eprintln!(
+        "consumer crashes: {round}, producer restarts: {}, events: {EVENTS}, applied: {applied}, applications: {total}, most of one event: {most}",
+        round / 3
+    );
     assert_eq!(
         (applied, total, most),
         (EVENTS, EVENTS, 1),
