@@ -36,6 +36,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Type names (`prost::Name`) let event payloads travel as `Any`.
     let mut config = tonic_prost_build::Config::new();
     config.enable_type_names();
+    // The conventional `Any` type URLs, as other languages' libraries write them.
+    config.type_name_domain(["."], "type.googleapis.com");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
