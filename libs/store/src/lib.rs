@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod idempotency;
 mod migrations;
+pub mod tenant_config;
 
 use std::{path::Path, time::Duration};
 
@@ -19,7 +20,7 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-pub use migrations::shared_migrations;
+pub use migrations::{index, shared_migrations};
 pub use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 /// Where one service keeps its data.

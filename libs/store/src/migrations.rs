@@ -2,6 +2,16 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+/// An index named `name` on `cols` of `table`, created if missing.
+pub fn index(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
+    let mut stmt = Index::create();
+    stmt.name(name).table(table).if_not_exists();
+    for col in cols {
+        stmt.col(*col);
+    }
+    stmt.to_owned()
+}
+
 /// Migrations of the shared tables, to run first in every service's migrator.
 pub fn shared_migrations() -> Vec<Box<dyn MigrationTrait>> {
     vec![Box::new(CreateAuditAndIdempotency)]
@@ -11,7 +21,7 @@ struct CreateAuditAndIdempotency;
 
 impl MigrationName for CreateAuditAndIdempotency {
     fn name(&self) -> &str {
-        "m0001_shared_audit_and_idempotency"
+        "m0001_shared_audit_idempotency_config"
     }
 }
 
@@ -70,6 +80,19 @@ impl MigrationTrait for CreateAuditAndIdempotency {
                     .col(text("outcome"))
                     .col(big_integer("create_time"))
                     .primary_key(Index::create().col("tenant_id").col("request_id"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("tenant_configs")
+                    .if_not_exists()
+                    .col(string("tenant_id").primary_key())
+                    .col(text("config"))
+                    .col(big_integer("version"))
+                    .col(big_integer("update_time"))
+                    .col(string("updater"))
                     .to_owned(),
             )
             .await?;

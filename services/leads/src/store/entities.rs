@@ -95,26 +95,3 @@ pub mod lead_claim {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
-
-pub mod lead_config {
-    use sea_orm::entity::prelude::*;
-
-    /// A tenant's own lead configuration; tenants without a row use the
-    /// operator's defaults.
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "lead_configs")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub tenant_id: String,
-        /// JSON of `domain::LeadConfig`.
-        pub config: String,
-        pub version: i64,
-        pub update_time: i64,
-        pub updater: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

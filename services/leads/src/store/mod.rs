@@ -23,7 +23,7 @@ use crate::domain::{
     self, Actor, Change, DuplicateKeys, Interaction, InteractionKind, Lead, LeadConfig, LeadError,
     LeadStatus, OnDuplicate, Patch, Profile, Tally,
 };
-use entities::{interaction, lead, lead_claim, lead_config};
+use entities::{interaction, lead, lead_claim};
 use mapping::{interaction_from_row, interaction_to_row, lead_from_row, lead_to_row};
 
 pub use migration::Migrator;
@@ -34,20 +34,8 @@ const KEY_CHUNK: usize = 300;
 /// Rows per INSERT of an import (well under SQLite's bind limit).
 const INSERT_CHUNK: usize = 200;
 
-/// A tenant's configuration as stored; version 0 means the operator's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredConfig {
-    pub config: LeadConfig,
-    pub version: i64,
-    pub update_time: Option<i64>,
-    pub updater: String,
-}
-
-impl StoredConfig {
-    pub fn etag(&self) -> String {
-        self.version.to_string()
-    }
-}
+/// A tenant's lead configuration as stored; version 0 is the operator's defaults.
+pub type StoredConfig = crm_store::tenant_config::Stored<LeadConfig>;
 
 /// Which leads a list returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,32 +141,9 @@ impl LeadStore {
     // ---- configuration
 
     pub async fn config(&self, tenant: &str) -> Result<StoredConfig, LeadError> {
-        self.config_in(&self.db, tenant).await
-    }
-
-    async fn config_in(
-        &self,
-        conn: &impl ConnectionTrait,
-        tenant: &str,
-    ) -> Result<StoredConfig, LeadError> {
-        let row = lead_config::Entity::find_by_id(tenant.to_owned())
-            .one(conn)
+        crm_store::tenant_config::get(&self.db, tenant, &self.defaults)
             .await
-            .map_err(db)?;
-        Ok(match row {
-            Some(row) => StoredConfig {
-                config: serde_json::from_str(&row.config).map_err(LeadError::store)?,
-                version: row.version,
-                update_time: Some(row.update_time),
-                updater: row.updater,
-            },
-            None => StoredConfig {
-                config: self.defaults.clone(),
-                version: 0,
-                update_time: None,
-                updater: String::new(),
-            },
-        })
+            .map_err(db)
     }
 
     pub async fn replace_config(
@@ -189,58 +154,25 @@ impl LeadStore {
         actor: &str,
         now: i64,
     ) -> Result<StoredConfig, LeadError> {
-        let result = crm_store::write_tx!(&self.db, |tx| async {
-            let current = self.config_in(tx, tenant).await?;
-            if !etag.is_empty() && etag != current.etag() {
-                return Err(LeadError::StaleConfig(etag.to_owned()));
-            }
-            let json = serde_json::to_string(&config).map_err(LeadError::store)?;
-            let row = lead_config::ActiveModel {
-                tenant_id: Set(tenant.to_owned()),
-                config: Set(json.clone()),
-                version: Set(current.version + 1),
-                update_time: Set(now),
-                updater: Set(actor.to_owned()),
-            };
-            if current.version == 0 {
-                lead_config::Entity::insert(row)
-                    .exec_without_returning(tx)
-                    .await
-                    .map_err(db)?;
-            } else {
-                let done = lead_config::Entity::update_many()
-                    .set(row)
-                    .filter(lead_config::Column::TenantId.eq(tenant))
-                    .filter(lead_config::Column::Version.eq(current.version))
-                    .exec(tx)
-                    .await
-                    .map_err(db)?;
-                if done.rows_affected == 0 {
-                    return Err(LeadError::StaleConfig(etag.to_owned()));
-                }
-            }
-            let old = serde_json::to_string(&current.config).map_err(LeadError::store)?;
-            let entry = AuditEntry::new(
-                &format!("lead-config/{tenant}"),
-                "lead_config.replaced",
+        use crm_store::tenant_config::{self, ConfigError};
+        crm_store::write_tx!(&self.db, |tx| async {
+            let subject = format!("lead-config/{tenant}");
+            tenant_config::replace(
+                tx,
+                tenant,
+                &subject,
+                &config,
+                &self.defaults,
+                etag,
                 actor,
                 now,
             )
-            .with_changes(vec![FieldChange {
-                field: "config".into(),
-                old,
-                new: json.clone(),
-            }]);
-            audit::append(tx, tenant, vec![entry]).await.map_err(db)?;
-            Ok(StoredConfig {
-                config: config.clone(),
-                version: current.version + 1,
-                update_time: Some(now),
-                updater: actor.to_owned(),
+            .await
+            .map_err(|e| match e {
+                ConfigError::Stale(etag) => LeadError::StaleConfig(etag),
+                ConfigError::Db(e) => db(e),
             })
-        });
-        self.outbox.notify();
-        result
+        })
     }
 
     // ---- reading

@@ -221,23 +221,3 @@ pub mod violation {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
-
-pub mod opp_config {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "opportunity_configs")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub tenant_id: String,
-        pub config: String,
-        pub version: i64,
-        pub update_time: i64,
-        pub updater: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

@@ -1,5 +1,6 @@
 //! The opportunities schema. Every list filter has an index that serves it.
 
+use crm_store::index;
 use sea_orm_migration::{prelude::*, schema::*};
 
 pub struct Migrator;
@@ -20,15 +21,6 @@ impl MigrationName for CreateOpportunities {
     fn name(&self) -> &str {
         "m0002_opportunities"
     }
-}
-
-fn index(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut stmt = Index::create();
-    stmt.name(name).table(table).if_not_exists();
-    for col in cols {
-        stmt.col(*col);
-    }
-    stmt.to_owned()
 }
 
 #[sea_orm_migration::async_trait::async_trait]
@@ -196,19 +188,6 @@ impl MigrationTrait for CreateOpportunities {
                     .col(string("manager_id"))
                     .col(text("reason"))
                     .col(big_integer("time"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table("opportunity_configs")
-                    .if_not_exists()
-                    .col(string("tenant_id").primary_key())
-                    .col(text("config"))
-                    .col(big_integer("version"))
-                    .col(big_integer("update_time"))
-                    .col(string("updater"))
                     .to_owned(),
             )
             .await?;

@@ -15,8 +15,8 @@ use crm_store::{
 use crm_types::Money;
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::domain::{
@@ -24,9 +24,7 @@ use crate::domain::{
     Contact, Decided, Decision, DecisionRole, GateFacts, Member, OppConfig, OppError, OppPatch,
     Opportunity, ReviewState, Stage, StageViolation, Team, WorkHours, name_key,
 };
-use entities::{
-    account, activity, approval, contact, member, opp_config, opportunity, violation, work_hours,
-};
+use entities::{account, activity, approval, contact, member, opportunity, violation, work_hours};
 use mapping::*;
 
 pub use migration::Migrator;
@@ -48,14 +46,8 @@ impl crm_store::TxError for OppError {
     }
 }
 
-/// A tenant's configuration as stored; version 0 means the operator's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredConfig {
-    pub config: OppConfig,
-    pub version: i64,
-    pub update_time: Option<i64>,
-    pub updater: String,
-}
+/// A tenant's opportunity configuration as stored; version 0 is the operator's defaults.
+pub type StoredConfig = crm_store::tenant_config::Stored<OppConfig>;
 
 /// Which opportunities a list returns.
 #[derive(Debug, Clone, Default)]
@@ -353,24 +345,7 @@ impl OppStore {
     // ---- configuration
 
     pub async fn config(&self, tenant: &str) -> Result<StoredConfig, OppError> {
-        let row = opp_config::Entity::find_by_id(tenant.to_owned())
-            .one(&self.db)
-            .await?;
-        Ok(match row {
-            Some(r) => StoredConfig {
-                config: serde_json::from_str(&r.config)
-                    .map_err(|e| OppError::Store(Box::new(e)))?,
-                version: r.version,
-                update_time: Some(r.update_time),
-                updater: r.updater,
-            },
-            None => StoredConfig {
-                config: self.defaults.clone(),
-                version: 0,
-                update_time: None,
-                updater: String::new(),
-            },
-        })
+        Ok(crm_store::tenant_config::get(&self.db, tenant, &self.defaults).await?)
     }
 
     pub async fn replace_config(
@@ -381,57 +356,25 @@ impl OppStore {
         actor: &str,
         now: i64,
     ) -> Result<StoredConfig, OppError> {
-        let result = crm_store::write_tx!(&self.db, |tx| async {
-            let current = opp_config::Entity::find_by_id(tenant.to_owned())
-                .one(tx)
-                .await?;
-            let version = current.as_ref().map_or(0, |c| c.version);
-            check_etag(etag, version)?;
-            let json = serde_json::to_string(&config).map_err(|e| OppError::Store(Box::new(e)))?;
-            let row = opp_config::ActiveModel {
-                tenant_id: Set(tenant.to_owned()),
-                config: Set(json.clone()),
-                version: Set(version + 1),
-                update_time: Set(now),
-                updater: Set(actor.to_owned()),
-            };
-            if version == 0 {
-                opp_config::Entity::insert(row)
-                    .exec_without_returning(tx)
-                    .await?;
-            } else {
-                let done = opp_config::Entity::update_many()
-                    .set(row)
-                    .filter(opp_config::Column::TenantId.eq(tenant))
-                    .filter(opp_config::Column::Version.eq(version))
-                    .exec(tx)
-                    .await?;
-                if done.rows_affected == 0 {
-                    return Err(OppError::Stale);
-                }
-            }
-            let old = current.map(|c| c.config).unwrap_or_default();
-            let entry = AuditEntry::new(
-                &format!("opportunity-config/{tenant}"),
-                "opportunity_config.replaced",
+        use crm_store::tenant_config::{self, ConfigError};
+        crm_store::write_tx!(&self.db, |tx| async {
+            let subject = format!("opportunity-config/{tenant}");
+            tenant_config::replace(
+                tx,
+                tenant,
+                &subject,
+                &config,
+                &self.defaults,
+                etag,
                 actor,
                 now,
             )
-            .with_changes(vec![FieldChange {
-                field: "config".into(),
-                old,
-                new: json,
-            }]);
-            record(tx, tenant, entry).await?;
-            Ok(StoredConfig {
-                config: config.clone(),
-                version: version + 1,
-                update_time: Some(now),
-                updater: actor.to_owned(),
+            .await
+            .map_err(|e| match e {
+                ConfigError::Stale(_) => OppError::Stale,
+                ConfigError::Db(e) => e.into(),
             })
-        });
-        self.outbox.notify();
-        result
+        })
     }
 
     // ---- accounts and contacts
