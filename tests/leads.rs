@@ -743,3 +743,62 @@ async fn due_follow_ups_and_channel_stats() {
         .collect();
     assert_eq!(by, [("referral", 1, 0), ("sem", 1, 1)]);
 }
+
+#[tokio::test]
+async fn a_reminder_puts_a_lead_on_the_due_list_before_its_deadline() {
+    let suite = TestSuite::start().await;
+    let People { mut amy, .. } = people(&suite);
+    let first = create(&mut amy, lead("Deadline only", "+86 138 0000 0001")).await;
+    let reminded = create(&mut amy, lead("Budget frozen in Q4", "+86 138 0000 0002")).await;
+    // Followed up: no deadline any more, so only a reminder brings it back.
+    log(&mut amy, &reminded.id, pb::InteractionKind::CallConnected)
+        .await
+        .unwrap();
+    let in_an_hour = prost_types::Timestamp {
+        seconds: crm_testkit::unix_now() + 3_600,
+        nanos: 0,
+    };
+    amy.update_lead(pb::UpdateLeadRequest {
+        lead: Some(pb::Lead {
+            id: reminded.id.clone(),
+            next_follow_up_time: Some(in_an_hour),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["next_follow_up_time".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    let due = |hours: i64| pb::ListDueFollowUpsRequest {
+        due_before: Some(prost_types::Timestamp {
+            seconds: crm_testkit::unix_now() + hours * 3_600,
+            nanos: 0,
+        }),
+        ..Default::default()
+    };
+    let soon: Vec<_> = amy
+        .list_due_follow_ups(due(2))
+        .await
+        .unwrap()
+        .into_inner()
+        .leads
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(
+        soon,
+        [reminded.id.clone()],
+        "the reminder is due in an hour; the 48h deadline is not"
+    );
+    let later: Vec<_> = amy
+        .list_due_follow_ups(due(72))
+        .await
+        .unwrap()
+        .into_inner()
+        .leads
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(later, [reminded.id, first.id], "soonest first");
+}

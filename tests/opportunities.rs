@@ -773,6 +773,35 @@ async fn account_core_fields_change_only_when_approved() {
         (after.name.as_str(), after.pending_approval_id.as_str()),
         ("Umbrella Group", "")
     );
+
+    // One owning account manager, reassigned by managers only.
+    let reassign = |owner: &str| pb::UpdateAccountRequest {
+        account: Some(pb::Account {
+            id: after.id.clone(),
+            owner_id: owner.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["owner_id".into()],
+        }),
+        reason: String::new(),
+    };
+    let err = amy
+        .update_account(reassign("amy-friend"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::PermissionDenied, "NOT_MANAGER")
+    );
+    let moved = boss
+        .update_account(reassign("bob"))
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(moved.owner_id, "bob");
 }
 
 #[tokio::test]
