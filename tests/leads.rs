@@ -788,7 +788,7 @@ async fn a_reminder_puts_a_lead_on_the_due_list_before_its_deadline() {
         .collect();
     assert_eq!(
         soon,
-        [reminded.id.clone()],
+        vec![reminded.id.clone()],
         "the reminder is due in an hour; the 48h deadline is not"
     );
     let later: Vec<_> = amy
