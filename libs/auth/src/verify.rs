@@ -28,7 +28,24 @@ pub struct Verifier {
     keys: Vec<VerifyingKey>,
     allowed: Vec<Algorithm>,
     issuer: String,
+    leeway: u64,
+    /// Tokens already verified, until they expire: a signature check costs
+    /// far more than the call it guards, and a client sends the same token
+    /// on every call. Bounded: emptied when full.
+    verified: std::sync::Mutex<std::collections::HashMap<String, Verified>>,
+    /// Full verifications made, for tests of the cache.
+    #[cfg(test)]
+    full_checks: std::sync::atomic::AtomicUsize,
 }
+
+/// A verified token's principal and the last second it is valid.
+struct Verified {
+    principal: Principal,
+    valid_until: u64,
+}
+
+/// Verified tokens kept at most.
+const VERIFIED_CAPACITY: usize = 10_000;
 
 struct VerifyingKey {
     /// From the JWKS document, or the fingerprint of a PEM key.
@@ -143,12 +160,54 @@ impl Verifier {
             keys,
             allowed,
             issuer: cfg.issuer.clone(),
+            leeway: cfg.leeway_seconds,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+            #[cfg(test)]
+            full_checks: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
     /// Verifies `token` (without the `Bearer ` prefix) and returns its
     /// principal. Unknown role names are dropped: fewer rights is safe.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| AuthError::Clock)?
+            .as_secs();
+        self.verify_at(token, now)
+    }
+
+    /// [`Verifier::verify`] at `now` (Unix seconds): from the cache while the
+    /// token is still valid (its `exp` plus the leeway, as on first sight),
+    /// otherwise checked in full.
+    fn verify_at(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+        if let Ok(cache) = self.verified.lock()
+            && let Some(hit) = cache.get(token)
+            && now <= hit.valid_until
+        {
+            return Ok(hit.principal.clone());
+        }
+        let (principal, exp) = self.verify_uncached(token)?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CAPACITY {
+                cache.clear();
+            }
+            let valid_until = exp.saturating_add(self.leeway);
+            cache.insert(
+                token.to_owned(),
+                Verified {
+                    principal: principal.clone(),
+                    valid_until,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), AuthError> {
+        #[cfg(test)]
+        self.full_checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed);
         }
@@ -167,7 +226,15 @@ impl Verifier {
         let mut refused = AuthError::UnknownKey;
         for key in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation) {
-                Ok(data) => return self.principal_from(data.claims),
+                Ok(data) => {
+                    // `exp` is required and was checked by the validation.
+                    let exp = data
+                        .claims
+                        .get("exp")
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
+                    return Ok((self.principal_from(data.claims)?, exp));
+                }
                 // The signature does not match this key: try the next one.
                 Err(e) if is_key_mismatch(e.kind()) => refused = AuthError::BadSignature,
                 // The signature matched; the claims are what is wrong.
@@ -526,6 +593,33 @@ mod tests {
         let f = fixture();
         let claims = with(valid_claims(), "exp", json!(now() - 5));
         assert!(f.verifier.verify(&sign(&f, &claims)).is_ok());
+    }
+
+    #[test]
+    fn a_verified_token_is_served_from_the_cache_until_it_expires() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let f = fixture();
+        let exp = now() + 60;
+        let token = sign(&f, &with(valid_claims(), "exp", json!(exp)));
+        let first = f.verifier.verify_at(&token, now()).unwrap();
+        let again = f.verifier.verify_at(&token, now()).unwrap();
+        assert_eq!(
+            (first.subject, again.tenant),
+            (again.subject.clone(), first.tenant.clone())
+        );
+        assert_eq!(
+            f.verifier.full_checks.load(SeqCst),
+            1,
+            "the second call came from the cache"
+        );
+        // Past exp + leeway the cached entry is not used: the token is checked in full again.
+        let _ = f.verifier.verify_at(&token, exp + 30 + 1);
+        assert_eq!(f.verifier.full_checks.load(SeqCst), 2);
+        // A refused token is never cached.
+        let bad = format!("{token}x");
+        assert!(f.verifier.verify(&bad).is_err());
+        assert!(f.verifier.verify(&bad).is_err());
+        assert_eq!(f.verifier.full_checks.load(SeqCst), 4);
     }
 
     #[test]

@@ -73,6 +73,12 @@ pub async fn connect(
                 .foreign_keys(true)
         })
         .map_sqlx_postgres_opts(|opts| opts.options([("synchronous_commit", "on")]));
+    if location.schema.is_none() {
+        // A SQLite connection is a file handle in this process: it cannot
+        // go stale the way a network connection can, so the ping before
+        // every acquire is pure cost.
+        options.test_before_acquire(false);
+    }
     if let Some(schema) = &location.schema {
         create_schema(&location.url, schema).await?;
         options.set_schema_search_path(schema.clone());
