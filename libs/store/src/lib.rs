@@ -177,3 +177,36 @@ macro_rules! write_tx {
         }
     }};
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::*;
+
+    /// The bundled SQLite must be built with the planner stability
+    /// guarantee (`.cargo/config.toml`): without it every `LIMIT ?`
+    /// statement is re-planned on each run.
+    #[tokio::test]
+    async fn sqlite_is_built_with_the_planner_stability_guarantee() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = connect(&Location::for_service("t", None, dir.path()), 1)
+            .await
+            .unwrap();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "PRAGMA compile_options",
+            ))
+            .await
+            .unwrap();
+        let options: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get_by_index(0).unwrap())
+            .collect();
+        assert!(
+            options.iter().any(|o| o == "ENABLE_QPSG"),
+            "compile options: {options:?}"
+        );
+    }
+}
