@@ -180,6 +180,8 @@ macro_rules! write_tx {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use sea_orm::{ConnectionTrait, Statement};
 
     use super::*;
