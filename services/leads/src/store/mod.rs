@@ -15,7 +15,7 @@ use crm_store::{
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, QueryTrait, sea_query::UnionType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -940,38 +940,71 @@ async fn tally(
     Ok(tally)
 }
 
-fn key_filter(keys: &DuplicateKeys) -> Option<Condition> {
-    use lead::Column;
-    let mut any = Condition::any();
-    let mut some = false;
-    for (col, key) in [
-        (Column::PhoneKey, &keys.phone),
-        (Column::EmailKey, &keys.email),
-        (Column::NameKey, &keys.company_contact),
-    ] {
-        if let Some(key) = key {
-            any = any.add(col.eq(key.as_str()));
-            some = true;
-        }
-    }
-    some.then_some(any)
-}
-
+/// The lead sharing a key with `keys`, if any; a phone match is preferred
+/// to an email match, and that to a company+contact match.
 async fn find_duplicate(
     conn: &impl ConnectionTrait,
     tenant: &str,
     keys: &DuplicateKeys,
 ) -> Result<Option<Lead>, LeadError> {
-    let Some(keys) = key_filter(keys) else {
-        return Ok(None);
+    use lead::Column;
+    let lookups = [
+        (
+            Column::PhoneKey,
+            keys.phone.iter().map(String::as_str).collect(),
+        ),
+        (
+            Column::EmailKey,
+            keys.email.iter().map(String::as_str).collect(),
+        ),
+        (
+            Column::NameKey,
+            keys.company_contact.iter().map(String::as_str).collect(),
+        ),
+    ];
+    let rank = |lead: &Lead| match keys.shared_with(&lead.profile.duplicate_keys()) {
+        Some("phone") => 0,
+        Some("email") => 1,
+        _ => 2,
     };
-    let row = lead::Entity::find()
-        .filter(lead::Column::TenantId.eq(tenant))
-        .filter(keys)
-        .one(conn)
+    let mut found = Vec::new();
+    for row in leads_by_keys(conn, tenant, &lookups).await? {
+        found.push(lead_from_row(row)?);
+    }
+    Ok(found.into_iter().min_by_key(rank))
+}
+
+/// The leads of `tenant` whose key column is one of the values, for each
+/// (column, values): one UNION ALL of lookups, each answered by that
+/// column's unique index. An OR over the three columns leaves the index to
+/// the planner, and PostgreSQL without statistics on a growing table (a
+/// generic plan made while it was empty) scanned the whole tenant instead.
+async fn leads_by_keys(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    lookups: &[(lead::Column, Vec<&str>)],
+) -> Result<Vec<lead::Model>, LeadError> {
+    let mut arms =
+        lookups
+            .iter()
+            .filter(|(_, values)| !values.is_empty())
+            .map(|(column, values)| {
+                lead::Entity::find()
+                    .filter(lead::Column::TenantId.eq(tenant))
+                    .filter(column.is_in(values.iter().copied()))
+                    .into_query()
+            });
+    let Some(mut query) = arms.next() else {
+        return Ok(Vec::new());
+    };
+    for arm in arms {
+        query.union(UnionType::All, arm);
+    }
+    let statement = conn.get_database_backend().build(&query);
+    lead::Model::find_by_statement(statement)
+        .all(conn)
         .await
-        .map_err(db)?;
-    row.map(lead_from_row).transpose()
+        .map_err(db)
 }
 
 /// The audit changes of a created (or deleted) lead: every field set.
@@ -1005,43 +1038,26 @@ async fn existing_by_key(
 ) -> Result<HashMap<String, Lead>, LeadError> {
     use lead::Column;
     let mut found = HashMap::new();
-    let all: Vec<(Column, &String)> = keys
+    // (column slot, key): slot 0 phone, 1 email, 2 company+contact.
+    let all: Vec<(usize, &str)> = keys
         .iter()
         .flat_map(|k| {
-            [
-                (Column::PhoneKey, &k.phone),
-                (Column::EmailKey, &k.email),
-                (Column::NameKey, &k.company_contact),
-            ]
-            .into_iter()
-            .filter_map(|(c, v)| v.as_ref().map(|v| (c, v)))
+            [&k.phone, &k.email, &k.company_contact]
+                .into_iter()
+                .enumerate()
         })
+        .filter_map(|(slot, key)| key.as_deref().map(|key| (slot, key)))
         .collect();
     for chunk in all.chunks(KEY_CHUNK) {
-        let mut by_col: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (col, key) in chunk {
-            let name = match col {
-                Column::PhoneKey => "phone",
-                Column::EmailKey => "email",
-                _ => "name",
-            };
-            by_col.entry(name).or_default().push(key.as_str());
+        let mut lookups = [
+            (Column::PhoneKey, Vec::new()),
+            (Column::EmailKey, Vec::new()),
+            (Column::NameKey, Vec::new()),
+        ];
+        for &(slot, key) in chunk {
+            lookups[slot].1.push(key);
         }
-        let mut any = Condition::any();
-        for (name, values) in by_col {
-            let col = match name {
-                "phone" => Column::PhoneKey,
-                "email" => Column::EmailKey,
-                _ => Column::NameKey,
-            };
-            any = any.add(col.is_in(values));
-        }
-        let rows = lead::Entity::find()
-            .filter(Column::TenantId.eq(tenant))
-            .filter(any)
-            .all(conn)
-            .await
-            .map_err(db)?;
+        let rows = leads_by_keys(conn, tenant, &lookups).await?;
         for row in rows {
             let lead = lead_from_row(row)?;
             let k = lead.profile.duplicate_keys();
