@@ -7,17 +7,14 @@ use sea_orm_migration::{prelude::*, schema::*};
 /// service's migrator after `crm_store::shared_migrations()`. A service that
 /// only publishes has an empty `event_cursors` table, which costs nothing.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateOutbox), Box::new(CreateCursors)]
+    vec![
+        Box::new(CreateOutbox),
+        Box::new(CreateCursors),
+        Box::new(NumberedOnlyIndexes),
+    ]
 }
 
-fn index(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut stmt = Index::create();
-    stmt.name(name).table(table).if_not_exists();
-    for col in cols {
-        stmt.col(*col);
-    }
-    stmt.to_owned()
-}
+use crm_store::index;
 
 struct CreateOutbox;
 
@@ -128,5 +125,40 @@ impl MigrationTrait for CreateCursors {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// The sequence indexes hold numbered rows only. Every event is inserted
+/// unnumbered and numbered by an update, so on PostgreSQL each one leaves a
+/// dead `sequence IS NULL` entry behind in an index over all rows until
+/// vacuum; the sequencer's look for unnumbered rows went through those
+/// instead of the small `outbox_events_unsequenced` index and read the
+/// whole history each time. Every read by sequence compares it, which
+/// implies IS NOT NULL, so both backends still use these for them.
+struct NumberedOnlyIndexes;
+
+impl MigrationName for NumberedOnlyIndexes {
+    fn name(&self) -> &str {
+        "m0102_events_numbered_only_indexes"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for NumberedOnlyIndexes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // IF (NOT) EXISTS throughout: replicas starting together may both
+        // run this before either has recorded it.
+        let db = manager.get_connection();
+        for sql in [
+            "DROP INDEX IF EXISTS outbox_events_sequence",
+            r#"CREATE UNIQUE INDEX IF NOT EXISTS outbox_events_sequence
+               ON outbox_events ("sequence") WHERE "sequence" IS NOT NULL"#,
+            "DROP INDEX IF EXISTS outbox_events_tenant_sequence",
+            r#"CREATE INDEX IF NOT EXISTS outbox_events_tenant_sequence
+               ON outbox_events (tenant_id, "sequence") WHERE "sequence" IS NOT NULL"#,
+        ] {
+            db.execute_unprepared(sql).await?;
+        }
+        Ok(())
     }
 }

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 
 use crate::entity::{outbox_event, outbox_head};
@@ -65,17 +65,26 @@ pub(crate) async fn number(db: &DatabaseConnection) -> Result<i64, DbErr> {
         let txn = crm_store::begin_write(db).await?;
         let head = lock_head(&txn).await?;
         // One statement numbers a batch: ROW_NUMBER over the creation order,
-        // offset by the head. The head is our own integer, not input.
+        // offset by the head, bound as a parameter so that the text (and
+        // with it the prepared statement) is the same every time.
+        let backend = txn.get_database_backend();
+        let offset = match backend {
+            DbBackend::Postgres => "$1",
+            _ => "?",
+        };
         let sql = format!(
             r#"UPDATE outbox_events AS o SET "sequence" = n.seq
-               FROM (SELECT id, {} + ROW_NUMBER() OVER (ORDER BY create_time, id) AS seq
+               FROM (SELECT id, {offset} + ROW_NUMBER() OVER (ORDER BY create_time, id) AS seq
                      FROM outbox_events WHERE "sequence" IS NULL
                      ORDER BY create_time, id LIMIT {NUMBER_BATCH}) AS n
-               WHERE o.id = n.id"#,
-            head.last_sequence
+               WHERE o.id = n.id"#
         );
         let numbered = txn
-            .execute_raw(Statement::from_string(txn.get_database_backend(), sql))
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [head.last_sequence.into()],
+            ))
             .await?
             .rows_affected();
         let last = head.last_sequence + i64::try_from(numbered).unwrap_or(i64::MAX);
