@@ -3,6 +3,7 @@
 import json, os, platform, re, subprocess, sys
 
 results, command = sys.argv[1], sys.argv[2]
+CONCURRENCY = re.search(r"--concurrency (\d+)", command).group(1) if re.search(r"--concurrency (\d+)", command) else "?"
 
 def load(name):
     path = os.path.join(results, name)
@@ -24,7 +25,9 @@ out = ["# Benchmarks", "",
        "(`CRM__GATEWAY__RATE_LIMIT__REQUESTS_PER_SECOND=0`); every other setting is the default.", "",
        "## Machine", "",
        f"- CPU: {cpu}, {os.cpu_count()} cores; memory: {int(mem) // 1024 if mem else '?'} MiB",
-       f"- {sh('uname -sr')}; {sh('rustc --version')}; {sh('psql --version')}", "",
+       f"- {sh('uname -sr')}; {sh('rustc --version')}; {sh('psql --version')}",
+       f"- PostgreSQL autovacuum: {open(os.path.join(results, 'postgres-autovacuum')).read().strip() if os.path.exists(os.path.join(results, 'postgres-autovacuum')) else '?'}",
+       "- Each service runs in its own `crm serve <service>` process; the load generator shares the cores.", "",
        "## Command", "", f"`{command}`", ""]
 
 def fmt(r):
@@ -40,6 +43,9 @@ for backend in ["sqlite", "postgres"]:
     for s in scenarios:
         for where in ["gateway", "direct"]:
             out.append(f"| {s} | {where} " + fmt(load(f"{backend}-{s}-{where}.json")))
+    for s in ["get-lead", "list-leads"]:
+        for where in ["gateway", "direct"]:
+            out.append(f"| {s}, one caller | {where} " + fmt(load(f"{backend}-{s}-one-{where}.json")))
     if backend == "sqlite":
         ceiling = load("sqlite-ceiling.json")
         ceiling_tps = ceiling["throughput_per_second"] if ceiling else None
@@ -52,7 +58,7 @@ for backend in ["sqlite", "postgres"]:
         out += ["", f"Storage ceiling (pgbench, `bench/create_lead.sql`, same concurrency): {ceiling_tps:.0f} transactions/s." if ceiling_tps else "Storage ceiling: pgbench did not report."]
     rss = open(os.path.join(results, f"{backend}-rss-kb")).read().strip() if os.path.exists(os.path.join(results, f"{backend}-rss-kb")) else ""
     if rss:
-        out += ["", f"Peak resident memory of the `crm serve` process (every service and the gateway): {int(rss) // 1024} MiB."]
+        out += ["", f"Peak resident memory of the leads service (`crm serve leads`) over the run: {int(rss) // 1024} MiB."]
     out.append("")
 
     def tps(s, w):
@@ -69,17 +75,22 @@ for backend in ["sqlite", "postgres"]:
             rows.append(f"| gateway / direct throughput, {s} | {g / d:.2f} | at least 0.8 |")
         if gp is not None and dp is not None:
             rows.append(f"| gateway p50 added, {s} | {gp - dp:.3f} ms | at most 0.2 ms |")
+    g1, d1 = p("get-lead-one", "gateway", "p50"), p("get-lead-one", "direct", "p50")
+    if g1 is not None and d1 is not None:
+        rows.append(f"| gateway p50 added, GetLead with one caller | {g1 - d1:.3f} ms | at most 0.2 ms |")
     gl, hc = tps("get-lead", "direct"), tps("health", "direct")
     if gl and hc:
         rows.append(f"| GetLead direct / gRPC ceiling (health, direct) | {gl / hc:.2f} | at least 0.5 |")
     cl = tps("create-lead", "direct")
     if cl and ceiling_tps:
         rows.append(f"| CreateLead direct / storage ceiling | {cl / ceiling_tps:.2f} | at least 0.6 (PostgreSQL) |")
-    lp = p("list-leads", "gateway", "p99")
+    lp, l1 = p("list-leads", "gateway", "p99"), p("list-leads-one", "gateway", "p99")
     if lp is not None:
-        rows.append(f"| ListLeads p99 through the gateway | {lp:.2f} ms | under 10 ms |")
+        rows.append(f"| ListLeads p99 through the gateway, {CONCURRENCY} callers | {lp:.2f} ms | under 10 ms |")
+    if l1 is not None:
+        rows.append(f"| ListLeads p99 through the gateway, one caller | {l1:.2f} ms | under 10 ms |")
     if rss:
-        rows.append(f"| peak RSS of the whole suite | {int(rss) // 1024} MiB | leads under 100 MB |")
+        rows.append(f"| peak RSS of the leads service | {int(rss) // 1024} MiB | under 100 MB |")
     out += [f"### Ratios, {backend}", "", "| figure | measured | target |", "|---|---|---|"] + rows + [""]
 
 print("\n".join(out))

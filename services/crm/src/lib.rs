@@ -190,6 +190,9 @@ pub async fn serve_on(
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
     let all = component == Component::All;
 
+    if !all {
+        settings.find_services_at_their_addresses();
+    }
     // In one process, callers reach each service where it actually listens.
     if all || component == Component::Opportunities {
         let opportunities = open_opportunities(&settings).await?;

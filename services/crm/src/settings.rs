@@ -21,6 +21,26 @@ pub struct Settings {
     pub opportunities: crm_opportunities::OpportunitiesConfig,
 }
 
+impl Settings {
+    /// For services run as separate processes: the gateway's upstreams and
+    /// the leads service's way to opportunities that are not configured
+    /// point at the services' own `serve` addresses, so that the components
+    /// started on one machine find each other with no further setting.
+    pub fn find_services_at_their_addresses(&mut self) {
+        let url = |addr: &str| format!("http://{addr}");
+        let (leads, opportunities) = (
+            url(&self.serve.leads_addr),
+            url(&self.serve.opportunities_addr),
+        );
+        let upstreams = &mut self.gateway.upstreams;
+        upstreams.entry("crm.leads.v1".to_owned()).or_insert(leads);
+        upstreams
+            .entry("crm.opportunities.v1".to_owned())
+            .or_insert_with(|| opportunities.clone());
+        self.leads.opportunities_url.get_or_insert(opportunities);
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -72,5 +92,36 @@ impl Default for StoreSettings {
             database_url: None,
             max_connections: 16,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separate_services_find_each_other_unless_configured_otherwise() {
+        let mut settings = Settings::default();
+        settings.serve.leads_addr = "10.0.0.1:7001".into();
+        settings.serve.opportunities_addr = "10.0.0.2:7002".into();
+        settings.gateway.upstreams.insert(
+            "crm.opportunities.v1".into(),
+            "http://opportunities:50062".into(),
+        );
+        settings.find_services_at_their_addresses();
+        let upstream = |p: &str| settings.gateway.upstreams.get(p).cloned();
+        assert_eq!(
+            upstream("crm.leads.v1").as_deref(),
+            Some("http://10.0.0.1:7001")
+        );
+        assert_eq!(
+            upstream("crm.opportunities.v1").as_deref(),
+            Some("http://opportunities:50062"),
+            "a configured upstream is kept"
+        );
+        assert_eq!(
+            settings.leads.opportunities_url.as_deref(),
+            Some("http://10.0.0.2:7002")
+        );
     }
 }
