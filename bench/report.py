@@ -18,7 +18,7 @@ def sh(cmd):
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip() or platform.processor()
 mem = sh("grep MemTotal /proc/meminfo | awk '{print $2}'")
 scenarios = ["health", "get-lead", "create-lead", "log-interaction", "list-leads"]
-out = ["# Benchmarks", "",
+out = ["# " + os.environ.get("TITLE", "Benchmarks"), "",
        "Measured by `bench/run.sh` (not part of CI). Durability stays on: SQLite WAL with",
        "`synchronous=FULL`, PostgreSQL with `synchronous_commit=on`; release build. One",
        "tenant drives all the load, so the gateway's per-tenant rate limit is off",
@@ -58,7 +58,9 @@ for backend in ["sqlite", "postgres"]:
         out += ["", f"Storage ceiling (pgbench, `bench/create_lead.sql`, same concurrency): {ceiling_tps:.0f} transactions/s." if ceiling_tps else "Storage ceiling: pgbench did not report."]
     rss = open(os.path.join(results, f"{backend}-rss-kb")).read().strip() if os.path.exists(os.path.join(results, f"{backend}-rss-kb")) else ""
     if rss:
-        out += ["", f"Peak resident memory of the leads service (`crm serve leads`) over the run: {int(rss) // 1024} MiB."]
+        seed = open(os.path.join(results, f"{backend}-seed-rss-kb")).read().strip() if os.path.exists(os.path.join(results, f"{backend}-seed-rss-kb")) else ""
+        out += ["", f"Peak resident memory of the leads service (`crm serve leads`) under the load of the scenarios: {int(rss) // 1024} MiB"
+                + (f"; while seeding (imports of 10,000 leads per call): {int(seed) // 1024} MiB." if seed else ".")]
     out.append("")
 
     def tps(s, w):
@@ -90,7 +92,7 @@ for backend in ["sqlite", "postgres"]:
     if l1 is not None:
         rows.append(f"| ListLeads p99 through the gateway, one caller | {l1:.2f} ms | under 10 ms |")
     if rss:
-        rows.append(f"| peak RSS of the leads service | {int(rss) // 1024} MiB | under 100 MB |")
+        rows.append(f"| peak RSS of the leads service under load | {int(rss) // 1024} MiB | under 100 MB |")
     out += [f"### Ratios, {backend}", "", "| figure | measured | target |", "|---|---|---|"] + rows + [""]
 
 print("\n".join(out))
