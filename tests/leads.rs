@@ -391,6 +391,40 @@ async fn duplicates_are_refused_with_a_pointer_or_merged() {
 }
 
 #[tokio::test]
+async fn a_lead_matching_two_leads_is_a_duplicate_of_the_one_with_its_phone() {
+    let suite = TestSuite::start().await;
+    let People { mut amy, .. } = people(&suite);
+    let by_email = create(
+        &mut amy,
+        pb::Lead {
+            email: "wang.fang@huaxin.cn".into(),
+            ..lead("Huaxin", "")
+        },
+    )
+    .await;
+    let by_phone = create(&mut amy, lead("Huaxin Trading", "+86 139 1111 2222")).await;
+    assert_ne!(by_email.id, by_phone.id);
+
+    let err = amy
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(pb::Lead {
+                email: "wang.fang@huaxin.cn".into(),
+                ..lead("Huaxin Group", "+86 139 1111 2222")
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(
+        err.get_error_details()
+            .resource_info()
+            .map(|r| r.resource_name.clone()),
+        Some(by_phone.id)
+    );
+}
+
+#[tokio::test]
 async fn an_import_accepts_or_rejects_each_row_once() {
     let suite = TestSuite::start().await;
     let People { mut boss, .. } = people(&suite);

@@ -947,53 +947,45 @@ async fn find_duplicate(
     tenant: &str,
     keys: &DuplicateKeys,
 ) -> Result<Option<Lead>, LeadError> {
-    use lead::Column;
-    let lookups = [
-        (
-            Column::PhoneKey,
-            keys.phone.iter().map(String::as_str).collect(),
-        ),
-        (
-            Column::EmailKey,
-            keys.email.iter().map(String::as_str).collect(),
-        ),
-        (
-            Column::NameKey,
-            keys.company_contact.iter().map(String::as_str).collect(),
-        ),
-    ];
-    let rank = |lead: &Lead| match keys.shared_with(&lead.profile.duplicate_keys()) {
-        Some("phone") => 0,
-        Some("email") => 1,
-        _ => 2,
-    };
-    let mut found = Vec::new();
-    for row in leads_by_keys(conn, tenant, &lookups).await? {
-        found.push(lead_from_row(row)?);
-    }
-    Ok(found.into_iter().min_by_key(rank))
+    let mut existing = existing_by_key(conn, tenant, &[keys]).await?;
+    Ok(tagged_keys(keys).find_map(|(_, key)| existing.remove(&key)))
 }
 
-/// The leads of `tenant` whose key column is one of the values, for each
-/// (column, values): one UNION ALL of lookups, each answered by that
-/// column's unique index. An OR over the three columns leaves the index to
-/// the planner, and PostgreSQL without statistics on a growing table (a
-/// generic plan made while it was empty) scanned the whole tenant instead.
+/// The columns of a lead's duplicate keys, in the order of [`key_values`].
+const KEY_COLUMNS: [lead::Column; 3] = [
+    lead::Column::PhoneKey,
+    lead::Column::EmailKey,
+    lead::Column::NameKey,
+];
+
+fn key_values(k: &DuplicateKeys) -> [Option<&str>; 3] {
+    [
+        k.phone.as_deref(),
+        k.email.as_deref(),
+        k.company_contact.as_deref(),
+    ]
+}
+
+/// The leads of `tenant` whose key in [`KEY_COLUMNS`]`[i]` is one of
+/// `values[i]`: one UNION ALL of lookups, each answered by that column's
+/// unique index. An OR over the three columns leaves the index to the
+/// planner, and PostgreSQL without statistics on a growing table (a generic
+/// plan made while it was empty) scanned the whole tenant instead.
 async fn leads_by_keys(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    lookups: &[(lead::Column, Vec<&str>)],
+    values: &[Vec<&str>; 3],
 ) -> Result<Vec<lead::Model>, LeadError> {
-    let mut arms =
-        lookups
-            .iter()
-            .filter(|(_, values)| !values.is_empty())
-            .map(|(column, values)| {
-                lead::Entity::find()
-                    .filter(lead::Column::TenantId.eq(tenant))
-                    .filter(column.is_in(values.iter().copied()))
-                    .into_query()
-            });
+    let mut arms = KEY_COLUMNS
+        .iter()
+        .zip(values)
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(column, values)| {
+            lead::Entity::find()
+                .filter(lead::Column::TenantId.eq(tenant))
+                .filter(column.is_in(values.iter().copied()))
+                .into_query()
+        });
     let Some(mut query) = arms.next() else {
         return Ok(Vec::new());
     };
@@ -1030,45 +1022,28 @@ fn creation_changes(lead: &Lead) -> Vec<FieldChange> {
     .collect()
 }
 
-/// Every existing lead sharing a key with any of `keys`, by key.
+/// Every existing lead sharing a key with any of `keys`, by tagged key
+/// (see [`tagged_keys`]).
 async fn existing_by_key(
     conn: &impl ConnectionTrait,
     tenant: &str,
     keys: &[&DuplicateKeys],
 ) -> Result<HashMap<String, Lead>, LeadError> {
-    use lead::Column;
     let mut found = HashMap::new();
-    // (column slot, key): slot 0 phone, 1 email, 2 company+contact.
+    // (column slot, key) pairs, looked up KEY_CHUNK at a time.
     let all: Vec<(usize, &str)> = keys
         .iter()
-        .flat_map(|k| {
-            [&k.phone, &k.email, &k.company_contact]
-                .into_iter()
-                .enumerate()
-        })
-        .filter_map(|(slot, key)| key.as_deref().map(|key| (slot, key)))
+        .flat_map(|k| key_values(k).into_iter().enumerate())
+        .filter_map(|(slot, key)| key.map(|key| (slot, key)))
         .collect();
     for chunk in all.chunks(KEY_CHUNK) {
-        let mut lookups = [
-            (Column::PhoneKey, Vec::new()),
-            (Column::EmailKey, Vec::new()),
-            (Column::NameKey, Vec::new()),
-        ];
+        let mut values: [Vec<&str>; 3] = Default::default();
         for &(slot, key) in chunk {
-            lookups[slot].1.push(key);
+            values[slot].push(key);
         }
-        let rows = leads_by_keys(conn, tenant, &lookups).await?;
-        for row in rows {
+        for row in leads_by_keys(conn, tenant, &values).await? {
             let lead = lead_from_row(row)?;
-            let k = lead.profile.duplicate_keys();
-            for key in [
-                k.phone.map(|v| format!("p:{v}")),
-                k.email.map(|v| format!("e:{v}")),
-                k.company_contact.map(|v| format!("n:{v}")),
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for (_, key) in tagged_keys(&lead.profile.duplicate_keys()) {
                 found.insert(key, lead.clone());
             }
         }
