@@ -15,7 +15,7 @@ pub use error::{FieldViolation, PreconditionViolation, RpcError};
 use crm_proto::crm::common::v1 as common;
 
 /// An audit trail entry as every service's `ListAuditEntries` returns it.
-pub fn audit_entry(e: crm_store::audit::AuditEntry) -> common::AuditEntry {
+pub fn audit_entry(e: crm_types::AuditEntry) -> common::AuditEntry {
     common::AuditEntry {
         id: e.id,
         subject_id: e.subject_id,

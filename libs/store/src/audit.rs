@@ -4,7 +4,6 @@
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 
 pub mod entity {
     use sea_orm::entity::prelude::*;
@@ -30,64 +29,20 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// One field's value before and after, in display form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldChange {
-    pub field: String,
-    pub old: String,
-    pub new: String,
-}
+pub use crm_types::{AuditEntry, FieldChange};
 
-/// An entry to append or one read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEntry {
-    pub id: String,
-    pub subject_id: String,
-    pub action: String,
-    pub actor: String,
-    pub time: i64,
-    pub changes: Vec<FieldChange>,
-    pub reason: String,
-}
-
-impl AuditEntry {
-    /// A new entry with a fresh id.
-    pub fn new(subject_id: &str, action: &str, actor: &str, time: i64) -> Self {
-        AuditEntry {
-            id: crate::new_id(),
-            subject_id: subject_id.to_owned(),
-            action: action.to_owned(),
-            actor: actor.to_owned(),
-            time,
-            changes: Vec::new(),
-            reason: String::new(),
-        }
-    }
-
-    pub fn with_changes(mut self, changes: Vec<FieldChange>) -> Self {
-        self.changes = changes;
-        self
-    }
-
-    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = reason.into();
-        self
-    }
-
-    fn into_active(self, tenant: &str) -> Result<entity::ActiveModel, DbErr> {
-        let changes =
-            serde_json::to_string(&self.changes).map_err(|e| DbErr::Json(e.to_string()))?;
-        Ok(entity::ActiveModel {
-            id: sea_orm::Set(self.id),
-            tenant_id: sea_orm::Set(tenant.to_owned()),
-            subject_id: sea_orm::Set(self.subject_id),
-            action: sea_orm::Set(self.action),
-            actor: sea_orm::Set(self.actor),
-            time: sea_orm::Set(self.time),
-            changes: sea_orm::Set(changes),
-            reason: sea_orm::Set(self.reason),
-        })
-    }
+fn into_active(entry: AuditEntry, tenant: &str) -> Result<entity::ActiveModel, DbErr> {
+    let changes = serde_json::to_string(&entry.changes).map_err(|e| DbErr::Json(e.to_string()))?;
+    Ok(entity::ActiveModel {
+        id: sea_orm::Set(entry.id),
+        tenant_id: sea_orm::Set(tenant.to_owned()),
+        subject_id: sea_orm::Set(entry.subject_id),
+        action: sea_orm::Set(entry.action),
+        actor: sea_orm::Set(entry.actor),
+        time: sea_orm::Set(entry.time),
+        changes: sea_orm::Set(changes),
+        reason: sea_orm::Set(entry.reason),
+    })
 }
 
 /// Appends entries for `tenant`, in as few statements as the backend allows.
@@ -101,7 +56,7 @@ pub async fn append(
     const CHUNK: usize = 500;
     let mut rows = Vec::with_capacity(entries.len().min(CHUNK));
     for entry in entries {
-        rows.push(entry.into_active(tenant)?);
+        rows.push(into_active(entry, tenant)?);
         if rows.len() == CHUNK {
             entity::Entity::insert_many(std::mem::take(&mut rows))
                 .exec(conn)

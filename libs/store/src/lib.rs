@@ -12,6 +12,7 @@ pub mod audit;
 pub mod idempotency;
 mod migrations;
 pub mod tenant_config;
+pub mod uow;
 
 use std::{path::Path, time::Duration};
 
@@ -125,19 +126,7 @@ pub fn unique_violation(err: &DbErr) -> Option<String> {
     }
 }
 
-/// Now, in Unix microseconds.
-pub fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
-}
-
-/// A new record id: a UUIDv7, so ids sort by creation time and keyset
-/// pages by id come out newest or oldest first.
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
+pub use crm_types::{new_id, now_micros};
 
 /// An error a write transaction may end with, telling a unique violation
 /// (a concurrent writer got there first) from anything else.
