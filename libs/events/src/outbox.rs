@@ -141,3 +141,21 @@ impl Outbox {
         self.wake.notify_one();
     }
 }
+
+/// The unit of work appends a command's events here and wakes the
+/// sequencer after its commit.
+impl crm_store::uow::Outbox for Outbox {
+    type Event = NewEvent;
+
+    fn append<'a>(
+        &'a self,
+        tx: &'a sea_orm::DatabaseTransaction,
+        events: Vec<NewEvent>,
+    ) -> crm_store::uow::BoxFuture<'a, Result<(), DbErr>> {
+        Box::pin(append_many(tx, events))
+    }
+
+    fn notify(&self) {
+        Outbox::notify(self);
+    }
+}
