@@ -2,13 +2,18 @@
 //! interactions and scoring, the public pool and follow-up discipline,
 //! channel statistics, the audit trail.
 //!
-//! `api` maps gRPC to the domain, `domain` decides, `store` persists.
+//! Data flows one way: `api` decodes and authorises a request, `wire` maps
+//! it into `domain` values, `app` loads through `store`, lets `domain`
+//! decide and commits the change with its audit entry and events in one
+//! unit of work, and `wire` maps the answer back. `workers` runs the
+//! sweeper and the automatic conversion.
 
 pub mod api;
-mod conversion;
+pub mod app;
 pub mod domain;
-mod events;
 pub mod store;
+pub mod wire;
+mod workers;
 
 use std::{future::Future, time::Duration};
 
@@ -18,7 +23,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use serde::{Deserialize, Serialize};
 
 pub use api::LeadsApi;
-pub use store::LeadStore;
+pub use app::App;
 
 /// The identity the sweeper acts under in the audit trail.
 pub const SWEEPER: &str = "system:leads-sweeper";
@@ -26,7 +31,7 @@ pub const SWEEPER: &str = "system:leads-sweeper";
 /// The operator's settings for the leads service (`[leads]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LeadsConfig {
+pub struct LeadsSettings {
     /// The lead configuration of tenants that have not set their own.
     pub defaults: domain::LeadConfig,
     pub pages: PageLimits,
@@ -49,9 +54,9 @@ pub struct LeadsConfig {
     pub conversion_retry_max: Duration,
 }
 
-impl Default for LeadsConfig {
+impl Default for LeadsSettings {
     fn default() -> Self {
-        LeadsConfig {
+        LeadsSettings {
             defaults: domain::LeadConfig::default(),
             pages: PageLimits::default(),
             max_import_rows: 10_000,
@@ -68,9 +73,10 @@ impl Default for LeadsConfig {
 /// The leads service over one database: its gRPC service and its sweeper.
 #[derive(Clone)]
 pub struct Leads {
-    store: LeadStore,
-    config: LeadsConfig,
-    opportunities: Option<api::OpportunitiesClient>,
+    app: App,
+    config: LeadsSettings,
+    /// Whether ConvertLead can reach the opportunities service.
+    converts: bool,
     events: crm_events::Events,
     /// The service's own identity, for work it does by itself.
     identity: Option<std::sync::Arc<crm_auth::TokenMinter>>,
@@ -80,14 +86,14 @@ impl Leads {
     /// Opens the service on `db`, applying its migrations.
     pub async fn open(
         db: DatabaseConnection,
-        config: LeadsConfig,
+        config: LeadsSettings,
         identity: Option<crm_auth::TokenMinter>,
     ) -> Result<Self, DbErr> {
         <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
         let events = crm_events::Events::open(db.clone(), config.events.clone())
             .await
             .map_err(|e| DbErr::Custom(format!("leads.events: {e}")))?;
-        let store = LeadStore::new(db, config.defaults.clone(), events.outbox());
+        let uow = crm_store::uow::UnitOfWork::new(db, events.outbox());
         // Connected on first use: the opportunities service may start later.
         let opportunities = match &config.opportunities_url {
             Some(url) => {
@@ -95,14 +101,14 @@ impl Leads {
                     .map_err(|e| DbErr::Custom(format!("leads.opportunities_url {url:?}: {e}")))?
                     .connect_timeout(Duration::from_secs(5))
                     .tcp_nodelay(true);
-                Some(api::OpportunitiesClient::new(endpoint.connect_lazy()))
+                Some(app::OpportunitiesClient::new(endpoint.connect_lazy()))
             }
             None => None,
         };
         Ok(Leads {
-            store,
+            converts: opportunities.is_some(),
+            app: App::new(uow, config.defaults.clone(), opportunities),
             config,
-            opportunities,
             events,
             identity: identity.map(std::sync::Arc::new),
         })
@@ -111,10 +117,9 @@ impl Leads {
     /// The tonic service, refusing messages over `max_message_bytes`.
     pub fn grpc(&self, max_message_bytes: usize) -> LeadServiceServer<LeadsApi> {
         let api = LeadsApi::new(
-            self.store.clone(),
+            self.app.clone(),
             self.config.pages,
             self.config.max_import_rows,
-            self.opportunities.clone(),
         );
         LeadServiceServer::new(api).max_decoding_message_size(max_message_bytes)
     }
@@ -126,37 +131,13 @@ impl Leads {
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        let store = self.store.clone();
-        let (interval, batch) = (self.config.sweep_interval, self.config.sweep_batch.max(1));
-        tokio::spawn(async move {
-            tokio::pin!(shutdown);
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = &mut shutdown => return,
-                    _ = ticks.tick() => {}
-                }
-                loop {
-                    match store
-                        .sweep_overdue(SWEEPER, crm_store::now_micros(), batch)
-                        .await
-                    {
-                        Ok(n) if n as u64 == batch => continue,
-                        Ok(n) => {
-                            if n > 0 {
-                                tracing::info!(returned = n, "returned overdue leads to the pool");
-                            }
-                            break;
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "lead sweep failed; retrying next interval");
-                            break;
-                        }
-                    }
-                }
-            }
-        })
+        workers::spawn_sweeper(
+            self.app.clone(),
+            SWEEPER,
+            self.config.sweep_interval,
+            self.config.sweep_batch.max(1),
+            shutdown,
+        )
     }
 }
 
@@ -167,7 +148,7 @@ impl Leads {
         &self,
         shutdown: crm_server::Shutdown,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let (Some(_), Some(identity)) = (&self.opportunities, &self.identity) else {
+        let (true, Some(identity)) = (self.converts, &self.identity) else {
             if self.config.auto_convert {
                 tracing::warn!(
                     "automatic conversion is off: no opportunities_url or no service identity key"
@@ -178,14 +159,8 @@ impl Leads {
         if !self.config.auto_convert {
             return None;
         }
-        let handler = conversion::AutoConvert {
-            store: self.store.clone(),
-            api: LeadsApi::new(
-                self.store.clone(),
-                self.config.pages,
-                self.config.max_import_rows,
-                self.opportunities.clone(),
-            ),
+        let handler = workers::AutoConvert {
+            app: self.app.clone(),
             identity: identity.clone(),
         };
         let backoff = crm_events::Backoff {

@@ -1,30 +1,25 @@
 //! The gRPC face of the leads service: decode and authorise each request,
-//! map it into the domain, call the store, map the answer back. No SQL and
-//! no business rules live here.
+//! map it into the domain (`wire`), run the use case (`app`), map the answer
+//! back. No SQL and no business rules live here.
 
-pub(crate) mod mapping;
-
-use crm_auth::{Principal, Role};
+use crm_auth::Principal;
 use crm_proto::crm::leads::v1::{self as pb, lead_service_server::LeadService};
-use crm_proto::crm::opportunities::v1::{
-    self as opp, opportunity_service_client::OpportunityServiceClient,
-};
 use crm_rpc::{
     FieldViolation, RpcError, fields,
     paging::{self, Binding, PageLimits},
 };
-use crm_store::idempotency::RequestKey;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Actor, LeadError, LeadStatus, OnDuplicate};
-use crate::store::{LeadStore, ListFilter};
+use crate::app::{App, ConvertError, RequestKey};
+use crate::domain::{Actor, LeadError, ListFilter, visibility};
+use crate::wire;
 
 const DOMAIN: &str = "crm.leads";
 
 /// The one place a lead error becomes a gRPC status.
 fn status(err: LeadError) -> Status {
     let rpc = match err {
-        LeadError::Invalid(vs) => RpcError::InvalidArgument(mapping::violations(vs, "lead")),
+        LeadError::Invalid(vs) => RpcError::InvalidArgument(wire::violations(vs, "lead")),
         LeadError::NotFound(id) => RpcError::NotFound {
             resource: "crm.leads.v1.Lead",
             id,
@@ -86,11 +81,7 @@ fn one(v: FieldViolation) -> Status {
 }
 
 fn actor(p: &Principal) -> Actor {
-    Actor {
-        id: p.subject.clone(),
-        supervisor: p.has_any(&[Role::Manager, Role::Admin, Role::Integration]),
-        sales: p.has_role(Role::Sales),
-    }
+    Actor::new(p.subject.clone(), p.roles.clone())
 }
 
 fn required_id(id: &str, field: &str) -> Result<(), Status> {
@@ -100,111 +91,37 @@ fn required_id(id: &str, field: &str) -> Result<(), Status> {
     Ok(())
 }
 
-fn on_duplicate(value: i32) -> Result<OnDuplicate, Status> {
-    match pb::DuplicatePolicy::try_from(value) {
-        Ok(pb::DuplicatePolicy::Merge) => Ok(OnDuplicate::Merge),
-        Ok(_) => Ok(OnDuplicate::Reject),
-        Err(_) => Err(one(FieldViolation::new(
-            "on_duplicate",
-            "unknown duplicate policy",
-        ))),
+fn convert_status(err: ConvertError) -> Status {
+    match err {
+        ConvertError::Lead(err) => status(err),
+        ConvertError::Unavailable(message) => RpcError::Unavailable {
+            reason: "OPPORTUNITIES_UNAVAILABLE",
+            message,
+        }
+        .into_status(DOMAIN),
+        ConvertError::Refused(status) => status,
     }
 }
-
-/// The opportunities service as the leads service calls it.
-pub type OpportunitiesClient = OpportunityServiceClient<tonic::transport::Channel>;
 
 /// The leads gRPC service.
 #[derive(Clone)]
 pub struct LeadsApi {
-    store: LeadStore,
+    app: App,
     pages: PageLimits,
     max_import_rows: usize,
-    opportunities: Option<OpportunitiesClient>,
 }
 
 impl LeadsApi {
-    pub fn new(
-        store: LeadStore,
-        pages: PageLimits,
-        max_import_rows: usize,
-        opportunities: Option<OpportunitiesClient>,
-    ) -> Self {
+    pub fn new(app: App, pages: PageLimits, max_import_rows: usize) -> Self {
         LeadsApi {
-            store,
+            app,
             pages,
             max_import_rows,
-            opportunities,
-        }
-    }
-
-    /// Asks the opportunities service to convert `lead`, as the caller
-    /// (their token) and within the caller's trace.
-    pub(crate) async fn convert_remotely(
-        &self,
-        lead: &crate::domain::Lead,
-        token: Option<crm_auth::BearerToken>,
-        name: String,
-        amount: Option<crm_proto::crm::common::v1::Money>,
-    ) -> Result<opp::ConvertLeadResponse, Status> {
-        let unavailable = |message: String| {
-            RpcError::Unavailable {
-                reason: "OPPORTUNITIES_UNAVAILABLE",
-                message,
-            }
-            .into_status(DOMAIN)
-        };
-        let Some(mut client) = self.opportunities.clone() else {
-            return Err(unavailable(
-                "no opportunities service is configured (leads.opportunities_url)".into(),
-            ));
-        };
-        let p = &lead.profile;
-        let request = opp::ConvertLeadRequest {
-            lead_id: lead.id.clone(),
-            company: p.company.clone(),
-            contact_name: p.contact_name.clone(),
-            phone: p.phone.clone(),
-            email: p.email.clone(),
-            industry: p.industry.clone(),
-            region: p.region.clone(),
-            owner_id: lead.owner_id.clone().unwrap_or_default(),
-            opportunity_name: name,
-            amount,
-        };
-        let mut headers = http::HeaderMap::new();
-        crm_telemetry::inject_trace_context(&mut headers);
-        let mut call = Request::from_parts(
-            tonic::metadata::MetadataMap::from_headers(headers),
-            Default::default(),
-            request,
-        );
-        if let Some(value) = token.and_then(|t| t.header_value().parse().ok()) {
-            call.metadata_mut().insert("authorization", value);
-        }
-        call.set_timeout(std::time::Duration::from_secs(10));
-        match client.convert_lead(call).await {
-            Ok(reply) => Ok(reply.into_inner()),
-            Err(s)
-                if matches!(
-                    s.code(),
-                    tonic::Code::Unavailable
-                        | tonic::Code::DeadlineExceeded
-                        | tonic::Code::Unknown
-                        | tonic::Code::Cancelled
-                ) =>
-            {
-                Err(unavailable(format!(
-                    "the opportunities service did not answer ({}); the lead is unchanged, retry later",
-                    s.code()
-                )))
-            }
-            Err(s) => Err(s),
         }
     }
 
     async fn config(&self, tenant: &str) -> Result<crate::domain::LeadConfig, Status> {
-        Ok(self.store.config(tenant).await.map_err(status)?.config)
+        self.app.config(tenant).await.map_err(status)
     }
 }
 
@@ -241,15 +158,15 @@ impl LeadService for LeadsApi {
         let hash = fields::request_hash(&body);
         let config = self.config(&p.tenant).await?;
         let input = body.lead.unwrap_or_default();
-        let draft = mapping::draft(&input, &config).map_err(invalid)?;
+        let draft = wire::draft(&input, &config).map_err(invalid)?;
         let key = request_key(&p.tenant, request_id, "CreateLead", &hash);
         let (lead, merged) = self
-            .store
+            .app
             .create(
                 &p.tenant,
                 key,
                 &draft,
-                on_duplicate(body.on_duplicate)?,
+                wire::on_duplicate(body.on_duplicate).map_err(one)?,
                 &actor(&p),
                 &config,
                 crm_store::now_micros(),
@@ -257,7 +174,7 @@ impl LeadService for LeadsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::CreateLeadResponse {
-            lead: Some(mapping::lead(&lead)),
+            lead: Some(wire::lead(&lead)),
             merged,
         }))
     }
@@ -279,30 +196,19 @@ impl LeadService for LeadsApi {
         }
         let hash = fields::request_hash(&body);
         let config = self.config(&p.tenant).await?;
-        let rows = body
+        let rows: Vec<_> = body
             .leads
             .iter()
-            .map(|l| {
-                mapping::draft(l, &config).map_err(|vs| {
-                    vs.into_iter()
-                        .map(|v| {
-                            crate::domain::Violation::new(
-                                v.field.trim_start_matches("lead.").to_owned(),
-                                v.description,
-                            )
-                        })
-                        .collect()
-                })
-            })
+            .map(|l| wire::import_row(l, &config))
             .collect();
         let key = request_key(&p.tenant, request_id, "BatchCreateLeads", &hash);
         let outcomes = self
-            .store
+            .app
             .import(
                 &p.tenant,
                 key,
-                rows,
-                on_duplicate(body.on_duplicate)?,
+                &rows,
+                wire::on_duplicate(body.on_duplicate).map_err(one)?,
                 &actor(&p),
                 &config,
                 crm_store::now_micros(),
@@ -312,7 +218,7 @@ impl LeadService for LeadsApi {
         let accepted = outcomes.iter().filter(|o| o.rejection.is_none()).count();
         let rejected = outcomes.len() - accepted;
         Ok(Response::new(pb::BatchCreateLeadsResponse {
-            results: outcomes.into_iter().map(mapping::import_result).collect(),
+            results: outcomes.into_iter().map(wire::import_result).collect(),
             accepted_count: i32::try_from(accepted).unwrap_or(i32::MAX),
             rejected_count: i32::try_from(rejected).unwrap_or(i32::MAX),
         }))
@@ -325,10 +231,13 @@ impl LeadService for LeadsApi {
         let p = principal(&req)?;
         let id = &req.get_ref().id;
         required_id(id, "id")?;
-        let lead = self.store.get(&p.tenant, id).await.map_err(status)?;
-        crate::domain::check_visible(&lead, &actor(&p)).map_err(status)?;
+        let lead = self
+            .app
+            .get(&p.tenant, id, &actor(&p))
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::GetLeadResponse {
-            lead: Some(mapping::lead(&lead)),
+            lead: Some(wire::lead(&lead)),
         }))
     }
 
@@ -345,21 +254,26 @@ impl LeadService for LeadsApi {
             .size(body.page_size)
             .map_err(|e| violations.push(e))
             .unwrap_or(1);
-        let status_filter = mapping::status_from_proto(body.status, "status")
+        let status_filter = wire::status_from_proto(body.status, "status")
             .map_err(|e| violations.push(e))
             .ok()
             .flatten();
-        let scope = pb::LeadScope::try_from(body.scope)
-            .map_err(|_| violations.push(FieldViolation::new("scope", "unknown scope")))
-            .ok();
-        if !body.owner_id.is_empty() && !me.supervisor && body.owner_id != me.id {
-            violations.push(FieldViolation::new(
-                "owner_id",
-                "only managers may list another user's leads",
-            ));
-        }
+        let scope = wire::scope_from_proto(body.scope)
+            .map_err(|e| violations.push(e))
+            .unwrap_or_default();
+        let filter = ListFilter::new(
+            &me,
+            scope,
+            (!body.owner_id.is_empty()).then(|| body.owner_id.clone()),
+            status_filter,
+            (!body.source_channel.is_empty()).then(|| body.source_channel.clone()),
+        )
+        .map_err(|v| violations.push(FieldViolation::new(v.field, v.description)))
+        .ok();
+        // A page token is bound to what the caller may see.
+        let visible = visibility(&me);
         let binding = Binding::new(&p.tenant, "ListLeads")
-            .with("caller", if me.supervisor { "" } else { &me.id })
+            .with("caller", visible.restricted_to().unwrap_or_default())
             .with("scope", body.scope)
             .with("status", body.status)
             .with("channel", &body.source_channel)
@@ -368,21 +282,11 @@ impl LeadService for LeadsApi {
             .map_err(|e| violations.push(e))
             .ok()
             .flatten();
-        if !violations.is_empty() {
+        let Some(filter) = filter.filter(|_| violations.is_empty()) else {
             return Err(invalid(violations));
-        }
-        let filter = ListFilter {
-            visible_to: (!me.supervisor).then(|| me.id.clone()),
-            owner: match scope {
-                Some(pb::LeadScope::Mine) => Some(me.id.clone()),
-                _ => (!body.owner_id.is_empty()).then(|| body.owner_id.clone()),
-            },
-            pool: scope == Some(pb::LeadScope::Pool),
-            status: status_filter,
-            channel: (!body.source_channel.is_empty()).then(|| body.source_channel.clone()),
         };
         let leads = self
-            .store
+            .app
             .list(&p.tenant, &filter, after.as_deref(), limit)
             .await
             .map_err(status)?;
@@ -395,7 +299,7 @@ impl LeadService for LeadsApi {
             String::new()
         };
         Ok(Response::new(pb::ListLeadsResponse {
-            leads: leads.iter().map(mapping::lead).collect(),
+            leads: leads.iter().map(wire::lead).collect(),
             next_page_token: next,
         }))
     }
@@ -408,17 +312,16 @@ impl LeadService for LeadsApi {
         let body = req.into_inner();
         let input = body.lead.unwrap_or_default();
         required_id(&input.id, "lead.id")?;
-        let paths =
-            fields::mask_paths(body.update_mask.as_ref(), mapping::UPDATABLE).map_err(one)?;
-        let patches = mapping::patches(&input, &paths).map_err(invalid)?;
+        let paths = fields::mask_paths(body.update_mask.as_ref(), wire::UPDATABLE).map_err(one)?;
+        let patches = wire::patches(&input, &paths).map_err(invalid)?;
         let config = self.config(&p.tenant).await?;
         let lead = self
-            .store
+            .app
             .update(
                 &p.tenant,
                 &input.id,
                 &input.etag,
-                patches,
+                &patches,
                 &actor(&p),
                 &config,
                 crm_store::now_micros(),
@@ -426,7 +329,7 @@ impl LeadService for LeadsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::UpdateLeadResponse {
-            lead: Some(mapping::lead(&lead)),
+            lead: Some(wire::lead(&lead)),
         }))
     }
 
@@ -437,7 +340,7 @@ impl LeadService for LeadsApi {
         let p = principal(&req)?;
         let body = req.into_inner();
         required_id(&body.id, "id")?;
-        self.store
+        self.app
             .delete(
                 &p.tenant,
                 &body.id,
@@ -467,7 +370,7 @@ impl LeadService for LeadsApi {
             violations.push(FieldViolation::new("lead_id", "required"));
         }
         let input = body.interaction.clone().unwrap_or_default();
-        let kind = mapping::kind_from_proto(input.kind, "interaction.kind")
+        let kind = wire::kind_from_proto(input.kind, "interaction.kind")
             .map_err(|e| violations.push(e))
             .ok();
         let occur_time = match &input.occur_time {
@@ -496,7 +399,7 @@ impl LeadService for LeadsApi {
         let config = self.config(&p.tenant).await?;
         let key = request_key(&p.tenant, request_id, "LogInteraction", &hash);
         let (interaction, lead) = self
-            .store
+            .app
             .log_interaction(
                 &p.tenant,
                 key,
@@ -511,8 +414,8 @@ impl LeadService for LeadsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::LogInteractionResponse {
-            interaction: Some(mapping::interaction(&interaction)),
-            lead: Some(mapping::lead(&lead)),
+            interaction: Some(wire::interaction(&interaction)),
+            lead: Some(wire::lead(&lead)),
         }))
     }
 
@@ -527,15 +430,15 @@ impl LeadService for LeadsApi {
         let binding = Binding::new(&p.tenant, "ListInteractions").with("lead", &body.lead_id);
         let after: Option<String> = paging::decode(&body.page_token, &binding).map_err(one)?;
         // Visibility of the interactions is the lead's.
-        let lead = self
-            .store
-            .get(&p.tenant, &body.lead_id)
-            .await
-            .map_err(status)?;
-        crate::domain::check_visible(&lead, &actor(&p)).map_err(status)?;
         let items = self
-            .store
-            .list_interactions(&p.tenant, &body.lead_id, after.as_deref(), limit)
+            .app
+            .interactions(
+                &p.tenant,
+                &body.lead_id,
+                &actor(&p),
+                after.as_deref(),
+                limit,
+            )
             .await
             .map_err(status)?;
         let next = if items.len() as u64 == limit {
@@ -547,7 +450,7 @@ impl LeadService for LeadsApi {
             String::new()
         };
         Ok(Response::new(pb::ListInteractionsResponse {
-            interactions: items.iter().map(mapping::interaction).collect(),
+            interactions: items.iter().map(wire::interaction).collect(),
             next_page_token: next,
         }))
     }
@@ -567,7 +470,7 @@ impl LeadService for LeadsApi {
         }
         let config = self.config(&p.tenant).await?;
         let lead = self
-            .store
+            .app
             .assign(
                 &p.tenant,
                 &body.id,
@@ -580,7 +483,7 @@ impl LeadService for LeadsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::AssignLeadResponse {
-            lead: Some(mapping::lead(&lead)),
+            lead: Some(wire::lead(&lead)),
         }))
     }
 
@@ -593,7 +496,7 @@ impl LeadService for LeadsApi {
         required_id(&body.id, "id")?;
         let config = self.config(&p.tenant).await?;
         let lead = self
-            .store
+            .app
             .claim(
                 &p.tenant,
                 &body.id,
@@ -605,7 +508,7 @@ impl LeadService for LeadsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::ClaimLeadResponse {
-            lead: Some(mapping::lead(&lead)),
+            lead: Some(wire::lead(&lead)),
         }))
     }
 
@@ -617,7 +520,7 @@ impl LeadService for LeadsApi {
         let body = req.into_inner();
         required_id(&body.id, "id")?;
         let lead = self
-            .store
+            .app
             .release(
                 &p.tenant,
                 &body.id,
@@ -629,7 +532,7 @@ impl LeadService for LeadsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::ReleaseLeadResponse {
-            lead: Some(mapping::lead(&lead)),
+            lead: Some(wire::lead(&lead)),
         }))
     }
 
@@ -647,7 +550,7 @@ impl LeadService for LeadsApi {
             )));
         }
         let lead = self
-            .store
+            .app
             .disqualify(
                 &p.tenant,
                 &body.id,
@@ -659,7 +562,7 @@ impl LeadService for LeadsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::DisqualifyLeadResponse {
-            lead: Some(mapping::lead(&lead)),
+            lead: Some(wire::lead(&lead)),
         }))
     }
 
@@ -677,36 +580,22 @@ impl LeadService for LeadsApi {
                 return Err(one(FieldViolation::new("amount", "must not be negative")));
             }
         }
-        let me = actor(&p);
-        let lead = self.store.get(&p.tenant, &body.id).await.map_err(status)?;
-        crate::domain::check_visible(&lead, &me).map_err(status)?;
-        lead.check_etag(&body.etag).map_err(status)?;
-        if !crate::domain::check_convertible(&lead, &me).map_err(status)? {
-            return Ok(Response::new(pb::ConvertLeadResponse {
-                lead: Some(mapping::lead(&lead)),
-            }));
-        }
-        // The opportunities service creates at most one opportunity per
-        // lead, so this step may be repeated after any failure below.
-        let converted = self
-            .convert_remotely(&lead, token, body.opportunity_name, body.amount)
-            .await?;
-        let opportunity_id = converted.opportunity.map(|o| o.id).unwrap_or_default();
-        let account_id = converted.account.map(|a| a.id).unwrap_or_default();
         let lead = self
-            .store
-            .mark_converted(
+            .app
+            .convert(
                 &p.tenant,
                 &body.id,
-                &opportunity_id,
-                &account_id,
-                &me,
+                &body.etag,
+                &actor(&p),
+                token,
+                body.opportunity_name,
+                body.amount,
                 crm_store::now_micros(),
             )
             .await
-            .map_err(status)?;
+            .map_err(convert_status)?;
         Ok(Response::new(pb::ConvertLeadResponse {
-            lead: Some(mapping::lead(&lead)),
+            lead: Some(wire::lead(&lead)),
         }))
     }
 
@@ -717,14 +606,7 @@ impl LeadService for LeadsApi {
         let p = principal(&req)?;
         let me = actor(&p);
         let body = req.into_inner();
-        let owner = if body.owner_id.is_empty() {
-            me.id.clone()
-        } else {
-            body.owner_id.clone()
-        };
-        if owner != me.id && !p.has_role(Role::Manager) {
-            return Err(status(LeadError::NotManager));
-        }
+        let owner = self.app.due_owner(&me, &body.owner_id).map_err(status)?;
         let before = match &body.due_before {
             Some(ts) => fields::micros(ts, "due_before").map_err(one)?,
             None => crm_store::now_micros(),
@@ -736,8 +618,8 @@ impl LeadService for LeadsApi {
         let after: Option<(i64, String)> =
             paging::decode(&body.page_token, &binding).map_err(one)?;
         let leads = self
-            .store
-            .due(&p.tenant, &owner, before, after, limit)
+            .app
+            .due(&p.tenant, &me, &owner, before, after, limit)
             .await
             .map_err(status)?;
         let next = match leads.last() {
@@ -747,7 +629,7 @@ impl LeadService for LeadsApi {
             _ => String::new(),
         };
         Ok(Response::new(pb::ListDueFollowUpsResponse {
-            leads: leads.iter().map(mapping::lead).collect(),
+            leads: leads.iter().map(wire::lead).collect(),
             next_page_token: next,
         }))
     }
@@ -757,38 +639,8 @@ impl LeadService for LeadsApi {
         req: Request<pb::GetChannelStatsRequest>,
     ) -> Result<Response<pb::GetChannelStatsResponse>, Status> {
         let p = principal(&req)?;
-        let counts = self.store.channel_counts(&p.tenant).await.map_err(status)?;
-        let mut by_channel: std::collections::BTreeMap<String, pb::ChannelStats> =
-            Default::default();
-        for c in counts {
-            let stats = by_channel
-                .entry(c.channel.clone())
-                .or_insert_with(|| pb::ChannelStats {
-                    channel: c.channel.clone(),
-                    ..Default::default()
-                });
-            stats.leads += c.leads;
-            match c.status {
-                LeadStatus::Qualified => stats.qualified += c.leads,
-                LeadStatus::Converted => {
-                    stats.qualified += c.leads;
-                    stats.converted += c.leads;
-                }
-                LeadStatus::Disqualified => stats.disqualified += c.leads,
-                LeadStatus::New | LeadStatus::Working | LeadStatus::Nurturing => {}
-            }
-        }
-        let channels = by_channel
-            .into_values()
-            .map(|mut s| {
-                s.conversion_rate = if s.leads == 0 {
-                    0.0
-                } else {
-                    s.converted as f64 / s.leads as f64
-                };
-                s
-            })
-            .collect();
+        let stats = self.app.channel_stats(&p.tenant).await.map_err(status)?;
+        let channels = stats.into_iter().map(wire::channel_stats).collect();
         Ok(Response::new(pb::GetChannelStatsResponse { channels }))
     }
 
@@ -797,9 +649,9 @@ impl LeadService for LeadsApi {
         req: Request<pb::GetLeadConfigRequest>,
     ) -> Result<Response<pb::GetLeadConfigResponse>, Status> {
         let p = principal(&req)?;
-        let stored = self.store.config(&p.tenant).await.map_err(status)?;
+        let stored = self.app.stored_config(&p.tenant).await.map_err(status)?;
         Ok(Response::new(pb::GetLeadConfigResponse {
-            config: Some(mapping::config_to_proto(&stored)),
+            config: Some(wire::config_to_proto(&stored)),
         }))
     }
 
@@ -812,9 +664,9 @@ impl LeadService for LeadsApi {
         let Some(input) = body.config else {
             return Err(one(FieldViolation::new("config", "required")));
         };
-        let config = mapping::config_from_proto(&input).map_err(invalid)?;
+        let config = wire::config_from_proto(&input).map_err(invalid)?;
         let stored = self
-            .store
+            .app
             .replace_config(
                 &p.tenant,
                 config,
@@ -825,7 +677,7 @@ impl LeadService for LeadsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::UpdateLeadConfigResponse {
-            config: Some(mapping::config_to_proto(&stored)),
+            config: Some(wire::config_to_proto(&stored)),
         }))
     }
 
@@ -840,7 +692,7 @@ impl LeadService for LeadsApi {
         let after: Option<String> = paging::decode(&body.page_token, &binding).map_err(one)?;
         let subject = (!body.lead_id.is_empty()).then_some(body.lead_id.as_str());
         let entries = self
-            .store
+            .app
             .audit_entries(&p.tenant, subject, after.as_deref(), limit)
             .await
             .map_err(status)?;

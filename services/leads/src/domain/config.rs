@@ -104,6 +104,29 @@ impl Default for LeadConfig {
     }
 }
 
+impl ScoringModel {
+    /// Interactions at or after this time count towards the frequency score.
+    pub fn window_start(&self, now: i64) -> i64 {
+        now.saturating_sub(i64::try_from(self.frequency_window.as_micros()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A tenant's lead configuration as stored, with its version; version 0 is
+/// the operator's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConfig {
+    pub config: LeadConfig,
+    pub version: i64,
+    pub update_time: Option<i64>,
+    pub updater: String,
+}
+
+impl StoredConfig {
+    pub fn etag(&self) -> String {
+        self.version.to_string()
+    }
+}
+
 impl LeadConfig {
     /// Every violation of the configuration, with field paths as in the
     /// API's `LeadConfig` message.

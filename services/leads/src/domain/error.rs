@@ -1,20 +1,4 @@
-use super::LeadStatus;
-
-/// One invalid input field, named relative to the lead (`email`, `budget_max`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub field: String,
-    pub description: String,
-}
-
-impl Violation {
-    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Violation {
-            field: field.into(),
-            description: description.into(),
-        }
-    }
-}
+use super::{LeadStatus, Violation};
 
 /// Why a lead operation was refused.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{LeadConfig, ScoreBreakdown, Violation, normalize};
+use super::{Change, DuplicateKeys, LeadConfig, ScoreBreakdown, Violation, normalize};
 
 /// Where a lead is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -220,31 +220,6 @@ impl Profile {
     }
 }
 
-/// Normalised phone, email and company+contact: two leads sharing any one of
-/// them are the same possible customer.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DuplicateKeys {
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub company_contact: Option<String>,
-}
-
-impl DuplicateKeys {
-    /// Which key two leads share, if any.
-    pub fn shared_with(&self, other: &DuplicateKeys) -> Option<&'static str> {
-        let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
-        if same(&self.phone, &other.phone) {
-            Some("phone")
-        } else if same(&self.email, &other.email) {
-            Some("email")
-        } else if same(&self.company_contact, &other.company_contact) {
-            Some("company_contact")
-        } else {
-            None
-        }
-    }
-}
-
 /// A lead as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lead {
@@ -298,29 +273,28 @@ impl Lead {
         }
     }
 
+    /// The audit changes of a created (or deleted) lead: every field set.
+    pub fn creation_changes(&self) -> Vec<Change> {
+        let p = &self.profile;
+        [
+            ("company", p.company.clone()),
+            ("contact_name", p.contact_name.clone()),
+            ("phone", p.phone.clone()),
+            ("email", p.email.clone()),
+            ("source_channel", p.source_channel.clone()),
+            ("owner_id", self.owner_id.clone().unwrap_or_default()),
+            ("status", self.status.to_string()),
+            ("score", self.score.total.to_string()),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| Change::of(field, "", value))
+        .collect()
+    }
+
     pub(super) fn touch(&mut self, actor: &str, now: i64) {
         self.version += 1;
         self.update_time = now;
         self.updater = actor.to_owned();
-    }
-}
-
-/// One field's old and new value, for the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub field: &'static str,
-    pub old: String,
-    pub new: String,
-}
-
-impl Change {
-    pub(super) fn of(
-        field: &'static str,
-        old: impl ToString,
-        new: impl ToString,
-    ) -> Option<Change> {
-        let (old, new) = (old.to_string(), new.to_string());
-        (old != new).then_some(Change { field, old, new })
     }
 }
 

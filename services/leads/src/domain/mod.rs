@@ -1,21 +1,34 @@
-//! The rules of leads: plain Rust, no tonic, no SQL. The `api` module maps
-//! requests into these types, the `store` module persists what they decide.
+//! The rules of leads and the use cases' value types: plain Rust, no tonic,
+//! no SQL. `wire` maps requests into these types, `app` loads through
+//! `store`, lets these functions decide and commits what they return.
 
 mod config;
+mod duplicates;
 mod error;
+mod intake;
 mod lead;
 pub mod normalize;
 mod rules;
 mod scoring;
+mod stats;
+#[cfg(test)]
+mod testing;
+mod visibility;
 
-pub use config::{BudgetFloor, LeadConfig, ScoringModel};
-pub use error::{LeadError, Violation};
-pub use lead::{
-    Amount, Budget, Change, CompanySize, DuplicateKeys, Lead, LeadStatus, Patch, Profile,
+pub use config::{BudgetFloor, LeadConfig, ScoringModel, StoredConfig};
+pub use crm_types::{Actor, AuditEntry, Change, Role, Violation};
+pub use duplicates::{DuplicateIndex, DuplicateKey, DuplicateKeys};
+pub use error::LeadError;
+pub use intake::{
+    Admission, Draft, ImportPlan, Merge, OnDuplicate, Rejection, RowOutcome, admit, plan_import,
 };
+pub use lead::{Amount, Budget, CompanySize, Lead, LeadStatus, Patch, Profile};
 pub use rules::{
-    Actor, Interaction, OnDuplicate, ReturnReason, assign, check_convertible, check_visible, claim,
-    convert, disqualify, log_interaction, merge_into, new_lead, overdue, release, return_to_pool,
-    update,
+    ClaimWindow, Interaction, ReturnReason, assign, check_convertible, claim, convert, disqualify,
+    log_interaction, merge_into, new_lead, overdue, release, return_to_pool, update,
 };
 pub use scoring::{InteractionKind, ScoreBreakdown, ScoreItem, Tally, score};
+pub use stats::{ChannelCount, ChannelStats, channel_stats};
+pub use visibility::{
+    LeadScope, ListFilter, Visibility, check_visible, due_list_owner, visibility,
+};

@@ -3,27 +3,11 @@
 //! mutates it, and returns the field changes for the audit trail.
 
 use super::{
-    Change, InteractionKind, Lead, LeadConfig, LeadError, LeadStatus, Patch, Profile, Tally,
+    Actor, Change, InteractionKind, Lead, LeadConfig, LeadError, LeadStatus, Patch, Profile, Role,
+    Tally,
     lead::{budget_text, opt_time},
     score,
 };
-
-/// Who is acting, as far as lead rules care.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub id: String,
-    /// Managers, admins and integrations act on any lead of the tenant.
-    pub supervisor: bool,
-    /// Sales users own leads and claim from the pool.
-    pub sales: bool,
-}
-
-/// What to do when a new lead matches an existing one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnDuplicate {
-    Reject,
-    Merge,
-}
 
 /// An interaction as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,19 +21,10 @@ pub struct Interaction {
     pub create_time: i64,
 }
 
-/// Sales users see their own leads and the pool; supervisors see all.
-pub fn check_visible(lead: &Lead, actor: &Actor) -> Result<(), LeadError> {
-    if actor.supervisor || lead.owner_id.is_none() || lead.owner_id.as_deref() == Some(&actor.id) {
-        Ok(())
-    } else {
-        Err(LeadError::NotOwner(lead.id.clone()))
-    }
-}
-
 /// Only the owner or a supervisor changes a lead; a pool lead must be
 /// claimed first.
 fn check_may_change(lead: &Lead, actor: &Actor) -> Result<(), LeadError> {
-    if actor.supervisor || lead.owner_id.as_deref() == Some(&actor.id) {
+    if actor.supervisor() || lead.owner_id.as_deref() == Some(&actor.id) {
         Ok(())
     } else {
         Err(LeadError::NotOwner(lead.id.clone()))
@@ -84,9 +59,11 @@ pub fn new_lead(
     now: i64,
 ) -> Result<Lead, LeadError> {
     let owner_id = match owner_id {
-        Some(owner) if owner != actor.id && !actor.supervisor => return Err(LeadError::NotManager),
+        Some(owner) if owner != actor.id && !actor.supervisor() => {
+            return Err(LeadError::NotManager);
+        }
         Some(owner) => Some(owner),
-        None if actor.sales && !actor.supervisor => Some(actor.id.clone()),
+        None if actor.has(Role::Sales) && !actor.supervisor() => Some(actor.id.clone()),
         None => None,
     };
     let score = score(&profile, &Tally::default(), &config.scoring);
@@ -272,7 +249,7 @@ pub fn assign(
     config: &LeadConfig,
     now: i64,
 ) -> Result<Vec<Change>, LeadError> {
-    if !actor.supervisor {
+    if !actor.supervisor() {
         return Err(LeadError::NotManager);
     }
     check_open(lead)?;
@@ -285,11 +262,40 @@ pub fn assign(
     Ok(finish(&before, lead, actor, now))
 }
 
-/// A sales user takes a lead from the pool, within the daily claim limit.
+/// The claims that count against a person's daily claim limit: theirs, made
+/// in the last 24 hours rather than the calendar day, so that midnight does
+/// not hand out a fresh allowance (a claim exactly 24 hours old no longer
+/// counts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimWindow {
+    pub claimer: String,
+    /// Claims made after this time count.
+    pub after: i64,
+}
+
+impl ClaimWindow {
+    const LENGTH_MICROS: i64 = 24 * 3_600_000_000;
+
+    /// The window of `actor`'s claims at `now`.
+    pub fn of(actor: &Actor, now: i64) -> Self {
+        ClaimWindow {
+            claimer: actor.id.clone(),
+            after: now.saturating_sub(Self::LENGTH_MICROS),
+        }
+    }
+
+    /// Whether a claim by `claimer` at `time` counts.
+    pub fn counts(&self, claimer: &str, time: i64) -> bool {
+        claimer == self.claimer && time > self.after
+    }
+}
+
+/// A sales user takes a lead from the pool, within the daily claim limit:
+/// `recent_claims` is how many of their claims count (see [`ClaimWindow`]).
 pub fn claim(
     lead: &mut Lead,
     actor: &Actor,
-    claims_last_day: u32,
+    recent_claims: u32,
     config: &LeadConfig,
     now: i64,
 ) -> Result<Vec<Change>, LeadError> {
@@ -297,7 +303,7 @@ pub fn claim(
     if lead.owner_id.is_some() {
         return Err(LeadError::AlreadyOwned(lead.id.clone()));
     }
-    if claims_last_day >= config.daily_claim_limit {
+    if recent_claims >= config.daily_claim_limit {
         return Err(LeadError::ClaimLimit {
             limit: config.daily_claim_limit,
         });
@@ -408,19 +414,18 @@ pub fn return_to_pool(lead: &mut Lead, actor: &str, now: i64) -> Vec<Change> {
     let before = lead.clone();
     lead.owner_id = None;
     lead.follow_up_deadline = None;
-    let system = Actor {
-        id: actor.to_owned(),
-        supervisor: true,
-        sales: false,
-    };
-    finish(&before, lead, &system, now)
+    stamp(&before, lead, actor, now)
 }
 
 /// Stamps a changed lead and lists what changed.
 fn finish(before: &Lead, after: &mut Lead, actor: &Actor, now: i64) -> Vec<Change> {
+    stamp(before, after, &actor.id, now)
+}
+
+fn stamp(before: &Lead, after: &mut Lead, actor: &str, now: i64) -> Vec<Change> {
     let changes = diff(before, after);
     if !changes.is_empty() {
-        after.touch(&actor.id, now);
+        after.touch(actor, now);
     }
     changes
 }
@@ -487,29 +492,7 @@ mod tests {
 
     const HOUR: i64 = 3_600_000_000;
 
-    fn sales(id: &str) -> Actor {
-        Actor {
-            id: id.into(),
-            supervisor: false,
-            sales: true,
-        }
-    }
-
-    fn manager() -> Actor {
-        Actor {
-            id: "boss".into(),
-            supervisor: true,
-            sales: false,
-        }
-    }
-
-    fn profile() -> Profile {
-        Profile {
-            company: "ACME".into(),
-            source_channel: "referral".into(),
-            ..Profile::default()
-        }
-    }
+    use crate::domain::testing::{manager, profile, sales};
 
     fn lead_of(owner: Option<&str>, now: i64) -> Lead {
         let actor = owner.map(sales).unwrap_or_else(manager);
@@ -601,11 +584,7 @@ mod tests {
     fn turning_hot_without_the_owner_sets_the_hot_deadline() {
         let config = LeadConfig::default();
         let mut lead = lead_of(Some("amy"), 0);
-        let integration = Actor {
-            id: "marketing".into(),
-            supervisor: true,
-            sales: false,
-        };
+        let integration = Actor::new("marketing", vec![Role::Integration]);
         let t = tally(InteractionKind::ContractTemplateViewed, 3);
         log_interaction(&mut lead, &integration, &t, &config, 10 * HOUR).unwrap();
         assert!(lead.score.total >= config.hot_threshold);
@@ -647,15 +626,16 @@ mod tests {
     }
 
     #[test]
-    fn sales_see_their_own_and_the_pool_only() {
-        let amys = lead_of(Some("amy"), 0);
-        assert!(check_visible(&amys, &sales("amy")).is_ok());
-        assert!(matches!(
-            check_visible(&amys, &sales("bob")),
-            Err(LeadError::NotOwner(_))
-        ));
-        assert!(check_visible(&amys, &manager()).is_ok());
-        assert!(check_visible(&lead_of(None, 0), &sales("bob")).is_ok());
+    fn claims_count_for_24_hours_per_person() {
+        let window = ClaimWindow::of(&sales("amy"), 30 * HOUR);
+        assert!(window.counts("amy", 30 * HOUR));
+        assert!(window.counts("amy", 6 * HOUR + 1));
+        assert!(
+            !window.counts("amy", 6 * HOUR),
+            "a claim 24 hours old no longer counts"
+        );
+        assert!(!window.counts("bob", 30 * HOUR), "only the claimer's own");
+        assert_eq!(ClaimWindow::of(&sales("amy"), i64::MIN + 1).after, i64::MIN);
     }
 
     #[test]

@@ -64,6 +64,24 @@ pub struct Tally {
     pub in_window: u32,
 }
 
+impl Tally {
+    /// The tally with one more interaction of `kind` at `occur_time`: the
+    /// one being logged, which its rescoring counts.
+    pub fn with_logged(
+        mut self,
+        kind: InteractionKind,
+        occur_time: i64,
+        model: &ScoringModel,
+        now: i64,
+    ) -> Self {
+        *self.per_kind.entry(kind).or_default() += 1;
+        if occur_time >= model.window_start(now) {
+            self.in_window += 1;
+        }
+        self
+    }
+}
+
 /// One contribution to a score.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoreItem {
@@ -186,6 +204,19 @@ mod tests {
             per_kind: kinds.iter().copied().collect(),
             in_window,
         }
+    }
+
+    #[test]
+    fn a_logged_interaction_counts_in_the_window_only_when_inside_it() {
+        let model = LeadConfig::default().scoring;
+        let now = 100 * 86_400_000_000;
+        let start = model.window_start(now);
+        let old = Tally::default().with_logged(InteractionKind::Visit, start - 1, &model, now);
+        assert_eq!(old.per_kind.get(&InteractionKind::Visit), Some(&1));
+        assert_eq!(old.in_window, 0);
+        let recent = old.with_logged(InteractionKind::Visit, start, &model, now);
+        assert_eq!(recent.per_kind.get(&InteractionKind::Visit), Some(&2));
+        assert_eq!(recent.in_window, 1);
     }
 
     #[test]

@@ -1,22 +1,18 @@
 //! The events a change publishes: each audit entry of a lead becomes a
 //! `LeadChanged`, plus the milestone other parties act on (qualified,
 //! disqualified, converted, returned to the pool). Written to the outbox in
-//! the change's transaction by the store.
+//! the change's transaction, with its audit entry.
 
 use crm_events::NewEvent;
 use crm_proto::crm::leads::v1 as pb;
-use crm_store::audit::AuditEntry;
 
-use crate::{
-    api::mapping,
-    domain::{Lead, LeadStatus},
-};
+use crate::domain::{AuditEntry, Lead, LeadStatus};
 
 /// The events of one change of `lead`, whose status was `before` (none for
 /// a new lead).
 pub fn of_change(lead: &Lead, before: Option<LeadStatus>, entry: &AuditEntry) -> Vec<NewEvent> {
     let (tenant, id, time) = (lead.tenant.as_str(), lead.id.as_str(), entry.time);
-    let proto = || Some(mapping::lead(lead));
+    let proto = || Some(super::lead(lead));
     if entry.action == "lead.created" {
         return vec![NewEvent::new(
             tenant,

@@ -1,14 +1,18 @@
-//! Proto messages to domain values and back. Field paths in violations are
-//! the request's (`lead.email`), so a client can point at the field.
+//! Proto messages to domain values and back, and the events a change
+//! publishes ([`events`]). Field paths in violations are the request's
+//! (`lead.email`), so a client can point at the field. Depends on `domain`
+//! and the contracts only.
 
-use crm_proto::crm::{common::v1 as common, leads::v1 as pb};
+pub mod events;
+
+use crm_proto::crm::{common::v1 as common, leads::v1 as pb, opportunities::v1 as opportunities};
 use crm_rpc::{FieldViolation, fields};
 
 use crate::domain::{
-    Amount, Budget, BudgetFloor, CompanySize, Interaction, InteractionKind, Lead, LeadConfig,
-    LeadStatus, Patch, Profile, ScoreBreakdown, ScoringModel, Violation,
+    Amount, Budget, BudgetFloor, ChannelStats, CompanySize, Draft, Interaction, InteractionKind,
+    Lead, LeadConfig, LeadScope, LeadStatus, OnDuplicate, Patch, Profile, RowOutcome,
+    ScoreBreakdown, ScoringModel, StoredConfig, Violation,
 };
-use crate::store::{Draft, RowOutcome, StoredConfig};
 
 pub fn violations(vs: Vec<Violation>, parent: &str) -> Vec<FieldViolation> {
     vs.into_iter()
@@ -208,6 +212,36 @@ pub fn draft(lead: &pb::Lead, config: &LeadConfig) -> Result<Draft, Vec<FieldVio
     }
 }
 
+/// An import row as a draft; its violations are named relative to the
+/// lead (`email`), as the row's rejection reports them.
+pub fn import_row(lead: &pb::Lead, config: &LeadConfig) -> Result<Draft, Vec<Violation>> {
+    draft(lead, config).map_err(|vs| {
+        vs.into_iter()
+            .map(|v| Violation::new(v.field.trim_start_matches("lead."), v.description))
+            .collect()
+    })
+}
+
+pub fn on_duplicate(value: i32) -> Result<OnDuplicate, FieldViolation> {
+    match pb::DuplicatePolicy::try_from(value) {
+        Ok(pb::DuplicatePolicy::Merge) => Ok(OnDuplicate::Merge),
+        Ok(_) => Ok(OnDuplicate::Reject),
+        Err(_) => Err(FieldViolation::new(
+            "on_duplicate",
+            "unknown duplicate policy",
+        )),
+    }
+}
+
+pub fn scope_from_proto(value: i32) -> Result<LeadScope, FieldViolation> {
+    match pb::LeadScope::try_from(value) {
+        Ok(pb::LeadScope::Mine) => Ok(LeadScope::Mine),
+        Ok(pb::LeadScope::Pool) => Ok(LeadScope::Pool),
+        Ok(_) => Ok(LeadScope::All),
+        Err(_) => Err(FieldViolation::new("scope", "unknown scope")),
+    }
+}
+
 /// Fields `UpdateLead` may change.
 pub const UPDATABLE: &[&str] = &[
     "company",
@@ -397,6 +431,38 @@ pub fn import_result(o: RowOutcome) -> pb::BatchCreateLeadsResult {
             description: r.description,
             existing_lead_id: r.existing_lead_id,
         }),
+    }
+}
+
+pub fn channel_stats(s: ChannelStats) -> pb::ChannelStats {
+    pb::ChannelStats {
+        channel: s.channel,
+        leads: s.leads,
+        qualified: s.qualified,
+        converted: s.converted,
+        disqualified: s.disqualified,
+        conversion_rate: s.conversion_rate,
+    }
+}
+
+/// What the opportunities service is asked to convert `lead` into.
+pub fn convert_request(
+    lead: &Lead,
+    opportunity_name: String,
+    amount: Option<common::Money>,
+) -> opportunities::ConvertLeadRequest {
+    let p = &lead.profile;
+    opportunities::ConvertLeadRequest {
+        lead_id: lead.id.clone(),
+        company: p.company.clone(),
+        contact_name: p.contact_name.clone(),
+        phone: p.phone.clone(),
+        email: p.email.clone(),
+        industry: p.industry.clone(),
+        region: p.region.clone(),
+        owner_id: lead.owner_id.clone().unwrap_or_default(),
+        opportunity_name,
+        amount,
     }
 }
 

@@ -1,0 +1,160 @@
+//! Intake: one lead, or an import of many in one unit of work.
+
+use serde::{Deserialize, Serialize};
+
+use super::{App, Effect, RequestKey, entry, recorded};
+use crate::{
+    domain::{
+        Actor, Admission, AuditEntry, Draft, DuplicateIndex, Lead, LeadConfig, LeadError, Merge,
+        OnDuplicate, RowOutcome, Violation, admit, plan_import,
+    },
+    store, wire,
+};
+
+/// What a CreateLead call recorded for its replay.
+#[derive(Serialize, Deserialize)]
+struct Created {
+    lead_id: String,
+    merged: bool,
+}
+
+/// The audit entry of an admitted lead; `context` prefixes the reason
+/// (the import row) when there is one.
+fn admission_entry(admission: &Admission, actor: &str, now: i64, context: &str) -> AuditEntry {
+    let reason = |why: String| match (context.is_empty(), why.is_empty()) {
+        (true, _) => why,
+        (false, true) => context.to_owned(),
+        (false, false) => format!("{context}, {why}"),
+    };
+    match admission {
+        Admission::Created(lead) => {
+            entry(lead, "lead.created", actor, now, lead.creation_changes())
+                .with_reason(reason(String::new()))
+        }
+        Admission::Merged(Merge {
+            lead, changes, key, ..
+        }) => entry(lead, "lead.merged", actor, now, changes.clone())
+            .with_reason(reason(format!("duplicate by {key}"))),
+    }
+}
+
+impl App {
+    /// Creates a lead, or finds its duplicate and refuses or merges; a
+    /// retry with the same request id returns the first outcome.
+    pub async fn create(
+        &self,
+        tenant: &str,
+        request: Option<RequestKey<'_>>,
+        draft: &Draft,
+        on_duplicate: OnDuplicate,
+        actor: &Actor,
+        config: &LeadConfig,
+        now: i64,
+    ) -> Result<(Lead, bool), LeadError> {
+        let created = self
+            .uow
+            .run_once(tenant, request, |tx| async move {
+                let keys = draft.profile.duplicate_keys();
+                let existing = store::leads_sharing_keys(&*tx, tenant, &[&keys]).await?;
+                let admission = admit(
+                    crm_store::new_id(),
+                    tenant,
+                    draft,
+                    &DuplicateIndex::new(existing),
+                    on_duplicate,
+                    actor,
+                    config,
+                    now,
+                )?;
+                let audit = admission_entry(&admission, &actor.id, now, "");
+                match admission {
+                    Admission::Created(lead) => {
+                        store::insert(&*tx, &lead).await?;
+                        let created = Created {
+                            lead_id: lead.id.clone(),
+                            merged: false,
+                        };
+                        Ok::<_, LeadError>(recorded(created, &lead, None, audit))
+                    }
+                    Admission::Merged(merge) => {
+                        store::save(&*tx, &merge.lead, merge.read_version).await?;
+                        let created = Created {
+                            lead_id: merge.lead.id.clone(),
+                            merged: true,
+                        };
+                        Ok(recorded(
+                            created,
+                            &merge.lead,
+                            Some(merge.lead.status),
+                            audit,
+                        ))
+                    }
+                }
+            })
+            .await?;
+        let lead = store::load(self.db(), tenant, &created.lead_id).await?;
+        Ok((lead, created.merged))
+    }
+
+    /// Imports rows in one unit of work: every valid, non-duplicate row is
+    /// stored, every other row reported with its reason; an interrupted
+    /// import stored nothing, and its retry with the same request id does
+    /// the work once.
+    pub async fn import(
+        &self,
+        tenant: &str,
+        request: Option<RequestKey<'_>>,
+        rows: &[Result<Draft, Vec<Violation>>],
+        on_duplicate: OnDuplicate,
+        actor: &Actor,
+        config: &LeadConfig,
+        now: i64,
+    ) -> Result<Vec<RowOutcome>, LeadError> {
+        self.uow
+            .run_once(tenant, request, |tx| async move {
+                let keys: Vec<_> = rows
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .map(|d| d.profile.duplicate_keys())
+                    .collect();
+                let existing =
+                    store::leads_sharing_keys(&*tx, tenant, &keys.iter().collect::<Vec<_>>())
+                        .await?;
+                let plan = plan_import(
+                    tenant,
+                    rows,
+                    DuplicateIndex::new(existing),
+                    on_duplicate,
+                    actor,
+                    config,
+                    now,
+                    crm_store::new_id,
+                );
+                let mut effect = Effect::new(plan.outcomes);
+                let mut created = Vec::new();
+                for (index, admission) in plan.admitted {
+                    let context = format!("import row {index}");
+                    let audit = admission_entry(&admission, &actor.id, now, &context);
+                    match admission {
+                        Admission::Created(lead) => {
+                            effect = effect.events(wire::events::of_change(&lead, None, &audit));
+                            created.push(lead);
+                        }
+                        Admission::Merged(merge) => {
+                            store::save(&*tx, &merge.lead, merge.read_version).await?;
+                            let lead = &merge.lead;
+                            effect = effect.events(wire::events::of_change(
+                                lead,
+                                Some(lead.status),
+                                &audit,
+                            ));
+                        }
+                    }
+                    effect = effect.audit(audit);
+                }
+                store::insert_many(&*tx, &created).await?;
+                Ok(effect)
+            })
+            .await
+    }
+}

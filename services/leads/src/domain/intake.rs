@@ -1,0 +1,429 @@
+//! Intake (DOMAIN 1): a new lead, alone or as a row of an import, is
+//! created, merged into the lead it duplicates, or refused, and an import
+//! says per row why a row was not taken.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Actor, Change, DuplicateIndex, Lead, LeadConfig, LeadError, Profile, Violation, merge_into,
+    new_lead,
+};
+
+/// What to do when a new lead matches an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDuplicate {
+    Reject,
+    Merge,
+}
+
+/// A new lead as asked for, its profile validated.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub profile: Profile,
+    pub owner_id: Option<String>,
+    pub next_follow_up_time: Option<i64>,
+}
+
+/// Why an import row was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub reason: String,
+    pub field: String,
+    pub description: String,
+    pub existing_lead_id: String,
+}
+
+/// What became of one import row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowOutcome {
+    pub index: usize,
+    pub lead_id: Option<String>,
+    pub merged: bool,
+    pub rejection: Option<Rejection>,
+}
+
+/// An existing lead with a newcomer merged in.
+#[derive(Debug, Clone)]
+pub struct Merge {
+    pub lead: Lead,
+    /// The version the lead was read at: it is stored only if still there.
+    pub read_version: i64,
+    pub changes: Vec<Change>,
+    /// The key the newcomer shares with it.
+    pub key: &'static str,
+}
+
+/// What a newcomer becomes.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    Created(Lead),
+    Merged(Merge),
+}
+
+/// Why a newcomer was refused, and the lead it duplicates, if any.
+struct Refusal {
+    duplicate_of: Option<(&'static str, String)>,
+    error: LeadError,
+}
+
+/// Creates the lead of `draft`, or merges it into (or refuses it as a
+/// duplicate of) the lead in `existing` it shares the strongest key with.
+pub fn admit(
+    id: String,
+    tenant: &str,
+    draft: &Draft,
+    existing: &DuplicateIndex,
+    on_duplicate: OnDuplicate,
+    actor: &Actor,
+    config: &LeadConfig,
+    now: i64,
+) -> Result<Admission, LeadError> {
+    try_admit(
+        id,
+        tenant,
+        draft,
+        existing,
+        on_duplicate,
+        actor,
+        config,
+        now,
+    )
+    .map_err(|r| r.error)
+}
+
+fn try_admit(
+    id: String,
+    tenant: &str,
+    draft: &Draft,
+    existing: &DuplicateIndex,
+    on_duplicate: OnDuplicate,
+    actor: &Actor,
+    config: &LeadConfig,
+    now: i64,
+) -> Result<Admission, Refusal> {
+    let Some((key, found)) = existing.find(&draft.profile.duplicate_keys()) else {
+        return new_lead(
+            id,
+            tenant,
+            draft.profile.clone(),
+            draft.owner_id.clone(),
+            draft.next_follow_up_time,
+            actor,
+            config,
+            now,
+        )
+        .map(Admission::Created)
+        .map_err(|error| Refusal {
+            duplicate_of: None,
+            error,
+        });
+    };
+    let refuse = |error| Refusal {
+        duplicate_of: Some((key, found.id.clone())),
+        error,
+    };
+    if on_duplicate == OnDuplicate::Reject {
+        return Err(refuse(LeadError::Duplicate {
+            key,
+            existing_id: found.id.clone(),
+        }));
+    }
+    let mut lead = found.clone();
+    let changes = merge_into(&mut lead, &draft.profile, actor, now).map_err(refuse)?;
+    Ok(Admission::Merged(Merge {
+        read_version: found.version,
+        lead,
+        changes,
+        key,
+    }))
+}
+
+/// What an import does: the outcome of every row, and the creations and
+/// merges to store, in row order with their row's index.
+#[derive(Debug, Default)]
+pub struct ImportPlan {
+    pub outcomes: Vec<RowOutcome>,
+    pub admitted: Vec<(usize, Admission)>,
+}
+
+/// Decides every row of an import against the leads in `existing` and the
+/// rows before it: an invalid row, a row sharing a key with a lead created
+/// earlier in the batch, a refused duplicate and a row the actor may not
+/// create are rejected with their reason; every other row is created or
+/// merged. `new_id` names each created lead.
+pub fn plan_import(
+    tenant: &str,
+    rows: &[Result<Draft, Vec<Violation>>],
+    mut existing: DuplicateIndex,
+    on_duplicate: OnDuplicate,
+    actor: &Actor,
+    config: &LeadConfig,
+    now: i64,
+    mut new_id: impl FnMut() -> String,
+) -> ImportPlan {
+    let mut plan = ImportPlan::default();
+    // Leads created by earlier rows of this import, by their keys.
+    let mut in_batch = DuplicateIndex::default();
+    for (index, row) in rows.iter().enumerate() {
+        let draft = match row {
+            Ok(draft) => draft,
+            Err(violations) => {
+                plan.outcomes.push(rejected(index, invalid_row(violations)));
+                continue;
+            }
+        };
+        if let Some((key, earlier)) = in_batch.find(&draft.profile.duplicate_keys()) {
+            let rejection = Rejection {
+                reason: "DUPLICATE_IN_BATCH".into(),
+                field: key.into(),
+                description: format!("same {key} as an earlier row"),
+                existing_lead_id: earlier.id.clone(),
+            };
+            plan.outcomes.push(rejected(index, rejection));
+            continue;
+        }
+        let admission = try_admit(
+            new_id(),
+            tenant,
+            draft,
+            &existing,
+            on_duplicate,
+            actor,
+            config,
+            now,
+        );
+        match admission {
+            Ok(admission) => {
+                let (lead, merged) = match &admission {
+                    Admission::Created(lead) => {
+                        in_batch.insert(lead.clone());
+                        (lead, false)
+                    }
+                    Admission::Merged(merge) => {
+                        existing.insert(merge.lead.clone());
+                        (&merge.lead, true)
+                    }
+                };
+                plan.outcomes.push(RowOutcome {
+                    index,
+                    lead_id: Some(lead.id.clone()),
+                    merged,
+                    rejection: None,
+                });
+                plan.admitted.push((index, admission));
+            }
+            Err(refusal) => plan.outcomes.push(rejected(index, refused_row(refusal))),
+        }
+    }
+    plan
+}
+
+fn rejected(index: usize, rejection: Rejection) -> RowOutcome {
+    RowOutcome {
+        index,
+        lead_id: None,
+        merged: false,
+        rejection: Some(rejection),
+    }
+}
+
+/// An invalid row: its first field, and every violation in the description.
+fn invalid_row(violations: &[Violation]) -> Rejection {
+    let all = violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Rejection {
+        reason: "INVALID_FIELD".into(),
+        field: violations
+            .first()
+            .map(|v| v.field.clone())
+            .unwrap_or_default(),
+        description: if all.is_empty() {
+            "invalid".into()
+        } else {
+            all
+        },
+        existing_lead_id: String::new(),
+    }
+}
+
+fn refused_row(refusal: Refusal) -> Rejection {
+    match (refusal.duplicate_of, refusal.error) {
+        (Some((key, existing)), LeadError::Duplicate { .. }) => Rejection {
+            reason: "DUPLICATE_LEAD".into(),
+            field: key.into(),
+            description: format!("a lead with the same {key} exists"),
+            existing_lead_id: existing,
+        },
+        // The duplicate could not take the merge (it is closed).
+        (Some((key, existing)), error) => Rejection {
+            reason: "DUPLICATE_LEAD".into(),
+            field: key.into(),
+            description: error.to_string(),
+            existing_lead_id: existing,
+        },
+        (None, error) => Rejection {
+            reason: "NOT_ALLOWED".into(),
+            field: "owner_id".into(),
+            description: error.to_string(),
+            existing_lead_id: String::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::domain::{
+        LeadStatus,
+        testing::{lead, manager, profile, sales},
+    };
+
+    fn draft(phone: &str, email: &str) -> Draft {
+        Draft {
+            profile: Profile {
+                phone: phone.into(),
+                email: email.into(),
+                ..profile()
+            },
+            owner_id: None,
+            next_follow_up_time: None,
+        }
+    }
+
+    fn existing(phone: &str, email: &str) -> Lead {
+        let mut l = lead("old", Some("amy"));
+        l.profile.phone = phone.into();
+        l.profile.email = email.into();
+        l
+    }
+
+    fn plan(
+        rows: Vec<Result<Draft, Vec<Violation>>>,
+        leads: Vec<Lead>,
+        on_duplicate: OnDuplicate,
+        actor: &Actor,
+    ) -> ImportPlan {
+        let mut n = 0;
+        plan_import(
+            "t",
+            &rows,
+            DuplicateIndex::new(leads),
+            on_duplicate,
+            actor,
+            &LeadConfig::default(),
+            0,
+            || {
+                n += 1;
+                format!("new-{n}")
+            },
+        )
+    }
+
+    fn reason(o: &RowOutcome) -> (&str, &str, &str) {
+        let r = o.rejection.as_ref().unwrap();
+        (&r.reason, &r.field, &r.existing_lead_id)
+    }
+
+    #[test]
+    fn every_rejected_row_says_why() {
+        let mut closed = existing("654321", "");
+        closed.status = LeadStatus::Disqualified;
+        let mut not_mine = draft("", "x@acme.cn");
+        not_mine.owner_id = Some("bob".into());
+        let rows = vec![
+            Err(vec![
+                Violation::new("email", "not an email address"),
+                Violation::new("company", "required"),
+            ]),
+            Ok(draft("123456", "")),
+            Ok(draft("123-456", "")),
+            Ok(draft("", "old@acme.cn")),
+            Ok(draft("654321", "")),
+            Ok(not_mine),
+        ];
+        let plan = plan(
+            rows,
+            vec![existing("", "old@acme.cn"), closed],
+            OnDuplicate::Reject,
+            &sales("amy"),
+        );
+        let o = &plan.outcomes;
+        assert_eq!(reason(&o[0]), ("INVALID_FIELD", "email", ""));
+        assert_eq!(
+            o[0].rejection.as_ref().unwrap().description,
+            "email: not an email address; company: required"
+        );
+        assert_eq!(o[1].lead_id.as_deref(), Some("new-1"));
+        assert_eq!(reason(&o[2]), ("DUPLICATE_IN_BATCH", "phone", "new-1"));
+        assert_eq!(reason(&o[3]), ("DUPLICATE_LEAD", "email", "old"));
+        assert_eq!(reason(&o[4]), ("DUPLICATE_LEAD", "phone", "old"));
+        assert_eq!(reason(&o[5]), ("NOT_ALLOWED", "owner_id", ""));
+        assert_eq!(plan.admitted.len(), 1);
+    }
+
+    #[test]
+    fn rows_merging_into_one_lead_build_on_each_other() {
+        let rows = vec![
+            Ok(Draft {
+                profile: Profile {
+                    email: "old@acme.cn".into(),
+                    industry: "robots".into(),
+                    ..profile()
+                },
+                owner_id: None,
+                next_follow_up_time: None,
+            }),
+            Ok(Draft {
+                profile: Profile {
+                    email: "old@acme.cn".into(),
+                    region: "east".into(),
+                    ..profile()
+                },
+                owner_id: None,
+                next_follow_up_time: None,
+            }),
+        ];
+        let old = existing("", "old@acme.cn");
+        let plan = plan(rows, vec![old], OnDuplicate::Merge, &manager());
+        assert!(
+            plan.outcomes
+                .iter()
+                .all(|o| o.merged && o.rejection.is_none())
+        );
+        let Admission::Merged(second) = &plan.admitted[1].1 else {
+            panic!("a merge");
+        };
+        assert_eq!(
+            (
+                second.lead.profile.industry.as_str(),
+                second.lead.profile.region.as_str()
+            ),
+            ("robots", "east"),
+            "the second row merges into the lead as the first left it"
+        );
+        assert_eq!(second.read_version, 2);
+    }
+
+    #[test]
+    fn a_single_duplicate_is_refused_by_its_strongest_key() {
+        let index = DuplicateIndex::new([existing("123456", "old@acme.cn")]);
+        let err = admit(
+            "n".into(),
+            "t",
+            &draft("123456", "old@acme.cn"),
+            &index,
+            OnDuplicate::Reject,
+            &sales("amy"),
+            &LeadConfig::default(),
+            0,
+        );
+        assert!(matches!(
+            err,
+            Err(LeadError::Duplicate { key: "phone", ref existing_id }) if existing_id == "old"
+        ));
+    }
+}
