@@ -2,12 +2,18 @@
 //! decision chains, stage gates, the iron triangle, approvals, presales
 //! hours, the weighted pipeline, and lead conversion.
 //!
-//! `api` maps gRPC to the domain, `domain` decides, `store` persists.
+//! A request flows one way: `api` decodes it and names the caller, `wire`
+//! maps it into the domain's values, `app` runs the use case (loads through
+//! `store`, lets `domain` decide, commits the change with its audit entries
+//! and events in one unit of work), and `wire` maps the answer back.
+//! Imports follow the same direction: `api -> app -> {domain, store, wire}`,
+//! `wire -> domain`, `store -> domain`.
 
 pub mod api;
+pub mod app;
 pub mod domain;
-mod events;
 pub mod store;
+pub mod wire;
 
 use crm_proto::crm::opportunities::v1::opportunity_service_server::OpportunityServiceServer;
 use crm_rpc::paging::PageLimits;
@@ -15,7 +21,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use serde::{Deserialize, Serialize};
 
 pub use api::OpportunitiesApi;
-pub use store::OppStore;
+pub use app::UseCases;
 
 /// The gRPC service name, as health checks know it.
 pub const SERVICE_NAME: &str = "crm.opportunities.v1.OpportunityService";
@@ -23,10 +29,10 @@ pub const SERVICE_NAME: &str = "crm.opportunities.v1.OpportunityService";
 /// The operator's settings for the opportunities service (`[opportunities]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct OpportunitiesConfig {
+pub struct OpportunitiesSettings {
     /// The configuration of tenants that have not set their own: stage
     /// probabilities, gates (seed 003's TAS+ by default), approval chains.
-    pub defaults: domain::OppConfig,
+    pub defaults: domain::OpportunityConfig,
     pub pages: PageLimits,
     /// The event stream: retention, heartbeats, sequencer tick.
     pub events: crm_events::EventsConfig,
@@ -35,28 +41,31 @@ pub struct OpportunitiesConfig {
 /// The opportunities service over one database.
 #[derive(Clone)]
 pub struct Opportunities {
-    store: OppStore,
-    config: OpportunitiesConfig,
+    app: UseCases,
+    settings: OpportunitiesSettings,
     events: crm_events::Events,
 }
 
 impl Opportunities {
     /// Opens the service on `db`, applying its migrations.
-    pub async fn open(db: DatabaseConnection, config: OpportunitiesConfig) -> Result<Self, DbErr> {
+    pub async fn open(
+        db: DatabaseConnection,
+        settings: OpportunitiesSettings,
+    ) -> Result<Self, DbErr> {
         <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
-        let events = crm_events::Events::open(db.clone(), config.events.clone())
+        let events = crm_events::Events::open(db.clone(), settings.events.clone())
             .await
             .map_err(|e| DbErr::Custom(format!("opportunities.events: {e}")))?;
-        let store = OppStore::new(db, config.defaults.clone(), events.outbox());
+        let app = UseCases::new(db, settings.defaults.clone(), events.outbox());
         Ok(Opportunities {
-            store,
-            config,
+            app,
+            settings,
             events,
         })
     }
 
     pub fn grpc(&self, max_message_bytes: usize) -> OpportunityServiceServer<OpportunitiesApi> {
-        OpportunityServiceServer::new(OpportunitiesApi::new(self.store.clone(), self.config.pages))
+        OpportunityServiceServer::new(OpportunitiesApi::new(self.app.clone(), self.settings.pages))
             .max_decoding_message_size(max_message_bytes)
     }
 

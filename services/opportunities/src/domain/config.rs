@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crm_auth::Role;
+use crm_types::{Role, Violation};
 use serde::{Deserialize, Serialize};
 
-use super::{ApprovalKind, RequiredAction, Stage, Violation};
+use super::{ApprovalKind, DELIVERY_REVIEW_FIELDS, RequiredAction, Stage};
 
 /// What entering a stage requires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +35,11 @@ pub const GATE_FIELDS: &[&str] = &[
     "team.delivery_manager_id",
 ];
 
+/// A tenant's rules for opportunities; the operator's settings give the
+/// defaults of tenants that have not set their own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct OppConfig {
+pub struct OpportunityConfig {
     pub stage_probabilities: BTreeMap<Stage, u8>,
     pub gates: Vec<StageGate>,
     pub allow_skipping_stages: bool,
@@ -45,7 +47,7 @@ pub struct OppConfig {
     pub approval_chains: BTreeMap<ApprovalKind, Vec<Role>>,
 }
 
-impl Default for OppConfig {
+impl Default for OpportunityConfig {
     fn default() -> Self {
         use ApprovalKind::*;
         use RequiredAction::*;
@@ -59,7 +61,7 @@ impl Default for OppConfig {
             required_actions: actions.to_vec(),
             required_approvals: approvals.to_vec(),
         };
-        OppConfig {
+        OpportunityConfig {
             stage_probabilities: [
                 (Validate, 10),
                 (Approved, 20),
@@ -96,17 +98,7 @@ impl Default for OppConfig {
                 // Seed 003 §5: the delivery manager reviews before the quote
                 // goes out (always required, see gates.rs); the gate asks
                 // for what is reviewed.
-                gate(
-                    Proposal,
-                    &[
-                        "solution_summary",
-                        "workload_person_days",
-                        "quote",
-                        "team.delivery_manager_id",
-                    ],
-                    &[],
-                    &[],
-                ),
+                gate(Proposal, DELIVERY_REVIEW_FIELDS, &[], &[]),
                 // TAS+6-3: taking part in the bid is approved.
                 gate(Bidding, &[], &[], &[BidApproval]),
                 gate(Won, &["win_loss_reason"], &[], &[]),
@@ -130,7 +122,7 @@ impl Default for OppConfig {
     }
 }
 
-impl OppConfig {
+impl OpportunityConfig {
     pub fn probability(&self, stage: Stage) -> u8 {
         self.stage_probabilities.get(&stage).copied().unwrap_or(0)
     }

@@ -1,20 +1,6 @@
-/// One invalid input field, named as in the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub field: String,
-    pub description: String,
-}
+use crm_types::Violation;
 
-impl Violation {
-    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Violation {
-            field: field.into(),
-            description: description.into(),
-        }
-    }
-}
-
-/// A requirement of a stage gate that is not met.
+/// A requirement of a stage gate (or of a delivery review) that is not met.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Missing {
     /// FIELD, ACTION or APPROVAL.
@@ -23,8 +9,18 @@ pub struct Missing {
     pub description: String,
 }
 
+impl Missing {
+    pub fn field(field: &str, description: String) -> Self {
+        Missing {
+            kind: "FIELD".into(),
+            subject: field.into(),
+            description,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-pub enum OppError {
+pub enum OpportunityError {
     #[error("invalid input: {0:?}")]
     Invalid(Vec<Violation>),
     /// Missing, or another tenant's.
@@ -32,10 +28,13 @@ pub enum OppError {
     NotFound { resource: &'static str, id: String },
     #[error("the record was changed since it was read")]
     Stale,
-    #[error("{0}")]
+    #[error("{1}")]
     Forbidden(&'static str, String),
     #[error("{1}")]
     Precondition(&'static str, String),
+    /// An account with the same name exists: its id.
+    #[error("an account with this name exists: {0}")]
+    DuplicateAccount(String),
     #[error("the stage gate is not met: {} requirement(s) missing", .0.len())]
     GateNotMet(Vec<Missing>),
     #[error("request id was already used for a different request")]
@@ -44,13 +43,13 @@ pub enum OppError {
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl OppError {
+impl OpportunityError {
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
-        OppError::Invalid(vec![Violation::new(field, description)])
+        OpportunityError::Invalid(vec![Violation::new(field, description)])
     }
 
     pub fn not_found(resource: &'static str, id: &str) -> Self {
-        OppError::NotFound {
+        OpportunityError::NotFound {
             resource,
             id: id.to_owned(),
         }

@@ -4,10 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
 use super::{
-    ApprovalKind, ApprovalStatus, Missing, OppConfig, OppError, Opportunity, Stage,
+    ApprovalKind, ApprovalStatus, Missing, Opportunity, OpportunityConfig, OpportunityError, Stage,
     model::string_enum,
 };
 
@@ -17,12 +15,32 @@ string_enum!(RequiredAction {
     QualificationAssessed = "qualification_assessed",
 });
 
-/// What the store knows about an opportunity beyond its own row.
+/// What a gate looks at beyond the opportunity itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GateFacts {
     pub decision_maker_in_chain: bool,
     pub met_decision_maker: bool,
     pub approved: BTreeSet<ApprovalKind>,
+}
+
+impl GateFacts {
+    /// The facts from the opportunity's records: the contacts that are
+    /// decision makers in its chain, the contacts of each meeting logged,
+    /// and the kinds of its approved approvals.
+    pub fn new(
+        decision_makers: &BTreeSet<String>,
+        meetings: &[Vec<String>],
+        approved: BTreeSet<ApprovalKind>,
+    ) -> Self {
+        GateFacts {
+            decision_maker_in_chain: !decision_makers.is_empty(),
+            met_decision_maker: meetings
+                .iter()
+                .flatten()
+                .any(|contact| decision_makers.contains(contact)),
+            approved,
+        }
+    }
 }
 
 fn filled(opp: &Opportunity, field: &str) -> bool {
@@ -41,16 +59,30 @@ fn filled(opp: &Opportunity, field: &str) -> bool {
     }
 }
 
+/// The `fields` of `opp` that are not filled in, described by `why`.
+pub fn missing_fields(
+    opp: &Opportunity,
+    fields: &[impl AsRef<str>],
+    why: impl Fn(&str) -> String,
+) -> Vec<Missing> {
+    fields
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|f| !filled(opp, f))
+        .map(|f| Missing::field(f, why(f)))
+        .collect()
+}
+
 /// Whether `opp` may move to `target`: the stage order first (not
 /// overridable), then every requirement of the target's gate.
 pub fn check_advance(
     opp: &Opportunity,
     target: Stage,
     facts: &GateFacts,
-    config: &OppConfig,
-) -> Result<Vec<Missing>, OppError> {
+    config: &OpportunityConfig,
+) -> Result<Vec<Missing>, OpportunityError> {
     if opp.stage.is_final() {
-        return Err(OppError::Precondition(
+        return Err(OpportunityError::Precondition(
             "OPPORTUNITY_CLOSED",
             format!(
                 "the opportunity is {} and its stage can no longer change",
@@ -59,7 +91,7 @@ pub fn check_advance(
         ));
     }
     if target == opp.stage {
-        return Err(OppError::Precondition(
+        return Err(OpportunityError::Precondition(
             "SAME_STAGE",
             format!("the opportunity is already in {target}"),
         ));
@@ -68,7 +100,7 @@ pub fn check_advance(
     // Lost is reachable from any open stage.
     if target != Stage::Lost {
         if to < from && !config.allow_moving_back {
-            return Err(OppError::Precondition(
+            return Err(OpportunityError::Precondition(
                 "STAGE_ORDER",
                 format!(
                     "moving back from {} to {target} is not allowed by the tenant's configuration",
@@ -77,7 +109,7 @@ pub fn check_advance(
             ));
         }
         if to > from + 1 && !config.allow_skipping_stages {
-            return Err(OppError::Precondition(
+            return Err(OpportunityError::Precondition(
                 "STAGE_ORDER",
                 format!(
                     "{} cannot skip to {target}: stages are taken in order",
@@ -88,20 +120,14 @@ pub fn check_advance(
     }
     let mut missing = Vec::new();
     if let Some(gate) = config.gate(target) {
-        for field in &gate.required_fields {
-            if !filled(opp, field) {
-                missing.push(Missing {
-                    kind: "FIELD".into(),
-                    subject: field.clone(),
-                    description: format!("{field} must be filled"),
-                });
-            }
-        }
+        missing = missing_fields(opp, &gate.required_fields, |f| {
+            format!("{f} must be filled")
+        });
         for action in &gate.required_actions {
             let done = match action {
-                super::RequiredAction::DecisionMakerInChain => facts.decision_maker_in_chain,
-                super::RequiredAction::MeetingWithDecisionMaker => facts.met_decision_maker,
-                super::RequiredAction::QualificationAssessed => opp
+                RequiredAction::DecisionMakerInChain => facts.decision_maker_in_chain,
+                RequiredAction::MeetingWithDecisionMaker => facts.met_decision_maker,
+                RequiredAction::QualificationAssessed => opp
                     .qualification
                     .as_ref()
                     .is_some_and(|q| q.is_real && q.can_compete),
@@ -151,5 +177,25 @@ fn action_text(action: RequiredAction) -> &'static str {
         RequiredAction::QualificationAssessed => {
             "the qualification must say the opportunity is real and we can compete"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_maker_counts_as_met_only_in_a_meeting() {
+        let deciders: BTreeSet<String> = ["c1".to_owned()].into();
+        let none = GateFacts::new(&BTreeSet::new(), &[vec!["c1".into()]], BTreeSet::new());
+        assert!(!none.decision_maker_in_chain && !none.met_decision_maker);
+        let not_met = GateFacts::new(&deciders, &[vec!["c2".into()]], BTreeSet::new());
+        assert!(not_met.decision_maker_in_chain && !not_met.met_decision_maker);
+        let met = GateFacts::new(
+            &deciders,
+            &[vec!["c2".into(), "c1".into()]],
+            BTreeSet::new(),
+        );
+        assert!(met.met_decision_maker);
     }
 }

@@ -1,24 +1,44 @@
-//! The rules of accounts, opportunities and approvals: plain Rust, no
-//! tonic, no SQL.
+//! The rules of accounts, opportunities and approvals, and the values the
+//! use cases exchange: plain Rust, no tonic, no SQL.
 
+mod access;
 mod approvals;
 mod config;
+mod conversion;
 mod error;
 mod gates;
 mod model;
 mod rules;
+mod values;
 
+pub use access::{Visibility, check_account_owner, forecast_owner, new_account, new_opportunity};
 pub use approvals::{
-    Approval, ApprovalKind, ApprovalStatus, Decided, Decision, Step, decide, new_approval,
+    Approval, ApprovalDetail, ApprovalKind, ApprovalStatus, DELIVERY_REVIEW_FIELDS, Decided,
+    Decision, Effect, Step, decide, effect, record_review, request_account_change,
+    request_approval, settle_account_change,
 };
-pub use config::{OppConfig, StageGate};
-pub use error::{Missing, OppError, Violation};
+pub use config::{GATE_FIELDS, OpportunityConfig, StageGate};
+pub use conversion::{account_from_lead, contact_from_lead, opportunity_from_lead};
+pub use crm_types::{Actor, Change, Violation};
+pub use error::{Missing, OpportunityError};
 pub use gates::{GateFacts, RequiredAction, check_advance};
 pub use model::{
-    Account, Activity, ActivityKind, Actor, Contact, DecisionRole, Grade, Member, Opportunity,
+    Account, Activity, ActivityKind, Contact, DecisionRole, Grade, Member, Opportunity,
     Qualification, ReviewState, Stage, Team, WorkHours, name_key,
 };
 pub use rules::{
-    Change, OppPatch, StageViolation, account_core_change, advance, apply_account_change, update,
-    void_review_if_changed,
+    OpportunityPatch, StageViolation, Updated, account_core_change, advance, check_contact_of,
+    check_etag, finish_account_update, update, update_account, void_review_if_changed,
 };
+pub use values::{
+    AccountDraft, AccountUpdate, ActivityDraft, ContactDraft, ForecastLine, LeadSnapshot,
+    OpportunityDraft, OpportunityFilter, StageTotal, WorkHoursDraft, forecast,
+};
+
+/// The resource names errors give the service's records.
+pub mod resource {
+    pub const ACCOUNT: &str = "crm.opportunities.v1.Account";
+    pub const CONTACT: &str = "crm.opportunities.v1.Contact";
+    pub const OPPORTUNITY: &str = "crm.opportunities.v1.Opportunity";
+    pub const APPROVAL: &str = "crm.opportunities.v1.Approval";
+}

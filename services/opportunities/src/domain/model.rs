@@ -1,29 +1,12 @@
-use crm_auth::Role;
-use crm_types::{Date, Money};
+//! The records of the service and their small value types.
+
+use crm_types::{Actor, Date, Money, Violation};
 use serde::{Deserialize, Serialize};
-
-/// Who is acting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub id: String,
-    pub roles: Vec<Role>,
-}
-
-impl Actor {
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-
-    /// Managers, admins and integrations act on any record of the tenant.
-    pub fn supervisor(&self) -> bool {
-        self.has(Role::Manager) || self.has(Role::Admin) || self.has(Role::Integration)
-    }
-}
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -192,12 +175,13 @@ impl Opportunity {
         self.version.to_string()
     }
 
-    /// Sales people see and change the opportunities whose team they are on.
-    pub fn check_access(&self, actor: &Actor) -> Result<(), super::OppError> {
-        if actor.supervisor() || self.team.includes(&actor.id) {
+    /// Whether `actor` may see and change this opportunity (see
+    /// [`super::Visibility`]).
+    pub fn check_access(&self, actor: &Actor) -> Result<(), super::OpportunityError> {
+        if super::Visibility::of(actor).admits(&self.team) {
             Ok(())
         } else {
-            Err(super::OppError::Forbidden(
+            Err(super::OpportunityError::Forbidden(
                 "NOT_ON_TEAM",
                 format!("{} is not on the team of {}", actor.id, self.id),
             ))
@@ -232,7 +216,7 @@ pub struct Member {
 
 impl Member {
     /// Every bad field, named under `member`.
-    pub fn validate(&self) -> Vec<super::Violation> {
+    pub fn validate(&self) -> Vec<Violation> {
         [
             ("member.relationship", self.relationship),
             ("member.solution_acceptance", self.solution_acceptance),
@@ -240,7 +224,7 @@ impl Member {
         ]
         .into_iter()
         .filter(|(_, r)| !(1..=5).contains(r))
-        .map(|(f, _)| super::Violation::new(f, "a rating from 1 to 5"))
+        .map(|(f, _)| Violation::new(f, "a rating from 1 to 5"))
         .collect()
     }
 }

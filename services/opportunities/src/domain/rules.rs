@@ -2,19 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use crm_auth::Role;
-use crm_types::{Date, Money};
-
-pub use crm_types::Change;
+use crm_types::{Actor, Change, Date, Etag, Money, Role, Violation};
 
 use super::{
-    Account, Actor, ApprovalStatus, GateFacts, Grade, Missing, OppConfig, OppError, Opportunity,
-    Qualification, Stage, Team, Violation, check_advance,
+    Account, AccountUpdate, ApprovalStatus, Contact, GateFacts, Grade, Missing, Opportunity,
+    OpportunityConfig, OpportunityError, Qualification, Stage, Team, check_account_owner,
+    check_advance,
 };
 
 /// Field changes an update asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OppPatch {
+pub enum OpportunityPatch {
     Name(String),
     Amount(Option<Money>),
     ExpectedCloseDate(Option<Date>),
@@ -110,6 +108,16 @@ fn finish(before: &Opportunity, after: &mut Opportunity, actor: &Actor, now: i64
     changes
 }
 
+/// Whether the etag a client sent (empty: whatever is current) names the
+/// record at `version`.
+pub fn check_etag(etag: &str, version: i64) -> Result<(), OpportunityError> {
+    if Etag::matches(etag, u64::try_from(version).unwrap_or_default()) {
+        Ok(())
+    } else {
+        Err(OpportunityError::Stale)
+    }
+}
+
 /// Checks the money-like fields every write shares.
 pub fn validate(opp: &Opportunity) -> Vec<Violation> {
     let mut v = Vec::new();
@@ -134,17 +142,25 @@ pub fn validate(opp: &Opportunity) -> Vec<Violation> {
     v
 }
 
+/// What an update did: the fields it changed, and the delivery review it
+/// voided (whose approval the caller voids too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updated {
+    pub changes: Vec<Change>,
+    pub voided_review: Option<String>,
+}
+
 /// Applies an update. Changing what the delivery manager reviewed voids the
-/// review; the caller stores the voided approval too.
+/// review.
 pub fn update(
     opp: &mut Opportunity,
-    patches: Vec<OppPatch>,
+    patches: Vec<OpportunityPatch>,
     actor: &Actor,
     now: i64,
-) -> Result<Vec<Change>, OppError> {
+) -> Result<Updated, OpportunityError> {
     opp.check_access(actor)?;
     if opp.stage.is_final() {
-        return Err(OppError::Precondition(
+        return Err(OpportunityError::Precondition(
             "OPPORTUNITY_CLOSED",
             format!("the opportunity is {}", opp.stage),
         ));
@@ -152,26 +168,29 @@ pub fn update(
     let before = opp.clone();
     for patch in patches {
         match patch {
-            OppPatch::Name(v) => opp.name = v.trim().to_owned(),
-            OppPatch::Amount(v) => opp.amount = v,
-            OppPatch::ExpectedCloseDate(v) => opp.expected_close_date = v,
-            OppPatch::Grade(v) => opp.grade = v,
-            OppPatch::Team(v) => opp.team = v,
-            OppPatch::Competitors(v) => opp.competitors = v,
-            OppPatch::WinLossReason(v) => opp.win_loss_reason = v,
-            OppPatch::Qualification(v) => opp.qualification = v,
-            OppPatch::SolutionSummary(v) => opp.solution_summary = v,
-            OppPatch::WorkloadPersonDays(v) => opp.workload_person_days = v,
-            OppPatch::Quote(v) => opp.quote = v,
+            OpportunityPatch::Name(v) => opp.name = v.trim().to_owned(),
+            OpportunityPatch::Amount(v) => opp.amount = v,
+            OpportunityPatch::ExpectedCloseDate(v) => opp.expected_close_date = v,
+            OpportunityPatch::Grade(v) => opp.grade = v,
+            OpportunityPatch::Team(v) => opp.team = v,
+            OpportunityPatch::Competitors(v) => opp.competitors = v,
+            OpportunityPatch::WinLossReason(v) => opp.win_loss_reason = v,
+            OpportunityPatch::Qualification(v) => opp.qualification = v,
+            OpportunityPatch::SolutionSummary(v) => opp.solution_summary = v,
+            OpportunityPatch::WorkloadPersonDays(v) => opp.workload_person_days = v,
+            OpportunityPatch::Quote(v) => opp.quote = v,
         }
     }
     let violations = validate(opp);
     if !violations.is_empty() {
         *opp = before;
-        return Err(OppError::Invalid(violations));
+        return Err(OpportunityError::Invalid(violations));
     }
-    void_review_if_changed(&before, opp);
-    Ok(finish(&before, opp, actor, now))
+    let voided_review = void_review_if_changed(&before, opp);
+    Ok(Updated {
+        changes: finish(&before, opp, actor, now),
+        voided_review,
+    })
 }
 
 /// Voids a pending or approved delivery review when solution, workload or
@@ -179,11 +198,7 @@ pub fn update(
 pub fn void_review_if_changed(before: &Opportunity, after: &mut Opportunity) -> Option<String> {
     let changed = before.review_snapshot() != after.review_snapshot();
     let review = after.delivery_review.as_mut()?;
-    let live = matches!(
-        review.status,
-        ApprovalStatus::Pending | ApprovalStatus::Approved
-    );
-    if live && changed {
+    if review.status.is_live() && changed {
         review.status = ApprovalStatus::Voided;
         return Some(review.approval_id.clone());
     }
@@ -199,18 +214,18 @@ pub fn advance(
     actor: &Actor,
     override_reason: &str,
     facts: &GateFacts,
-    config: &OppConfig,
+    config: &OpportunityConfig,
     violation_id: String,
     now: i64,
-) -> Result<(Vec<Change>, Option<StageViolation>), OppError> {
+) -> Result<(Vec<Change>, Option<StageViolation>), OpportunityError> {
     opp.check_access(actor)?;
     let missing = check_advance(opp, target, facts, config)?;
     let reason = override_reason.trim();
     let violation = match (missing.is_empty(), reason.is_empty()) {
         (true, _) => None,
-        (false, true) => return Err(OppError::GateNotMet(missing)),
+        (false, true) => return Err(OpportunityError::GateNotMet(missing)),
         (false, false) if !actor.has(Role::Manager) => {
-            return Err(OppError::Forbidden(
+            return Err(OpportunityError::Forbidden(
                 "OVERRIDE_NOT_ALLOWED",
                 "only a manager may pass an unmet stage gate".into(),
             ));
@@ -237,7 +252,7 @@ pub fn advance(
 pub fn account_core_change(
     account: &Account,
     proposed: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, OppError> {
+) -> Result<BTreeMap<String, String>, OpportunityError> {
     let current = |f: &str| match f {
         "name" => account.name.clone(),
         "registration_number" => account.registration_number.clone(),
@@ -249,40 +264,84 @@ pub fn account_core_change(
         .map(|(f, v)| (f.clone(), v.clone()))
         .collect();
     if !changed.is_empty() && account.pending_approval_id.is_some() {
-        return Err(OppError::Precondition(
+        return Err(OpportunityError::Precondition(
             "ACCOUNT_CHANGE_PENDING",
             "a core-field change of this account awaits approval".into(),
         ));
     }
     if changed.get("name").is_some_and(|n| n.trim().is_empty()) {
-        return Err(OppError::invalid("account.name", "required"));
+        return Err(OpportunityError::invalid("account.name", "required"));
     }
     Ok(changed)
 }
 
-/// Applies an approved core-field change.
-pub fn apply_account_change(
+/// Applies region and owner to `account` at once (the owner only by a
+/// supervisor) and returns the core fields that change only through an
+/// approval.
+pub fn update_account(
     account: &mut Account,
-    proposed: &BTreeMap<String, String>,
-    actor: &str,
+    update: &AccountUpdate,
+    actor: &Actor,
+) -> Result<BTreeMap<String, String>, OpportunityError> {
+    check_account_owner(account, actor)?;
+    if let Some(region) = &update.region {
+        account.region.clone_from(region);
+    }
+    if let Some(owner) = &update.owner_id {
+        if !actor.supervisor() {
+            return Err(OpportunityError::Forbidden(
+                "NOT_MANAGER",
+                "only managers reassign accounts".into(),
+            ));
+        }
+        account.owner_id.clone_from(owner);
+    }
+    account_core_change(account, &update.core)
+}
+
+/// What changed on `account` since `before`; moves its version when
+/// anything did.
+pub fn finish_account_update(
+    before: &Account,
+    account: &mut Account,
+    actor: &Actor,
     now: i64,
 ) -> Vec<Change> {
-    let mut changes = Vec::new();
-    for (field, value) in proposed {
-        let (name, slot): (&'static str, &mut String) = match field.as_str() {
-            "name" => ("name", &mut account.name),
-            "registration_number" => ("registration_number", &mut account.registration_number),
-            "industry" => ("industry", &mut account.industry),
-            _ => continue,
-        };
-        changes.extend(Change::of(name, &*slot, value));
-        slot.clone_from(value);
+    let changes: Vec<Change> = [
+        Change::of("region", &before.region, &account.region),
+        Change::of("owner_id", &before.owner_id, &account.owner_id),
+        Change::of(
+            "pending_approval_id",
+            before.pending_approval_id.clone().unwrap_or_default(),
+            account.pending_approval_id.clone().unwrap_or_default(),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !changes.is_empty() {
+        account.version += 1;
+        account.update_time = now;
+        account.updater = actor.id.clone();
     }
-    account.pending_approval_id = None;
-    account.version += 1;
-    account.update_time = now;
-    account.updater = actor.to_owned();
     changes
+}
+
+/// Contacts named on an opportunity (decision chain, activities) belong to
+/// its account.
+pub fn check_contact_of(
+    opp: &Opportunity,
+    contact: &Contact,
+    field: impl Into<String>,
+) -> Result<(), OpportunityError> {
+    if contact.account_id == opp.account_id {
+        Ok(())
+    } else {
+        Err(OpportunityError::invalid(
+            field,
+            "a contact of the opportunity's account",
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -292,10 +351,7 @@ mod tests {
     use crate::domain::{ApprovalKind, ReviewState};
 
     fn actor(id: &str, roles: &[Role]) -> Actor {
-        Actor {
-            id: id.into(),
-            roles: roles.to_vec(),
-        }
+        Actor::new(id, roles.to_vec())
     }
 
     fn opp(stage: Stage) -> Opportunity {
@@ -329,6 +385,14 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_etag_is_refused() {
+        assert!(check_etag("", 3).is_ok());
+        assert!(check_etag("3", 3).is_ok());
+        assert!(matches!(check_etag("2", 3), Err(OpportunityError::Stale)));
+        assert!(matches!(check_etag("x", 3), Err(OpportunityError::Stale)));
+    }
+
+    #[test]
     fn a_refused_move_lists_everything_missing() {
         let mut o = opp(Stage::Validate);
         let err = advance(
@@ -337,11 +401,11 @@ mod tests {
             &actor("amy", &[Role::Sales]),
             "",
             &GateFacts::default(),
-            &OppConfig::default(),
+            &OpportunityConfig::default(),
             "v".into(),
             1,
         );
-        let Err(OppError::GateNotMet(missing)) = err else {
+        let Err(OpportunityError::GateNotMet(missing)) = err else {
             panic!("{err:?}")
         };
         let subjects: Vec<_> = missing.iter().map(|m| m.subject.as_str()).collect();
@@ -367,13 +431,13 @@ mod tests {
             &actor("amy", &[Role::Sales]),
             "please",
             &GateFacts::default(),
-            &OppConfig::default(),
+            &OpportunityConfig::default(),
             "v".into(),
             1,
         );
         assert!(matches!(
             sales_try,
-            Err(OppError::Forbidden("OVERRIDE_NOT_ALLOWED", _))
+            Err(OpportunityError::Forbidden("OVERRIDE_NOT_ALLOWED", _))
         ));
         let (_, violation) = advance(
             &mut o,
@@ -381,7 +445,7 @@ mod tests {
             &actor("boss", &[Role::Manager]),
             "strategic customer",
             &GateFacts::default(),
-            &OppConfig::default(),
+            &OpportunityConfig::default(),
             "v".into(),
             1,
         )
@@ -397,7 +461,7 @@ mod tests {
     #[test]
     fn stages_are_taken_in_order_unless_configured() {
         let mut o = opp(Stage::Validate);
-        let config = OppConfig::default();
+        let config = OpportunityConfig::default();
         let boss = actor("boss", &[Role::Manager]);
         assert!(matches!(
             advance(
@@ -410,7 +474,7 @@ mod tests {
                 "v".into(),
                 1
             ),
-            Err(OppError::Precondition("STAGE_ORDER", _))
+            Err(OpportunityError::Precondition("STAGE_ORDER", _))
         ));
         let mut later = opp(Stage::Bidding);
         assert!(matches!(
@@ -424,11 +488,11 @@ mod tests {
                 "v".into(),
                 1
             ),
-            Err(OppError::Precondition("STAGE_ORDER", _))
+            Err(OpportunityError::Precondition("STAGE_ORDER", _))
         ));
-        let lenient = OppConfig {
+        let lenient = OpportunityConfig {
             allow_moving_back: true,
-            ..OppConfig::default()
+            ..OpportunityConfig::default()
         };
         assert!(
             advance(
@@ -467,7 +531,7 @@ mod tests {
                 "v".into(),
                 1
             ),
-            Err(OppError::Precondition("OPPORTUNITY_CLOSED", _))
+            Err(OpportunityError::Precondition("OPPORTUNITY_CLOSED", _))
         ));
     }
 
@@ -479,8 +543,8 @@ mod tests {
         o.workload_person_days = Some(120);
         o.quote = Some(Money::new("CNY", 900_000, 0));
         let amy = actor("amy", &[Role::Sales]);
-        let config = OppConfig::default();
-        let Err(OppError::GateNotMet(missing)) = advance(
+        let config = OpportunityConfig::default();
+        let Err(OpportunityError::GateNotMet(missing)) = advance(
             &mut o.clone(),
             Stage::Proposal,
             &amy,
@@ -520,7 +584,7 @@ mod tests {
         // Changing the quote afterwards voids the review.
         update(
             &mut o,
-            vec![OppPatch::Quote(Some(Money::new("CNY", 800_000, 0)))],
+            vec![OpportunityPatch::Quote(Some(Money::new("CNY", 800_000, 0)))],
             &amy,
             2,
         )
@@ -535,7 +599,13 @@ mod tests {
             approval_id: "r2".into(),
             status: ApprovalStatus::Approved,
         });
-        update(&mut o2, vec![OppPatch::Name("New name".into())], &amy, 3).unwrap();
+        update(
+            &mut o2,
+            vec![OpportunityPatch::Name("New name".into())],
+            &amy,
+            3,
+        )
+        .unwrap();
         assert_eq!(
             o2.delivery_review.as_ref().map(|r| r.status),
             Some(ApprovalStatus::Approved)
@@ -547,18 +617,23 @@ mod tests {
         let mut o = opp(Stage::Validate);
         let err = update(
             &mut o,
-            vec![OppPatch::Name("x".into())],
+            vec![OpportunityPatch::Name("x".into())],
             &actor("bob", &[Role::Sales]),
             1,
         );
-        assert!(matches!(err, Err(OppError::Forbidden("NOT_ON_TEAM", _))));
+        assert!(matches!(
+            err,
+            Err(OpportunityError::Forbidden("NOT_ON_TEAM", _))
+        ));
         let err = update(
             &mut o,
-            vec![OppPatch::Amount(Some(Money::new("CNY", -1, 0)))],
+            vec![OpportunityPatch::Amount(Some(Money::new("CNY", -1, 0)))],
             &actor("amy", &[Role::Sales]),
             1,
         );
-        assert!(matches!(err, Err(OppError::Invalid(v)) if v[0].field == "opportunity.amount"));
+        assert!(
+            matches!(err, Err(OpportunityError::Invalid(v)) if v[0].field == "opportunity.amount")
+        );
     }
 
     #[test]
@@ -591,17 +666,53 @@ mod tests {
         };
         assert!(matches!(
             account_core_change(&pending, &proposed),
-            Err(OppError::Precondition("ACCOUNT_CHANGE_PENDING", _))
+            Err(OpportunityError::Precondition("ACCOUNT_CHANGE_PENDING", _))
         ));
-        let mut applied = pending;
-        let changes = apply_account_change(&mut applied, &changed, "boss", 5);
+    }
+
+    #[test]
+    fn region_applies_at_once_and_only_supervisors_reassign() {
+        let account = Account {
+            id: "a1".into(),
+            tenant: "t".into(),
+            version: 1,
+            name: "ACME".into(),
+            registration_number: String::new(),
+            industry: String::new(),
+            region: "north".into(),
+            owner_id: "amy".into(),
+            pending_approval_id: None,
+            create_time: 0,
+            update_time: 0,
+            creator: "amy".into(),
+            updater: "amy".into(),
+        };
+        let amy = actor("amy", &[Role::Sales]);
+        let moved = AccountUpdate {
+            region: Some("east".into()),
+            ..AccountUpdate::default()
+        };
+        let mut a = account.clone();
+        assert!(update_account(&mut a, &moved, &amy).unwrap().is_empty());
+        let changes = finish_account_update(&account, &mut a, &amy, 7);
         assert_eq!(
-            (
-                applied.name.as_str(),
-                applied.pending_approval_id.clone(),
-                changes.len()
-            ),
-            ("ACME Group", None, 1)
+            (changes.len(), a.region.as_str(), a.version),
+            (1, "east", 2)
         );
+        let reassigned = AccountUpdate {
+            owner_id: Some("bob".into()),
+            ..AccountUpdate::default()
+        };
+        assert!(matches!(
+            update_account(&mut account.clone(), &reassigned, &amy),
+            Err(OpportunityError::Forbidden("NOT_MANAGER", _))
+        ));
+        assert!(matches!(
+            update_account(&mut account.clone(), &moved, &actor("bob", &[Role::Sales])),
+            Err(OpportunityError::Forbidden("NOT_ACCOUNT_OWNER", _))
+        ));
+        let mut by_boss = account.clone();
+        update_account(&mut by_boss, &reassigned, &actor("boss", &[Role::Manager])).unwrap();
+        assert_eq!(by_boss.owner_id, "bob");
     }
 }

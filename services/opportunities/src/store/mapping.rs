@@ -7,22 +7,26 @@ use super::entities::{
     account, activity, approval, contact, member, opportunity, violation, work_hours,
 };
 use crate::domain::{
-    Account, Activity, ActivityKind, Approval, ApprovalKind, ApprovalStatus, Contact, DecisionRole,
-    Grade, Member, OppError, Opportunity, ReviewState, Stage, StageViolation, Team, WorkHours,
-    name_key,
+    Account, Activity, ActivityKind, Approval, ApprovalDetail, ApprovalKind, ApprovalStatus,
+    Contact, DecisionRole, Grade, Member, Opportunity, OpportunityError, ReviewState, Stage,
+    StageViolation, Team, WorkHours, name_key,
 };
 
-fn corrupt(what: &str, id: &str) -> OppError {
-    OppError::Store(Box::new(DbErr::Custom(format!(
+fn corrupt(what: &str, id: &str) -> OpportunityError {
+    OpportunityError::Store(Box::new(DbErr::Custom(format!(
         "stored {what} of {id} cannot be read"
     ))))
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<String, OppError> {
-    serde_json::to_string(value).map_err(|e| OppError::Store(Box::new(e)))
+fn json<T: serde::Serialize>(value: &T) -> Result<String, OpportunityError> {
+    serde_json::to_string(value).map_err(|e| OpportunityError::Store(Box::new(e)))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str, id: &str) -> Result<T, OppError> {
+fn parse<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+    id: &str,
+) -> Result<T, OpportunityError> {
     serde_json::from_str(text).map_err(|_| corrupt(what, id))
 }
 
@@ -91,7 +95,7 @@ pub fn contact_to_row(tenant: &str, c: &Contact) -> contact::ActiveModel {
     }
 }
 
-pub fn opportunity_from_row(r: opportunity::Model) -> Result<Opportunity, OppError> {
+pub fn opportunity_from_row(r: opportunity::Model) -> Result<Opportunity, OpportunityError> {
     let id = r.id.clone();
     let amount = match (r.amount_currency, r.amount_units, r.amount_nanos) {
         (Some(c), Some(u), Some(n)) => Some(Money::new(c, u, n)),
@@ -147,7 +151,7 @@ pub fn opportunity_from_row(r: opportunity::Model) -> Result<Opportunity, OppErr
     })
 }
 
-pub fn opportunity_to_row(o: &Opportunity) -> Result<opportunity::ActiveModel, OppError> {
+pub fn opportunity_to_row(o: &Opportunity) -> Result<opportunity::ActiveModel, OpportunityError> {
     Ok(opportunity::ActiveModel {
         id: Set(o.id.clone()),
         tenant_id: Set(o.tenant.clone()),
@@ -183,7 +187,7 @@ pub fn opportunity_to_row(o: &Opportunity) -> Result<opportunity::ActiveModel, O
     })
 }
 
-pub fn member_from_row(r: member::Model) -> Result<Member, OppError> {
+pub fn member_from_row(r: member::Model) -> Result<Member, OpportunityError> {
     let rating = |v: i32| u8::try_from(v).unwrap_or(0);
     Ok(Member {
         role: DecisionRole::parse(&r.role)
@@ -213,7 +217,7 @@ pub fn member_to_row(
     }
 }
 
-pub fn activity_from_row(r: activity::Model) -> Result<Activity, OppError> {
+pub fn activity_from_row(r: activity::Model) -> Result<Activity, OpportunityError> {
     Ok(Activity {
         kind: ActivityKind::parse(&r.kind).ok_or_else(|| corrupt("activity kind", &r.id))?,
         contact_ids: parse(&r.contact_ids, "contacts", &r.id)?,
@@ -229,7 +233,7 @@ pub fn activity_to_row(
     tenant: &str,
     a: &Activity,
     now: i64,
-) -> Result<activity::ActiveModel, OppError> {
+) -> Result<activity::ActiveModel, OpportunityError> {
     Ok(activity::ActiveModel {
         id: Set(a.id.clone()),
         tenant_id: Set(tenant.to_owned()),
@@ -243,13 +247,16 @@ pub fn activity_to_row(
     })
 }
 
-pub fn approval_from_row(r: approval::Model) -> Result<Approval, OppError> {
+pub fn approval_from_row(r: approval::Model) -> Result<Approval, OpportunityError> {
     Ok(Approval {
         kind: ApprovalKind::parse(&r.kind).ok_or_else(|| corrupt("approval kind", &r.id))?,
         status: ApprovalStatus::parse(&r.status)
             .ok_or_else(|| corrupt("approval status", &r.id))?,
         steps: parse(&r.steps, "steps", &r.id)?,
-        proposed: parse(&r.proposed, "proposed changes", &r.id)?,
+        detail: ApprovalDetail {
+            proposed: parse(&r.proposed, "proposed changes", &r.id)?,
+            snapshot: r.snapshot,
+        },
         current_step: usize::try_from(r.current_step).unwrap_or(0),
         id: r.id,
         tenant: r.tenant_id,
@@ -257,13 +264,12 @@ pub fn approval_from_row(r: approval::Model) -> Result<Approval, OppError> {
         subject_id: r.subject_id,
         requester_id: r.requester_id,
         reason: r.reason,
-        snapshot: r.snapshot,
         create_time: r.create_time,
         update_time: r.update_time,
     })
 }
 
-pub fn approval_to_row(a: &Approval) -> Result<approval::ActiveModel, OppError> {
+pub fn approval_to_row(a: &Approval) -> Result<approval::ActiveModel, OpportunityError> {
     Ok(approval::ActiveModel {
         id: Set(a.id.clone()),
         tenant_id: Set(a.tenant.clone()),
@@ -275,14 +281,14 @@ pub fn approval_to_row(a: &Approval) -> Result<approval::ActiveModel, OppError> 
         steps: Set(json(&a.steps)?),
         current_step: Set(i32::try_from(a.current_step).unwrap_or(i32::MAX)),
         reason: Set(a.reason.clone()),
-        proposed: Set(json(&a.proposed)?),
-        snapshot: Set(a.snapshot.clone()),
+        proposed: Set(json(&a.detail.proposed)?),
+        snapshot: Set(a.detail.snapshot.clone()),
         create_time: Set(a.create_time),
         update_time: Set(a.update_time),
     })
 }
 
-pub fn work_hours_from_row(r: work_hours::Model) -> Result<WorkHours, OppError> {
+pub fn work_hours_from_row(r: work_hours::Model) -> Result<WorkHours, OpportunityError> {
     Ok(WorkHours {
         work_date: Date::parse_iso(&r.work_date).ok_or_else(|| corrupt("work date", &r.id))?,
         id: r.id,
@@ -306,7 +312,7 @@ pub fn work_hours_to_row(tenant: &str, w: &WorkHours, now: i64) -> work_hours::A
     }
 }
 
-pub fn violation_from_row(r: violation::Model) -> Result<StageViolation, OppError> {
+pub fn violation_from_row(r: violation::Model) -> Result<StageViolation, OpportunityError> {
     Ok(StageViolation {
         from: Stage::parse(&r.from_stage).ok_or_else(|| corrupt("stage", &r.id))?,
         to: Stage::parse(&r.to_stage).ok_or_else(|| corrupt("stage", &r.id))?,
@@ -322,7 +328,7 @@ pub fn violation_from_row(r: violation::Model) -> Result<StageViolation, OppErro
 pub fn violation_to_row(
     tenant: &str,
     v: &StageViolation,
-) -> Result<violation::ActiveModel, OppError> {
+) -> Result<violation::ActiveModel, OpportunityError> {
     Ok(violation::ActiveModel {
         id: Set(v.id.clone()),
         tenant_id: Set(tenant.to_owned()),

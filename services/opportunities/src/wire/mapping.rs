@@ -1,18 +1,20 @@
-//! Proto messages to domain values and back.
+//! Proto messages to domain values and back: decoding checks the form of
+//! what a client sent (required, well-formed) and names each bad field;
+//! the rules are the domain's.
 
 use std::collections::BTreeMap;
 
-use crm_auth::Role;
 use crm_proto::crm::{common::v1 as common, opportunities::v1 as pb};
 use crm_rpc::{FieldViolation, fields};
-use crm_types::{Date, Money};
+use crm_types::{Date, Money, Role, Violation};
 
 use crate::domain::{
-    Account, Activity, ActivityKind, Approval, ApprovalKind, ApprovalStatus, Contact, Decision,
-    DecisionRole, Grade, Member, OppConfig, OppPatch, Opportunity, Qualification, RequiredAction,
-    Stage, StageGate, StageViolation, Team, WorkHours,
+    Account, AccountDraft, AccountUpdate, Activity, ActivityDraft, ActivityKind, Approval,
+    ApprovalKind, ApprovalStatus, Contact, ContactDraft, Decision, DecisionRole, ForecastLine,
+    Grade, LeadSnapshot, Member, Missing, Opportunity, OpportunityConfig, OpportunityDraft,
+    OpportunityPatch, Qualification, RequiredAction, Stage, StageGate, StageViolation, Team,
+    WorkHours, WorkHoursDraft,
 };
-use crate::store::{ForecastLine, StoredConfig};
 
 /// Maps a proto enum to a domain value in both directions by listing the
 /// pairs once.
@@ -158,18 +160,117 @@ fn qualification(q: Option<&pb::Qualification>) -> Option<Qualification> {
     })
 }
 
-/// The fields of a new opportunity, checked for form.
-pub struct OppDraft {
-    pub name: String,
-    pub amount: Option<Money>,
-    pub expected_close_date: Option<Date>,
-    pub grade: Option<Grade>,
-    pub team: Team,
-    pub competitors: Vec<String>,
-    pub qualification: Option<Qualification>,
+/// A domain violation as the contract reports it.
+pub fn field_violation(v: Violation) -> FieldViolation {
+    FieldViolation::new(v.field, v.description)
 }
 
-pub fn draft(o: &pb::Opportunity) -> Result<OppDraft, Vec<FieldViolation>> {
+/// A new account's fields: a name is required.
+pub fn account_draft(a: pb::Account) -> Result<AccountDraft, Vec<FieldViolation>> {
+    if a.name.trim().is_empty() || a.name.chars().count() > 200 {
+        return Err(vec![FieldViolation::new(
+            "account.name",
+            "required, at most 200 characters",
+        )]);
+    }
+    Ok(AccountDraft {
+        name: a.name.trim().to_owned(),
+        registration_number: a.registration_number.trim().to_owned(),
+        industry: a.industry.trim().to_owned(),
+        region: a.region.trim().to_owned(),
+        owner_id: a.owner_id,
+    })
+}
+
+/// The fields an account update may name.
+pub const ACCOUNT_UPDATABLE: &[&str] = &[
+    "name",
+    "registration_number",
+    "industry",
+    "region",
+    "owner_id",
+];
+
+/// What an account update asks for, from the fields its mask names.
+pub fn account_update(
+    a: &pb::Account,
+    paths: &[String],
+    reason: String,
+) -> Result<AccountUpdate, Vec<FieldViolation>> {
+    if paths.is_empty() {
+        return Err(vec![FieldViolation::new(
+            "update_mask",
+            "names no field to change",
+        )]);
+    }
+    let has = |f: &str| paths.iter().any(|x| x == f);
+    let core = [
+        ("name", &a.name),
+        ("registration_number", &a.registration_number),
+        ("industry", &a.industry),
+    ]
+    .into_iter()
+    .filter(|(field, _)| has(field))
+    .map(|(field, value)| (field.to_owned(), value.trim().to_owned()))
+    .collect();
+    Ok(AccountUpdate {
+        region: has("region").then(|| a.region.trim().to_owned()),
+        owner_id: has("owner_id").then(|| a.owner_id.clone()),
+        core,
+        reason,
+    })
+}
+
+/// A new contact's fields: its account and a name are required.
+pub fn contact_draft(c: pb::Contact) -> Result<ContactDraft, Vec<FieldViolation>> {
+    let mut v = Vec::new();
+    if c.account_id.is_empty() {
+        v.push(FieldViolation::new("contact.account_id", "required"));
+    }
+    if c.name.trim().is_empty() {
+        v.push(FieldViolation::new("contact.name", "required"));
+    }
+    if !v.is_empty() {
+        return Err(v);
+    }
+    Ok(ContactDraft {
+        account_id: c.account_id,
+        name: c.name.trim().to_owned(),
+        title: c.title,
+        phone: c.phone,
+        email: c.email,
+    })
+}
+
+/// The lead a conversion is asked for: its id and company are required.
+pub fn lead_snapshot(body: pb::ConvertLeadRequest) -> Result<LeadSnapshot, Vec<FieldViolation>> {
+    let mut v = Vec::new();
+    if body.lead_id.is_empty() {
+        v.push(FieldViolation::new("lead_id", "required"));
+    }
+    if body.company.trim().is_empty() {
+        v.push(FieldViolation::new("company", "required"));
+    }
+    let amount = money(body.amount.as_ref(), "amount", &mut v);
+    if !v.is_empty() {
+        return Err(v);
+    }
+    Ok(LeadSnapshot {
+        lead_id: body.lead_id,
+        company: body.company,
+        contact_name: body.contact_name,
+        phone: body.phone,
+        email: body.email,
+        industry: body.industry,
+        region: body.region,
+        owner_id: body.owner_id,
+        opportunity_name: body.opportunity_name,
+        amount,
+    })
+}
+
+/// A new opportunity's fields, checked for form.
+pub fn draft(o: &pb::Opportunity) -> Result<OpportunityDraft, Vec<FieldViolation>> {
     let mut v = Vec::new();
     if o.account_id.is_empty() {
         v.push(FieldViolation::new("opportunity.account_id", "required"));
@@ -188,7 +289,8 @@ pub fn draft(o: &pb::Opportunity) -> Result<OppDraft, Vec<FieldViolation>> {
         None
     });
     if v.is_empty() {
-        Ok(OppDraft {
+        Ok(OpportunityDraft {
+            account_id: o.account_id.clone(),
             name: o.name.trim().to_owned(),
             amount,
             expected_close_date,
@@ -221,7 +323,7 @@ pub const UPDATABLE: &[&str] = &[
 pub fn patches(
     o: &pb::Opportunity,
     paths: &[String],
-) -> Result<Vec<OppPatch>, Vec<FieldViolation>> {
+) -> Result<Vec<OpportunityPatch>, Vec<FieldViolation>> {
     let mut v = Vec::new();
     let set = |p: &str| -> bool {
         if !paths.is_empty() {
@@ -245,26 +347,32 @@ pub fn patches(
     let mut out = Vec::new();
     for path in UPDATABLE.iter().copied().filter(|p| set(p)) {
         out.push(match path {
-            "name" => OppPatch::Name(o.name.clone()),
-            "amount" => OppPatch::Amount(money(o.amount.as_ref(), "opportunity.amount", &mut v)),
-            "expected_close_date" => OppPatch::ExpectedCloseDate(date(
+            "name" => OpportunityPatch::Name(o.name.clone()),
+            "amount" => {
+                OpportunityPatch::Amount(money(o.amount.as_ref(), "opportunity.amount", &mut v))
+            }
+            "expected_close_date" => OpportunityPatch::ExpectedCloseDate(date(
                 o.expected_close_date.as_ref(),
                 "opportunity.expected_close_date",
                 &mut v,
             )),
-            "grade" => OppPatch::Grade(grade(o.grade, "opportunity.grade").unwrap_or_else(|e| {
-                v.push(e);
-                None
-            })),
-            "team" => OppPatch::Team(team(o.team.as_ref())),
-            "competitors" => OppPatch::Competitors(o.competitors.clone()),
-            "win_loss_reason" => OppPatch::WinLossReason(o.win_loss_reason.clone()),
-            "qualification" => OppPatch::Qualification(qualification(o.qualification.as_ref())),
-            "solution_summary" => OppPatch::SolutionSummary(o.solution_summary.clone()),
-            "workload_person_days" => OppPatch::WorkloadPersonDays(
+            "grade" => {
+                OpportunityPatch::Grade(grade(o.grade, "opportunity.grade").unwrap_or_else(|e| {
+                    v.push(e);
+                    None
+                }))
+            }
+            "team" => OpportunityPatch::Team(team(o.team.as_ref())),
+            "competitors" => OpportunityPatch::Competitors(o.competitors.clone()),
+            "win_loss_reason" => OpportunityPatch::WinLossReason(o.win_loss_reason.clone()),
+            "qualification" => {
+                OpportunityPatch::Qualification(qualification(o.qualification.as_ref()))
+            }
+            "solution_summary" => OpportunityPatch::SolutionSummary(o.solution_summary.clone()),
+            "workload_person_days" => OpportunityPatch::WorkloadPersonDays(
                 (o.workload_person_days != 0).then_some(o.workload_person_days),
             ),
-            _ => OppPatch::Quote(money(o.quote.as_ref(), "opportunity.quote", &mut v)),
+            _ => OpportunityPatch::Quote(money(o.quote.as_ref(), "opportunity.quote", &mut v)),
         });
     }
     if out.is_empty() && v.is_empty() {
@@ -276,7 +384,7 @@ pub fn patches(
     if v.is_empty() { Ok(out) } else { Err(v) }
 }
 
-pub fn opportunity_pb(o: &Opportunity, config: &OppConfig) -> pb::Opportunity {
+pub fn opportunity_pb(o: &Opportunity, config: &OpportunityConfig) -> pb::Opportunity {
     pb::Opportunity {
         id: o.id.clone(),
         etag: o.etag(),
@@ -344,12 +452,7 @@ pub fn member(m: Option<&pb::DecisionChainMember>) -> Result<Member, Vec<FieldVi
         solution_acceptance: rating(m.solution_acceptance),
         price_acceptance: rating(m.price_acceptance),
     };
-    v.extend(
-        member
-            .validate()
-            .into_iter()
-            .map(|x| FieldViolation::new(x.field, x.description)),
-    );
+    v.extend(member.validate().into_iter().map(field_violation));
     if v.is_empty() { Ok(member) } else { Err(v) }
 }
 
@@ -389,7 +492,7 @@ pub fn work_hours_pb(w: &WorkHours) -> pb::WorkHours {
 pub fn approval_pb(a: &Approval) -> pb::Approval {
     pb::Approval {
         id: a.id.clone(),
-        etag: a.etag(),
+        etag: a.version.to_string(),
         kind: approval_kind_pb(a.kind),
         subject_id: a.subject_id.clone(),
         requester_id: a.requester_id.clone(),
@@ -408,13 +511,13 @@ pub fn approval_pb(a: &Approval) -> pb::Approval {
             .collect(),
         current_step: i32::try_from(a.current_step).unwrap_or(0),
         reason: a.reason.clone(),
-        proposed_changes: a.proposed.clone().into_iter().collect(),
+        proposed_changes: a.detail.proposed.clone().into_iter().collect(),
         create_time: Some(fields::timestamp(a.create_time)),
         update_time: Some(fields::timestamp(a.update_time)),
     }
 }
 
-fn missing_pb(m: &crate::domain::Missing) -> pb::MissingRequirement {
+fn missing_pb(m: &Missing) -> pb::MissingRequirement {
     pb::MissingRequirement {
         kind: m.kind.clone(),
         subject: m.subject.clone(),
@@ -445,10 +548,16 @@ pub fn forecast_pb(l: &ForecastLine) -> pb::ForecastLine {
     }
 }
 
-pub fn config_pb(s: &StoredConfig) -> pb::OpportunityConfig {
-    let c = &s.config;
+/// A tenant's configuration at `version` (0: the operator's defaults), last
+/// changed at `update_time` by `updater`.
+pub fn config_pb(
+    c: &OpportunityConfig,
+    version: i64,
+    update_time: Option<i64>,
+    updater: &str,
+) -> pb::OpportunityConfig {
     pb::OpportunityConfig {
-        etag: s.version.to_string(),
+        etag: version.to_string(),
         stage_probabilities: c
             .stage_probabilities
             .iter()
@@ -485,8 +594,8 @@ pub fn config_pb(s: &StoredConfig) -> pb::OpportunityConfig {
                 roles: roles.iter().map(|r| role_pb(*r)).collect(),
             })
             .collect(),
-        update_time: fields::opt_timestamp(s.update_time),
-        updater: s.updater.clone(),
+        update_time: fields::opt_timestamp(update_time),
+        updater: updater.to_owned(),
     }
 }
 
@@ -508,7 +617,7 @@ fn required<T>(
     }
 }
 
-pub fn config(c: &pb::OpportunityConfig) -> Result<OppConfig, Vec<FieldViolation>> {
+pub fn config(c: &pb::OpportunityConfig) -> Result<OpportunityConfig, Vec<FieldViolation>> {
     let mut v = Vec::new();
     let mut probabilities = BTreeMap::new();
     for (i, p) in c.stage_probabilities.iter().enumerate() {
@@ -593,18 +702,68 @@ pub fn config(c: &pb::OpportunityConfig) -> Result<OppConfig, Vec<FieldViolation
             chains.insert(kind, roles);
         }
     }
-    let config = OppConfig {
+    let config = OpportunityConfig {
         stage_probabilities: probabilities,
         gates,
         allow_skipping_stages: c.allow_skipping_stages,
         allow_moving_back: c.allow_moving_back,
         approval_chains: chains,
     };
-    v.extend(
-        config
-            .validate()
-            .into_iter()
-            .map(|x| FieldViolation::new(x.field, x.description)),
-    );
+    v.extend(config.validate().into_iter().map(field_violation));
     if v.is_empty() { Ok(config) } else { Err(v) }
+}
+
+/// An activity's fields: a known kind, a time not in the future (`now`
+/// when none is given).
+pub fn activity(a: pb::Activity, now: i64) -> Result<ActivityDraft, Vec<FieldViolation>> {
+    let mut v = Vec::new();
+    let kind = required(
+        activity_kind(a.kind, "activity.kind"),
+        "activity.kind",
+        &mut v,
+    );
+    let occur_time = match &a.occur_time {
+        Some(ts) => fields::micros(ts, "activity.occur_time")
+            .map_err(|e| v.push(e))
+            .unwrap_or(now),
+        None => now,
+    };
+    if occur_time > now + 60_000_000 {
+        v.push(FieldViolation::new(
+            "activity.occur_time",
+            "must not be in the future",
+        ));
+    }
+    match kind.filter(|_| v.is_empty()) {
+        Some(kind) => Ok(ActivityDraft {
+            kind,
+            contact_ids: a.contact_ids,
+            occur_time,
+            notes: a.notes,
+        }),
+        None => Err(v),
+    }
+}
+
+/// Hours to log: a date and 1 to 1440 minutes.
+pub fn work_hours(w: pb::WorkHours) -> Result<WorkHoursDraft, Vec<FieldViolation>> {
+    let mut v = Vec::new();
+    let parsed = date(w.work_date.as_ref(), "work_hours.work_date", &mut v);
+    if w.work_date.is_none() {
+        v.push(FieldViolation::new("work_hours.work_date", "required"));
+    }
+    if !(1..=1440).contains(&w.minutes) {
+        v.push(FieldViolation::new(
+            "work_hours.minutes",
+            "1 to 1440 minutes",
+        ));
+    }
+    match parsed.filter(|_| v.is_empty()) {
+        Some(work_date) => Ok(WorkHoursDraft {
+            work_date,
+            minutes: w.minutes,
+            notes: w.notes,
+        }),
+        None => Err(v),
+    }
 }

@@ -1,16 +1,14 @@
-//! The events a change publishes, written to the outbox in the change's
-//! transaction by the store: every audit entry as an `AccountChanged` or
+//! The events a change publishes, built by the use case and written to the
+//! outbox in the change's transaction: every audit entry as an `AccountChanged` or
 //! `OpportunityChanged`, and the milestones other parties act on with a
 //! snapshot (created, stage changed, won, lost, approvals).
 
 use crm_events::NewEvent;
 use crm_proto::crm::opportunities::v1 as pb;
-use crm_store::audit::AuditEntry;
+use crm_types::AuditEntry;
 
-use crate::{
-    api::mapping,
-    domain::{Account, Approval, OppConfig, Opportunity, Stage, StageViolation},
-};
+use super::mapping;
+use crate::domain::{Account, Approval, Opportunity, OpportunityConfig, Stage, StageViolation};
 
 /// The event of an audit entry, if others care about its kind of record.
 pub fn of_entry(tenant: &str, entry: &AuditEntry) -> Option<NewEvent> {
@@ -51,7 +49,7 @@ pub fn account_created(a: &Account, time: i64) -> NewEvent {
     )
 }
 
-pub fn opportunity_created(o: &Opportunity, config: &OppConfig, time: i64) -> NewEvent {
+pub fn opportunity_created(o: &Opportunity, config: &OpportunityConfig, time: i64) -> NewEvent {
     NewEvent::new(
         &o.tenant,
         &o.id,
@@ -67,7 +65,7 @@ pub fn stage_changed(
     o: &Opportunity,
     from: Stage,
     violation: Option<&StageViolation>,
-    config: &OppConfig,
+    config: &OpportunityConfig,
     time: i64,
 ) -> Vec<NewEvent> {
     let snapshot = Some(mapping::opportunity_pb(o, config));
@@ -124,4 +122,12 @@ pub fn approval_decided(a: &Approval, time: i64) -> NewEvent {
             approval: Some(mapping::approval_pb(a)),
         },
     )
+}
+
+/// The events of a command's audit entries.
+pub fn of_entries<'a>(
+    tenant: &'a str,
+    entries: &'a [AuditEntry],
+) -> impl Iterator<Item = NewEvent> + 'a {
+    entries.iter().filter_map(move |e| of_entry(tenant, e))
 }
