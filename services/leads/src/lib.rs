@@ -15,7 +15,7 @@ pub mod store;
 pub mod wire;
 mod workers;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use crm_proto::crm::leads::v1::lead_service_server::LeadServiceServer;
 use crm_rpc::paging::PageLimits;
@@ -43,7 +43,8 @@ pub struct LeadsSettings {
     /// Leads the sweeper returns per transaction.
     pub sweep_batch: u64,
     /// Where ConvertLead reaches the opportunities service, e.g.
-    /// `http://crm-opportunities:50062`; `crm serve` sets it when it runs both.
+    /// `http://crm-opportunities:50062`; unset, the suite's address of the
+    /// opportunities service.
     pub opportunities_url: Option<String>,
     /// The event stream: retention, heartbeats, sequencer tick.
     pub events: crm_events::EventsConfig,
@@ -83,11 +84,22 @@ pub struct Leads {
 }
 
 impl Leads {
-    /// Opens the service on `db`, applying its migrations.
+    /// Opens the service on `db`, applying its migrations; ConvertLead
+    /// reaches the opportunities service at `config.opportunities_url`.
     pub async fn open(
         db: DatabaseConnection,
         config: LeadsSettings,
         identity: Option<crm_auth::TokenMinter>,
+    ) -> Result<Self, DbErr> {
+        let url = config.opportunities_url.clone();
+        Self::open_with(db, config, identity.map(Arc::new), url).await
+    }
+
+    async fn open_with(
+        db: DatabaseConnection,
+        config: LeadsSettings,
+        identity: Option<Arc<crm_auth::TokenMinter>>,
+        opportunities_url: Option<String>,
     ) -> Result<Self, DbErr> {
         <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
         let events = crm_events::Events::open(db.clone(), config.events.clone())
@@ -95,7 +107,7 @@ impl Leads {
             .map_err(|e| DbErr::Custom(format!("leads.events: {e}")))?;
         let uow = crm_store::uow::UnitOfWork::new(db, events.outbox());
         // Connected on first use: the opportunities service may start later.
-        let opportunities = match &config.opportunities_url {
+        let opportunities = match opportunities_url {
             Some(url) => {
                 let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
                     .map_err(|e| DbErr::Custom(format!("leads.opportunities_url {url:?}: {e}")))?
@@ -110,7 +122,7 @@ impl Leads {
             app: App::new(uow, config.defaults.clone(), opportunities),
             config,
             events,
-            identity: identity.map(std::sync::Arc::new),
+            identity,
         })
     }
 
@@ -174,37 +186,53 @@ impl Leads {
     }
 
     /// Serves the leads gRPC API on `listener` (with health, reflection and
-    /// the shared auth layer) and runs the sweeper, until `shutdown`.
+    /// the shared auth layer) and runs its workers, until `shutdown`.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
-        verifier: std::sync::Arc<crm_auth::Verifier>,
+        verifier: Arc<crm_auth::Verifier>,
         server: &crm_server::ServerConfig,
         shutdown: crm_server::Shutdown,
     ) -> Result<(), crm_server::ServerError> {
+        crm_service::serve(self, listener, verifier, server, shutdown).await
+    }
+}
+
+impl crm_service::Service for Leads {
+    type Settings = LeadsSettings;
+
+    const NAME: &'static str = "leads";
+    const PACKAGE: &'static str = "crm.leads.v1";
+    const GRPC_SERVICE: &'static str = SERVICE_NAME;
+
+    /// ConvertLead reaches opportunities at `opportunities_url` if set,
+    /// else where the suite says the opportunities service is.
+    async fn open(context: crm_service::Context, settings: LeadsSettings) -> Result<Self, DbErr> {
+        let url = settings
+            .opportunities_url
+            .clone()
+            .or_else(|| context.peers.url("opportunities").map(str::to_owned));
+        Self::open_with(context.db, settings, context.identity, url).await
+    }
+
+    fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes {
+        tonic::service::Routes::new(self.grpc(max_request_bytes))
+    }
+
+    fn events(&self) -> &crm_events::Events {
+        &self.events
+    }
+
+    fn workers(&self, shutdown: &crm_server::Shutdown) -> Vec<crm_service::Worker> {
         let sweeper = self.spawn_sweeper({
             let shutdown = shutdown.clone();
             async move { shutdown.triggered().await }
         });
-        let sequencer = self.events.spawn_sequencer(shutdown.clone());
-        let converter = self.spawn_converter(shutdown.clone());
-        let routes = tonic::service::Routes::new(self.grpc(server.max_request_bytes))
-            .add_service(self.events.grpc(shutdown.clone()))
-            .into_axum_router()
-            .layer(crm_auth::AuthLayer::new(verifier));
-        let served =
-            crm_server::serve(SERVICE_NAME, routes.into(), listener, server, shutdown).await;
-        let tasks = [
-            (Some(sweeper), "lead sweeper"),
-            (Some(sequencer), "event sequencer"),
-            (converter, "lead converter"),
-        ];
-        for (task, name) in tasks.into_iter().filter_map(|(t, n)| t.map(|t| (t, n))) {
-            if let Err(err) = task.await {
-                tracing::warn!(error = %err, "{name} ended abnormally");
-            }
+        let mut workers = vec![crm_service::Worker::new("lead sweeper", sweeper)];
+        if let Some(converter) = self.spawn_converter(shutdown.clone()) {
+            workers.push(crm_service::Worker::new("lead converter", converter));
         }
-        served
+        workers
     }
 }
 
