@@ -11,7 +11,7 @@ use crm_rpc::{
 use tonic::{Request, Response, Status};
 
 use crate::app::{App, ConvertError, RequestKey};
-use crate::domain::{Actor, LeadError, ListFilter, visibility};
+use crate::domain::{Actor, Intake, LeadError, ListFilter, visibility};
 use crate::wire;
 
 const DOMAIN: &str = "crm.leads";
@@ -160,19 +160,14 @@ impl LeadService for LeadsApi {
         let input = body.lead.unwrap_or_default();
         let draft = wire::draft(&input, &config).map_err(invalid)?;
         let key = request_key(&p.tenant, request_id, "CreateLead", &hash);
-        let (lead, merged) = self
-            .app
-            .create(
-                &p.tenant,
-                key,
-                &draft,
-                wire::on_duplicate(body.on_duplicate).map_err(one)?,
-                &actor(&p),
-                &config,
-                crm_store::now_micros(),
-            )
-            .await
-            .map_err(status)?;
+        let intake = Intake {
+            tenant: &p.tenant,
+            on_duplicate: wire::on_duplicate(body.on_duplicate).map_err(one)?,
+            actor: &actor(&p),
+            config: &config,
+            now: crm_store::now_micros(),
+        };
+        let (lead, merged) = self.app.create(intake, key, &draft).await.map_err(status)?;
         Ok(Response::new(pb::CreateLeadResponse {
             lead: Some(wire::lead(&lead)),
             merged,
@@ -202,19 +197,14 @@ impl LeadService for LeadsApi {
             .map(|l| wire::import_row(l, &config))
             .collect();
         let key = request_key(&p.tenant, request_id, "BatchCreateLeads", &hash);
-        let outcomes = self
-            .app
-            .import(
-                &p.tenant,
-                key,
-                &rows,
-                wire::on_duplicate(body.on_duplicate).map_err(one)?,
-                &actor(&p),
-                &config,
-                crm_store::now_micros(),
-            )
-            .await
-            .map_err(status)?;
+        let intake = Intake {
+            tenant: &p.tenant,
+            on_duplicate: wire::on_duplicate(body.on_duplicate).map_err(one)?,
+            actor: &actor(&p),
+            config: &config,
+            now: crm_store::now_micros(),
+        };
+        let outcomes = self.app.import(intake, key, &rows).await.map_err(status)?;
         let accepted = outcomes.iter().filter(|o| o.rejection.is_none()).count();
         let rejected = outcomes.len() - accepted;
         Ok(Response::new(pb::BatchCreateLeadsResponse {

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use super::{App, Effect, RequestKey, entry, recorded};
 use crate::{
     domain::{
-        Actor, Admission, AuditEntry, Draft, DuplicateIndex, Lead, LeadConfig, LeadError, Merge,
-        OnDuplicate, RowOutcome, Violation, admit, plan_import,
+        Admission, AuditEntry, Draft, DuplicateIndex, Intake, Lead, LeadError, Merge, RowOutcome,
+        Violation,
     },
     store, wire,
 };
@@ -43,29 +43,20 @@ impl App {
     /// retry with the same request id returns the first outcome.
     pub async fn create(
         &self,
-        tenant: &str,
+        intake: Intake<'_>,
         request: Option<RequestKey<'_>>,
         draft: &Draft,
-        on_duplicate: OnDuplicate,
-        actor: &Actor,
-        config: &LeadConfig,
-        now: i64,
     ) -> Result<(Lead, bool), LeadError> {
+        let Intake {
+            tenant, actor, now, ..
+        } = intake;
         let created = self
             .uow
             .run_once(tenant, request, |tx| async move {
                 let keys = draft.profile.duplicate_keys();
                 let existing = store::leads_sharing_keys(&*tx, tenant, &[&keys]).await?;
-                let admission = admit(
-                    crm_store::new_id(),
-                    tenant,
-                    draft,
-                    &DuplicateIndex::new(existing),
-                    on_duplicate,
-                    actor,
-                    config,
-                    now,
-                )?;
+                let existing = DuplicateIndex::new(existing);
+                let admission = intake.admit(crm_store::new_id(), draft, &existing)?;
                 let audit = admission_entry(&admission, &actor.id, now, "");
                 match admission {
                     Admission::Created(lead) => {
@@ -102,14 +93,13 @@ impl App {
     /// the work once.
     pub async fn import(
         &self,
-        tenant: &str,
+        intake: Intake<'_>,
         request: Option<RequestKey<'_>>,
         rows: &[Result<Draft, Vec<Violation>>],
-        on_duplicate: OnDuplicate,
-        actor: &Actor,
-        config: &LeadConfig,
-        now: i64,
     ) -> Result<Vec<RowOutcome>, LeadError> {
+        let Intake {
+            tenant, actor, now, ..
+        } = intake;
         self.uow
             .run_once(tenant, request, |tx| async move {
                 let keys: Vec<_> = rows
@@ -120,16 +110,8 @@ impl App {
                 let existing =
                     store::leads_sharing_keys(&*tx, tenant, &keys.iter().collect::<Vec<_>>())
                         .await?;
-                let plan = plan_import(
-                    tenant,
-                    rows,
-                    DuplicateIndex::new(existing),
-                    on_duplicate,
-                    actor,
-                    config,
-                    now,
-                    crm_store::new_id,
-                );
+                let plan =
+                    intake.plan_import(rows, DuplicateIndex::new(existing), crm_store::new_id);
                 let mut effect = Effect::new(plan.outcomes);
                 let mut created = Vec::new();
                 for (index, admission) in plan.admitted {

@@ -66,76 +66,131 @@ struct Refusal {
     error: LeadError,
 }
 
-/// Creates the lead of `draft`, or merges it into (or refuses it as a
-/// duplicate of) the lead in `existing` it shares the strongest key with.
-pub fn admit(
-    id: String,
-    tenant: &str,
-    draft: &Draft,
-    existing: &DuplicateIndex,
-    on_duplicate: OnDuplicate,
-    actor: &Actor,
-    config: &LeadConfig,
-    now: i64,
-) -> Result<Admission, LeadError> {
-    try_admit(
-        id,
-        tenant,
-        draft,
-        existing,
-        on_duplicate,
-        actor,
-        config,
-        now,
-    )
-    .map_err(|r| r.error)
+/// Who brings new leads in, when, under which rules, and what to do with
+/// duplicates: the context of a create or an import.
+#[derive(Debug, Clone, Copy)]
+pub struct Intake<'a> {
+    pub tenant: &'a str,
+    pub on_duplicate: OnDuplicate,
+    pub actor: &'a Actor,
+    pub config: &'a LeadConfig,
+    pub now: i64,
 }
 
-fn try_admit(
-    id: String,
-    tenant: &str,
-    draft: &Draft,
-    existing: &DuplicateIndex,
-    on_duplicate: OnDuplicate,
-    actor: &Actor,
-    config: &LeadConfig,
-    now: i64,
-) -> Result<Admission, Refusal> {
-    let Some((key, found)) = existing.find(&draft.profile.duplicate_keys()) else {
-        return new_lead(
-            id,
-            tenant,
-            draft.profile.clone(),
-            draft.owner_id.clone(),
-            draft.next_follow_up_time,
-            actor,
-            config,
-            now,
-        )
-        .map(Admission::Created)
-        .map_err(|error| Refusal {
-            duplicate_of: None,
-            error,
-        });
-    };
-    let refuse = |error| Refusal {
-        duplicate_of: Some((key, found.id.clone())),
-        error,
-    };
-    if on_duplicate == OnDuplicate::Reject {
-        return Err(refuse(LeadError::Duplicate {
-            key,
-            existing_id: found.id.clone(),
-        }));
+impl Intake<'_> {
+    /// Creates the lead `id` of `draft`, or merges it into (or refuses it
+    /// as a duplicate of) the lead in `existing` it shares the strongest
+    /// key with.
+    pub fn admit(
+        &self,
+        id: String,
+        draft: &Draft,
+        existing: &DuplicateIndex,
+    ) -> Result<Admission, LeadError> {
+        self.try_admit(id, draft, existing).map_err(|r| r.error)
     }
-    let mut lead = found.clone();
-    let changes = merge_into(&mut lead, &draft.profile, actor, now).map_err(refuse)?;
-    Ok(Admission::Merged(Merge {
-        read_version: found.version,
-        lead,
-        changes,
-        key,
-    }))
+
+    fn try_admit(
+        &self,
+        id: String,
+        draft: &Draft,
+        existing: &DuplicateIndex,
+    ) -> Result<Admission, Refusal> {
+        let Some((key, found)) = existing.find(&draft.profile.duplicate_keys()) else {
+            return new_lead(
+                id,
+                self.tenant,
+                draft.profile.clone(),
+                draft.owner_id.clone(),
+                draft.next_follow_up_time,
+                self.actor,
+                self.config,
+                self.now,
+            )
+            .map(Admission::Created)
+            .map_err(|error| Refusal {
+                duplicate_of: None,
+                error,
+            });
+        };
+        let refuse = |error| Refusal {
+            duplicate_of: Some((key, found.id.clone())),
+            error,
+        };
+        if self.on_duplicate == OnDuplicate::Reject {
+            return Err(refuse(LeadError::Duplicate {
+                key,
+                existing_id: found.id.clone(),
+            }));
+        }
+        let mut lead = found.clone();
+        let changes =
+            merge_into(&mut lead, &draft.profile, self.actor, self.now).map_err(refuse)?;
+        Ok(Admission::Merged(Merge {
+            read_version: found.version,
+            lead,
+            changes,
+            key,
+        }))
+    }
+
+    /// Decides every row of an import against the leads in `existing` and
+    /// the rows before it: an invalid row, a row sharing a key with a lead
+    /// created earlier in the batch, a refused duplicate and a row the
+    /// actor may not create are rejected with their reason; every other row
+    /// is created or merged. `new_id` names each created lead.
+    pub fn plan_import(
+        &self,
+        rows: &[Result<Draft, Vec<Violation>>],
+        mut existing: DuplicateIndex,
+        mut new_id: impl FnMut() -> String,
+    ) -> ImportPlan {
+        let mut plan = ImportPlan::default();
+        // Leads created by earlier rows of this import, by their keys.
+        let mut in_batch = DuplicateIndex::default();
+        for (index, row) in rows.iter().enumerate() {
+            let draft = match row {
+                Ok(draft) => draft,
+                Err(violations) => {
+                    plan.outcomes.push(rejected(index, invalid_row(violations)));
+                    continue;
+                }
+            };
+            if let Some((key, earlier)) = in_batch.find(&draft.profile.duplicate_keys()) {
+                let rejection = Rejection {
+                    reason: "DUPLICATE_IN_BATCH".into(),
+                    field: key.into(),
+                    description: format!("same {key} as an earlier row"),
+                    existing_lead_id: earlier.id.clone(),
+                };
+                plan.outcomes.push(rejected(index, rejection));
+                continue;
+            }
+            match self.try_admit(new_id(), draft, &existing) {
+                Ok(admission) => {
+                    let (lead, merged) = match &admission {
+                        Admission::Created(lead) => {
+                            in_batch.insert(lead.clone());
+                            (lead, false)
+                        }
+                        Admission::Merged(merge) => {
+                            existing.insert(merge.lead.clone());
+                            (&merge.lead, true)
+                        }
+                    };
+                    plan.outcomes.push(RowOutcome {
+                        index,
+                        lead_id: Some(lead.id.clone()),
+                        merged,
+                        rejection: None,
+                    });
+                    plan.admitted.push((index, admission));
+                }
+                Err(refusal) => plan.outcomes.push(rejected(index, refused_row(refusal))),
+            }
+        }
+        plan
+    }
 }
 
 /// What an import does: the outcome of every row, and the creations and
@@ -144,78 +199,6 @@ fn try_admit(
 pub struct ImportPlan {
     pub outcomes: Vec<RowOutcome>,
     pub admitted: Vec<(usize, Admission)>,
-}
-
-/// Decides every row of an import against the leads in `existing` and the
-/// rows before it: an invalid row, a row sharing a key with a lead created
-/// earlier in the batch, a refused duplicate and a row the actor may not
-/// create are rejected with their reason; every other row is created or
-/// merged. `new_id` names each created lead.
-pub fn plan_import(
-    tenant: &str,
-    rows: &[Result<Draft, Vec<Violation>>],
-    mut existing: DuplicateIndex,
-    on_duplicate: OnDuplicate,
-    actor: &Actor,
-    config: &LeadConfig,
-    now: i64,
-    mut new_id: impl FnMut() -> String,
-) -> ImportPlan {
-    let mut plan = ImportPlan::default();
-    // Leads created by earlier rows of this import, by their keys.
-    let mut in_batch = DuplicateIndex::default();
-    for (index, row) in rows.iter().enumerate() {
-        let draft = match row {
-            Ok(draft) => draft,
-            Err(violations) => {
-                plan.outcomes.push(rejected(index, invalid_row(violations)));
-                continue;
-            }
-        };
-        if let Some((key, earlier)) = in_batch.find(&draft.profile.duplicate_keys()) {
-            let rejection = Rejection {
-                reason: "DUPLICATE_IN_BATCH".into(),
-                field: key.into(),
-                description: format!("same {key} as an earlier row"),
-                existing_lead_id: earlier.id.clone(),
-            };
-            plan.outcomes.push(rejected(index, rejection));
-            continue;
-        }
-        let admission = try_admit(
-            new_id(),
-            tenant,
-            draft,
-            &existing,
-            on_duplicate,
-            actor,
-            config,
-            now,
-        );
-        match admission {
-            Ok(admission) => {
-                let (lead, merged) = match &admission {
-                    Admission::Created(lead) => {
-                        in_batch.insert(lead.clone());
-                        (lead, false)
-                    }
-                    Admission::Merged(merge) => {
-                        existing.insert(merge.lead.clone());
-                        (&merge.lead, true)
-                    }
-                };
-                plan.outcomes.push(RowOutcome {
-                    index,
-                    lead_id: Some(lead.id.clone()),
-                    merged,
-                    rejection: None,
-                });
-                plan.admitted.push((index, admission));
-            }
-            Err(refusal) => plan.outcomes.push(rejected(index, refused_row(refusal))),
-        }
-    }
-    plan
 }
 
 fn rejected(index: usize, rejection: Rejection) -> RowOutcome {
@@ -308,19 +291,18 @@ mod tests {
         actor: &Actor,
     ) -> ImportPlan {
         let mut n = 0;
-        plan_import(
-            "t",
-            &rows,
-            DuplicateIndex::new(leads),
+        let config = LeadConfig::default();
+        let intake = Intake {
+            tenant: "t",
             on_duplicate,
             actor,
-            &LeadConfig::default(),
-            0,
-            || {
-                n += 1;
-                format!("new-{n}")
-            },
-        )
+            config: &config,
+            now: 0,
+        };
+        intake.plan_import(&rows, DuplicateIndex::new(leads), || {
+            n += 1;
+            format!("new-{n}")
+        })
     }
 
     fn reason(o: &RowOutcome) -> (&str, &str, &str) {
@@ -411,16 +393,15 @@ mod tests {
     #[test]
     fn a_single_duplicate_is_refused_by_its_strongest_key() {
         let index = DuplicateIndex::new([existing("123456", "old@acme.cn")]);
-        let err = admit(
-            "n".into(),
-            "t",
-            &draft("123456", "old@acme.cn"),
-            &index,
-            OnDuplicate::Reject,
-            &sales("amy"),
-            &LeadConfig::default(),
-            0,
-        );
+        let config = LeadConfig::default();
+        let intake = Intake {
+            tenant: "t",
+            on_duplicate: OnDuplicate::Reject,
+            actor: &sales("amy"),
+            config: &config,
+            now: 0,
+        };
+        let err = intake.admit("n".into(), &draft("123456", "old@acme.cn"), &index);
         assert!(matches!(
             err,
             Err(LeadError::Duplicate { key: "phone", ref existing_id }) if existing_id == "old"
