@@ -16,6 +16,17 @@ pub struct GatewayConfig {
     /// call without the key, or naming no upstream, is INVALID_ARGUMENT.
     #[serde(deserialize_with = "dotted_keys")]
     pub multiplexed: BTreeMap<String, String>,
+    /// For packages of `multiplexed`: the `string` field of the request
+    /// message that may name the service instead of the metadata key, so
+    /// that generated clients need no metadata: `"crm.events.v1" =
+    /// "source"` routes `SubscribeRequest{source: "leads"}` to the
+    /// `crm.leads.v1` upstream. The gateway reads it from the first request
+    /// message (at most `max_request_bytes` of it) and forwards the body
+    /// unchanged. When the field and the key are both set they must agree,
+    /// or the call is INVALID_ARGUMENT (ROUTING_KEY_CONFLICT). A compressed
+    /// first message cannot be read here: such calls need the key.
+    #[serde(deserialize_with = "dotted_keys")]
+    pub multiplexed_fields: BTreeMap<String, String>,
     /// Calls in progress (streams included) beyond which new calls are
     /// refused at once with UNAVAILABLE rather than queued.
     pub max_in_flight: usize,
@@ -33,6 +44,7 @@ impl Default for GatewayConfig {
         Self {
             upstreams: BTreeMap::new(),
             multiplexed: BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())]),
+            multiplexed_fields: BTreeMap::from([("crm.events.v1".to_owned(), "source".to_owned())]),
             max_in_flight: 1024,
             rate_limit: RateLimitConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
@@ -104,6 +116,10 @@ mod tests {
         assert_eq!(
             cfg.multiplexed,
             BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())])
+        );
+        assert_eq!(
+            cfg.multiplexed_fields,
+            BTreeMap::from([("crm.events.v1".to_owned(), "source".to_owned())])
         );
     }
 

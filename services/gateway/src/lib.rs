@@ -13,10 +13,14 @@
 //! There is no per-method code: a new service or method needs only an
 //! `upstreams` entry for its package and its policy in the contract. A
 //! package that every service serves for itself (`crm.events.v1`) is
-//! `multiplexed`: routed by a metadata key (`x-crm-source: leads` → the
-//! `crm.leads.v1` upstream) instead of by its own name.
+//! `multiplexed`: routed by the service the call names instead of by its
+//! own name, with a metadata key (`x-crm-source: leads` → the
+//! `crm.leads.v1` upstream) or a field of the first request message
+//! (`multiplexed_fields`: `SubscribeRequest.source`), read without
+//! consuming the body, which is forwarded byte for byte.
 
 mod config;
+mod first_message;
 mod proxy;
 mod rate_limit;
 mod request_id;
@@ -52,6 +56,12 @@ pub enum GatewayError {
     },
     #[error("gateway.multiplexed.\"{package}\": {key:?} is not a valid metadata key")]
     MultiplexKey { package: String, key: String },
+    #[error("gateway.multiplexed_fields.\"{package}\": {field:?}: {reason}")]
+    MultiplexField {
+        package: String,
+        field: String,
+        reason: String,
+    },
     #[error(transparent)]
     Server(#[from] crm_server::ServerError),
 }
@@ -72,7 +82,11 @@ pub fn routes(
             cfg.max_request_bytes,
             ERROR_DOMAIN,
         ))
-        .service(Proxy::new(&cfg.upstreams)?.multiplexed(&cfg.multiplexed)?);
+        .service(
+            Proxy::new(&cfg.upstreams)?
+                .multiplexed(&cfg.multiplexed)?
+                .routing_fields(&cfg.multiplexed_fields, cfg.max_request_bytes)?,
+        );
     let router = Routes::default().into_axum_router().fallback_service(proxy);
     Ok(Routes::from(router))
 }
@@ -87,7 +101,12 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), GatewayError> {
     let routes = routes(cfg, verifier)?;
-    tracing::info!(upstreams = ?cfg.upstreams, multiplexed = ?cfg.multiplexed, "gateway routes");
+    tracing::info!(
+        upstreams = ?cfg.upstreams,
+        multiplexed = ?cfg.multiplexed,
+        multiplexed_fields = ?cfg.multiplexed_fields,
+        "gateway routes"
+    );
     crm_server::serve("gateway", routes, listener, server, shutdown).await?;
     Ok(())
 }

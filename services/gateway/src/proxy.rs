@@ -22,7 +22,10 @@ use tonic::{
 use tonic_types::{ErrorDetails, StatusExt as _};
 use tower::{Service, ServiceExt as _};
 
-use crate::{BoxFuture, ERROR_DOMAIN, GatewayError};
+use crate::{
+    BoxFuture, ERROR_DOMAIN, GatewayError,
+    first_message::{self, FirstMessage, Replay},
+};
 
 /// How long connecting to an upstream may take before the call fails
 /// UNAVAILABLE (the call's deadline may cut it shorter).
@@ -39,13 +42,31 @@ const HOP_BY_HOP: [header::HeaderName; 5] = [
 ];
 
 /// The last service of the stack: picks the upstream by the package of the
-/// method path (or, for a multiplexed package, by a metadata key) and
-/// relays the call, bodies streamed through untouched.
+/// method path (or, for a multiplexed package, by the service the call
+/// names) and relays the call, bodies streamed through untouched.
 #[derive(Clone)]
 pub struct Proxy {
     upstreams: Arc<BTreeMap<String, Channel>>,
-    /// Package -> the metadata key naming the service to route to.
-    multiplexed: Arc<BTreeMap<String, HeaderName>>,
+    /// Package -> how a call names the service to route to.
+    multiplexed: Arc<BTreeMap<String, RoutingKey>>,
+    /// The largest first message read to find a routing field.
+    max_message_bytes: usize,
+}
+
+/// How a call to a multiplexed package names its service.
+#[derive(Debug, Clone)]
+struct RoutingKey {
+    /// The metadata key, e.g. `x-crm-source`.
+    header: HeaderName,
+    /// The request field, e.g. `source`, if the package's requests have one.
+    field: Option<RoutingField>,
+}
+
+#[derive(Debug, Clone)]
+struct RoutingField {
+    name: String,
+    /// Its number in each method's request message, by method path.
+    numbers: BTreeMap<String, u32>,
 }
 
 impl Proxy {
@@ -71,6 +92,7 @@ impl Proxy {
         Ok(Self {
             upstreams: Arc::new(channels),
             multiplexed: Arc::new(BTreeMap::new()),
+            max_message_bytes: usize::MAX,
         })
     }
 
@@ -82,24 +104,151 @@ impl Proxy {
     ) -> Result<Self, GatewayError> {
         let mut keys = BTreeMap::new();
         for (package, key) in multiplexed {
-            let name =
+            let header =
                 HeaderName::from_bytes(key.as_bytes()).map_err(|_| GatewayError::MultiplexKey {
                     package: package.clone(),
                     key: key.clone(),
                 })?;
-            keys.insert(package.clone(), name);
+            keys.insert(
+                package.clone(),
+                RoutingKey {
+                    header,
+                    field: None,
+                },
+            );
         }
         self.multiplexed = Arc::new(keys);
         Ok(self)
     }
 
+    /// Lets calls to each package of `fields` (one of the `multiplexed`
+    /// ones) name their service in the request as well: the named `string`
+    /// field of the first request message (`SubscribeRequest.source`),
+    /// read from at most `max_message_bytes` of it.
+    pub fn routing_fields(
+        mut self,
+        fields: &BTreeMap<String, String>,
+        max_message_bytes: usize,
+    ) -> Result<Self, GatewayError> {
+        let mut keys = (*self.multiplexed).clone();
+        for (package, name) in fields {
+            let invalid = |reason: String| GatewayError::MultiplexField {
+                package: package.clone(),
+                field: name.clone(),
+                reason,
+            };
+            let key = keys
+                .get_mut(package)
+                .ok_or_else(|| invalid("the package has no gateway.multiplexed key".into()))?;
+            let numbers = crm_proto::request_string_fields(package, name).map_err(invalid)?;
+            key.field = Some(RoutingField {
+                name: name.clone(),
+                numbers,
+            });
+        }
+        self.multiplexed = Arc::new(keys);
+        self.max_message_bytes = max_message_bytes;
+        Ok(self)
+    }
+
     /// The upstream package of a call to `package`: itself, or for a
-    /// multiplexed package the service its metadata names.
-    fn target(&self, package: &str, headers: &HeaderMap) -> Result<String, Status> {
+    /// multiplexed package the service the call names. Reads the first
+    /// request message when the package's requests name it too; the body
+    /// that comes back replays whatever was read.
+    async fn target<B>(
+        &self,
+        path: &str,
+        package: &str,
+        headers: &HeaderMap,
+        body: B,
+    ) -> Result<(String, Replay<B>), Status>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<StdError>,
+    {
         let Some(key) = self.multiplexed.get(package) else {
-            return Ok(package.to_owned());
+            return Ok((package.to_owned(), Replay::untouched(body)));
         };
-        let value = headers.get(key).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let header = headers
+            .get(&key.header)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let field = key
+            .field
+            .as_ref()
+            .and_then(|f| Some((f.name.as_str(), *f.numbers.get(path)?)));
+        let Some((field, number)) = field else {
+            let routed = Named {
+                header: (&key.header, header),
+                field: None,
+                compressed: false,
+            };
+            return Ok((self.resolve(package, &routed)?, Replay::untouched(body)));
+        };
+        let (first, body) = first_message::read(body, self.max_message_bytes).await?;
+        let value = match &first {
+            FirstMessage::Plain(message) => first_message::string_field(message, number)
+                .map_err(|_| {
+                    error_status(
+                        Code::InvalidArgument,
+                        "the request message is not valid protobuf",
+                        "MALFORMED_REQUEST",
+                        ERROR_DOMAIN,
+                    )
+                })?
+                .unwrap_or(""),
+            // Not readable here: the metadata alone decides.
+            FirstMessage::Compressed | FirstMessage::Absent => "",
+        };
+        let routed = Named {
+            header: (&key.header, header),
+            field: Some((field, value)),
+            compressed: first == FirstMessage::Compressed,
+        };
+        Ok((self.resolve(package, &routed)?, body))
+    }
+
+    /// The upstream package the call names, or why it names none.
+    fn resolve(&self, package: &str, named: &Named<'_>) -> Result<String, Status> {
+        let (key, header) = named.header;
+        let (field, body) = named.field.unwrap_or(("", ""));
+        let what = if field.is_empty() {
+            format!("metadata {key}")
+        } else {
+            format!("the request's `{field}` field (or metadata {key})")
+        };
+        let known: Vec<&str> = self
+            .upstreams
+            .keys()
+            .filter(|p| !self.multiplexed.contains_key(*p))
+            .filter_map(|p| p.strip_prefix("crm.")?.strip_suffix(".v1"))
+            .collect();
+        let refusal = |reason: &str, message: String| {
+            let mut details = ErrorDetails::with_error_info(
+                reason,
+                ERROR_DOMAIN,
+                HashMap::from([
+                    ("key".to_owned(), key.to_string()),
+                    ("field".to_owned(), field.to_owned()),
+                ]),
+            );
+            if !field.is_empty() {
+                details.add_bad_request_violation(field, message.clone());
+            }
+            Status::with_error_details(Code::InvalidArgument, message, details)
+        };
+        if !body.is_empty() && !header.is_empty() && body != header {
+            return Err(refusal(
+                "ROUTING_KEY_CONFLICT",
+                format!(
+                    "the request's `{field}` ({}) and metadata {key} ({}) name different services: \
+                     send one of them, or both alike",
+                    shown(body),
+                    shown(header)
+                ),
+            ));
+        }
+        let value = if body.is_empty() { header } else { body };
         // One plain name: the value must not reach into another package.
         let plain = !value.is_empty()
             && value
@@ -110,30 +259,44 @@ impl Proxy {
         {
             return Ok(target);
         }
-        let known: Vec<&str> = self
-            .upstreams
-            .keys()
-            .filter(|p| !self.multiplexed.contains_key(*p))
-            .filter_map(|p| p.strip_prefix("crm.")?.strip_suffix(".v1"))
-            .collect();
-        let (reason, what) = if value.is_empty() {
+        let (reason, verdict) = if value.is_empty() && named.compressed {
+            (
+                "ROUTING_KEY_MISSING",
+                "is required: the gateway does not decompress a request to read the field, \
+                 so a compressed one needs the metadata",
+            )
+        } else if value.is_empty() {
             ("ROUTING_KEY_MISSING", "is required")
         } else {
             ("ROUTING_KEY_UNKNOWN", "names no service")
         };
-        let message = format!(
-            "metadata {key} {what}: a call to {package} goes to the service it names, one of: {}",
-            known.join(", ")
-        );
-        Err(Status::with_error_details(
-            Code::InvalidArgument,
-            message,
-            ErrorDetails::with_error_info(
-                reason,
-                ERROR_DOMAIN,
-                HashMap::from([("key".to_owned(), key.to_string())]),
+        Err(refusal(
+            reason,
+            format!(
+                "{what} {verdict}: a call to {package} goes to the service it names, one of: {}",
+                known.join(", ")
             ),
         ))
+    }
+}
+
+/// What a call to a multiplexed package says about its service.
+struct Named<'a> {
+    /// The metadata key and its value ("" when absent).
+    header: (&'a HeaderName, &'a str),
+    /// The request field's name and value ("" when absent), if the
+    /// package's requests have one.
+    field: Option<(&'a str, &'a str)>,
+    /// The first message was compressed, so the field could not be read.
+    compressed: bool,
+}
+
+/// A caller's value quoted in an error, cut short: replies stay bounded.
+fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    match value.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}...", &value[..cut]),
+        None => format!("{value:?}"),
     }
 }
 
@@ -157,10 +320,23 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let path = req.uri().path();
-        let package = match self.target(package_of(path).unwrap_or_default(), req.headers()) {
-            Ok(package) => package,
-            Err(status) => return Box::pin(std::future::ready(Ok(error_response(status)))),
+        let proxy = self.clone();
+        Box::pin(async move { Ok(proxy.relay(req).await) })
+    }
+}
+
+impl Proxy {
+    async fn relay<B>(self, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<StdError>,
+    {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path();
+        let package = package_of(path).unwrap_or_default();
+        let (package, body) = match self.target(path, package, &parts.headers, body).await {
+            Ok(routed) => routed,
+            Err(status) => return error_response(status),
         };
         let Some(channel) = self.upstreams.get(&package).cloned() else {
             let status = error_status(
@@ -169,10 +345,9 @@ where
                 "UNKNOWN_PACKAGE",
                 ERROR_DOMAIN,
             );
-            return Box::pin(std::future::ready(Ok(error_response(status))));
+            return error_response(status);
         };
 
-        let (parts, body) = req.into_parts();
         let failed = Arc::new(OnceLock::new());
         let body = Tracked {
             inner: body,
@@ -196,42 +371,38 @@ where
         }
         crm_telemetry::inject_trace_context(headers);
 
-        Box::pin(async move {
-            match channel.oneshot(upstream).await {
-                Ok(mut response) => {
-                    response.extensions_mut().insert(Passthrough);
-                    Ok(response)
-                }
-                Err(e) => {
-                    let expired = deadline.is_some_and(|d| d.remaining().is_zero());
-                    let status = if let Some(status) = failed.get() {
-                        // The call failed because its request stream did
-                        // (a message over the size limit, a client reset):
-                        // not the upstream's fault.
-                        tracing::debug!(package, %status, "request stream failed");
-                        status.clone()
-                    } else if expired {
-                        error_status(
-                            Code::DeadlineExceeded,
-                            "the call's deadline passed before the upstream answered",
-                            "DEADLINE_EXCEEDED",
-                            ERROR_DOMAIN,
-                        )
-                    } else {
-                        tracing::warn!(package, error = %ErrorChain(&e), "upstream unreachable");
-                        error_status(
-                            Code::Unavailable,
-                            format!(
-                                "the service for {package} cannot be reached; retry with backoff"
-                            ),
-                            "UPSTREAM_UNAVAILABLE",
-                            ERROR_DOMAIN,
-                        )
-                    };
-                    Ok(error_response(status))
-                }
+        match channel.oneshot(upstream).await {
+            Ok(mut response) => {
+                response.extensions_mut().insert(Passthrough);
+                response
             }
-        })
+            Err(e) => {
+                let expired = deadline.is_some_and(|d| d.remaining().is_zero());
+                let status = if let Some(status) = failed.get() {
+                    // The call failed because its request stream did
+                    // (a message over the size limit, a client reset):
+                    // not the upstream's fault.
+                    tracing::debug!(package, %status, "request stream failed");
+                    status.clone()
+                } else if expired {
+                    error_status(
+                        Code::DeadlineExceeded,
+                        "the call's deadline passed before the upstream answered",
+                        "DEADLINE_EXCEEDED",
+                        ERROR_DOMAIN,
+                    )
+                } else {
+                    tracing::warn!(package, error = %ErrorChain(&e), "upstream unreachable");
+                    error_status(
+                        Code::Unavailable,
+                        format!("the service for {package} cannot be reached; retry with backoff"),
+                        "UPSTREAM_UNAVAILABLE",
+                        ERROR_DOMAIN,
+                    )
+                };
+                error_response(status)
+            }
+        }
     }
 }
 
@@ -323,5 +494,105 @@ mod tests {
                 .and_then(|p| p.multiplexed(&good).map_err(|e| e.to_string()))
                 .is_ok()
         );
+    }
+
+    /// A proxy for the events package with a leads upstream (never
+    /// connected to), and a call's first message framed as gRPC.
+    fn events_proxy() -> Proxy {
+        let upstreams =
+            BTreeMap::from([("crm.leads.v1".to_owned(), "http://127.0.0.1:9".to_owned())]);
+        let keys = BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())]);
+        let fields = BTreeMap::from([("crm.events.v1".to_owned(), "source".to_owned())]);
+        Proxy::new(&upstreams)
+            .and_then(|p| p.multiplexed(&keys))
+            .and_then(|p| p.routing_fields(&fields, 1024))
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn framed(flag: u8, message: &[u8]) -> String {
+        let mut bytes = vec![flag, 0, 0, 0, u8::try_from(message.len()).unwrap_or(0)];
+        bytes.extend(message);
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    async fn route(header: Option<&str>, body: String) -> Result<String, Status> {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = header.and_then(|v| v.parse().ok()) {
+            headers.insert("x-crm-source", value);
+        }
+        let path = "/crm.events.v1.EventService/Subscribe";
+        events_proxy()
+            .target(path, "crm.events.v1", &headers, body)
+            .await
+            .map(|(target, _)| target)
+    }
+
+    #[tokio::test]
+    async fn a_compressed_or_malformed_first_message_is_not_guessed_at() {
+        // Compressed: the field cannot be read, the metadata decides.
+        let compressed = framed(1, b"zzz");
+        assert_eq!(
+            route(Some("leads"), compressed.clone())
+                .await
+                .ok()
+                .as_deref(),
+            Some("crm.leads.v1")
+        );
+        let status = route(None, compressed)
+            .await
+            .err()
+            .unwrap_or_else(|| Status::ok(""));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("compressed"), "{status:?}");
+
+        // Not protobuf: refused as such, whatever the metadata says.
+        let status = route(Some("leads"), framed(0, &[0x1a, 9, b'x']))
+            .await
+            .err()
+            .unwrap_or_else(|| Status::ok(""));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.get_details_error_info().map(|i| i.reason),
+            Some("MALFORMED_REQUEST".to_owned())
+        );
+
+        // The field read from a plain message.
+        assert_eq!(
+            route(None, framed(0, &[0x1a, 5, b'l', b'e', b'a', b'd', b's']))
+                .await
+                .ok()
+                .as_deref(),
+            Some("crm.leads.v1")
+        );
+    }
+
+    #[test]
+    fn a_routing_field_must_be_a_string_of_every_request_of_a_multiplexed_package() {
+        let keys = BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())]);
+        let configure = |package: &str, field: &str| {
+            Proxy::new(&BTreeMap::new())
+                .and_then(|p| p.multiplexed(&keys))
+                .and_then(|p| {
+                    p.routing_fields(
+                        &BTreeMap::from([(package.to_owned(), field.to_owned())]),
+                        1024,
+                    )
+                })
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(configure("crm.events.v1", "source"), None);
+        let err = configure("crm.events.v1", "types").unwrap_or_default();
+        assert!(
+            err.starts_with("gateway.multiplexed_fields.\"crm.events.v1\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("SubscribeRequest has no string field"),
+            "{err}"
+        );
+        let err = configure("crm.leads.v1", "source").unwrap_or_default();
+        assert!(err.contains("no gateway.multiplexed key"), "{err}");
     }
 }

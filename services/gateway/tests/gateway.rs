@@ -509,10 +509,12 @@ async fn streams_are_relayed_message_by_message() {
     assert_eq!(second.status(), ServingStatus::NotServing);
 }
 
-/// An event stream that says which service it is by its head sequence.
+/// An event stream that says which service it is by its head sequence,
+/// and reports each request it was sent.
 #[derive(Clone)]
 struct FakeEvents {
     head: i64,
+    seen: mpsc::UnboundedSender<SubscribeRequest>,
 }
 
 #[tonic::async_trait]
@@ -526,8 +528,9 @@ impl EventService for FakeEvents {
 
     async fn subscribe(
         &self,
-        _request: tonic::Request<SubscribeRequest>,
+        request: tonic::Request<SubscribeRequest>,
     ) -> Result<tonic::Response<Self::SubscribeStream>, Status> {
+        let _ = self.seen.send(request.into_inner());
         let heartbeat = SubscribeResponse {
             kind: Some(subscribe_response::Kind::Heartbeat(Heartbeat {
                 time: None,
@@ -540,21 +543,33 @@ impl EventService for FakeEvents {
     }
 }
 
-async fn start_events_upstream(head: i64) -> String {
+/// An event service upstream; its URL and the requests it receives.
+async fn start_events_upstream(head: i64) -> (String, mpsc::UnboundedReceiver<SubscribeRequest>) {
+    let (seen, requests) = mpsc::unbounded_channel();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(
         Server::builder()
-            .add_service(EventServiceServer::new(FakeEvents { head }))
+            .add_service(EventServiceServer::new(FakeEvents { head, seen }))
             .serve_with_incoming(TcpIncoming::from(listener)),
     );
-    url
+    (url, requests)
 }
 
 impl Gateway {
     /// Subscribes through the gateway with `x-crm-source: source` (none if
     /// `None`); the first message's head tells which upstream answered.
     async fn subscribe(&self, source: Option<&str>) -> Result<i64, Status> {
+        self.subscribe_with(source, SubscribeRequest::default())
+            .await
+    }
+
+    /// Subscribes with `body`, and `x-crm-source: header` unless `None`.
+    async fn subscribe_with(
+        &self,
+        header: Option<&str>,
+        body: SubscribeRequest,
+    ) -> Result<i64, Status> {
         let token = self
             .minter
             .mint(
@@ -564,10 +579,10 @@ impl Gateway {
                 Duration::from_secs(3600),
             )
             .unwrap();
-        let mut request = tonic::Request::new(SubscribeRequest::default());
+        let mut request = tonic::Request::new(body);
         let metadata = request.metadata_mut();
         metadata.insert("authorization", format!("Bearer {token}").parse().unwrap());
-        if let Some(source) = source {
+        if let Some(source) = header {
             metadata.insert("x-crm-source", source.parse().unwrap());
         }
         let mut stream = EventServiceClient::new(channel(self.addr))
@@ -586,8 +601,8 @@ impl Gateway {
 
 #[tokio::test]
 async fn a_multiplexed_package_is_routed_by_its_metadata_key() {
-    let leads = start_events_upstream(1).await;
-    let opportunities = start_events_upstream(2).await;
+    let (leads, _) = start_events_upstream(1).await;
+    let (opportunities, _) = start_events_upstream(2).await;
     let upstreams = BTreeMap::from([
         ("crm.leads.v1".to_owned(), leads),
         ("crm.opportunities.v1".to_owned(), opportunities),
@@ -632,10 +647,147 @@ async fn a_multiplexed_package_is_routed_by_its_metadata_key() {
     let plain = start_gateway(GatewayConfig {
         upstreams,
         multiplexed: BTreeMap::new(),
+        multiplexed_fields: BTreeMap::new(),
         ..GatewayConfig::default()
     })
     .await;
     let status = plain.subscribe(Some("leads")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
     assert_eq!(reason(&status), gateway_reason("UNKNOWN_PACKAGE"));
+}
+
+fn request_naming(source: &str) -> SubscribeRequest {
+    SubscribeRequest {
+        source: source.to_owned(),
+        ..SubscribeRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_names_its_service_in_the_request() {
+    let (leads, mut leads_seen) = start_events_upstream(1).await;
+    let (opportunities, _) = start_events_upstream(2).await;
+    let gateway = start_gateway(GatewayConfig {
+        upstreams: BTreeMap::from([
+            ("crm.leads.v1".to_owned(), leads),
+            ("crm.opportunities.v1".to_owned(), opportunities),
+        ]),
+        ..GatewayConfig::default()
+    })
+    .await;
+
+    // Only the body names the service: what generated clients send.
+    assert_eq!(
+        gateway
+            .subscribe_with(None, request_naming("opportunities"))
+            .await
+            .unwrap(),
+        2
+    );
+    // A first message spread over several HTTP/2 frames reaches the
+    // upstream exactly as sent.
+    let big = SubscribeRequest {
+        after_sequence: 0,
+        types: (0..100)
+            .map(|i| format!("crm.leads.v1.T{i}{}", "x".repeat(200)))
+            .collect(),
+        source: "leads".to_owned(),
+    };
+    assert_eq!(gateway.subscribe_with(None, big.clone()).await.unwrap(), 1);
+    let seen = within("the upstream call", leads_seen.recv())
+        .await
+        .unwrap();
+    assert_eq!(seen, big);
+
+    // Both, naming the same service.
+    assert_eq!(
+        gateway
+            .subscribe_with(Some("leads"), request_naming("leads"))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Both, naming different services: refused, not guessed.
+    let status = gateway
+        .subscribe_with(Some("leads"), request_naming("opportunities"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), gateway_reason("ROUTING_KEY_CONFLICT"));
+    assert!(status.message().contains("`source`"), "{status:?}");
+    assert!(status.message().contains("x-crm-source"), "{status:?}");
+
+    // An unknown name in the body, and an overlong one (not echoed whole).
+    for source in [
+        "tickets".to_owned(),
+        "leads.v1".to_owned(),
+        "y".repeat(10_000),
+    ] {
+        let status = gateway
+            .subscribe_with(None, request_naming(&source))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&status), gateway_reason("ROUTING_KEY_UNKNOWN"));
+        assert!(status.message().len() < 500, "{}", status.message().len());
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_naming_no_service_is_refused_naming_the_field() {
+    let (leads, _) = start_events_upstream(1).await;
+    let gateway = start_gateway(GatewayConfig {
+        upstreams: BTreeMap::from([("crm.leads.v1".to_owned(), leads)]),
+        ..GatewayConfig::default()
+    })
+    .await;
+
+    let status = gateway
+        .subscribe_with(None, SubscribeRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), gateway_reason("ROUTING_KEY_MISSING"));
+    assert!(
+        status
+            .message()
+            .starts_with("the request's `source` field (or metadata x-crm-source) is required"),
+        "{status:?}"
+    );
+    assert!(status.message().contains("one of: leads"), "{status:?}");
+    let violations = status
+        .get_details_bad_request()
+        .map(|b| b.field_violations)
+        .unwrap_or_default();
+    assert_eq!(
+        violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect::<Vec<_>>(),
+        ["source"]
+    );
+}
+
+#[tokio::test]
+async fn a_first_message_over_the_limit_is_refused_before_routing() {
+    let (leads, _) = start_events_upstream(1).await;
+    let gateway = start_gateway(GatewayConfig {
+        upstreams: BTreeMap::from([("crm.leads.v1".to_owned(), leads)]),
+        max_request_bytes: 64,
+        ..GatewayConfig::default()
+    })
+    .await;
+    let status = gateway
+        .subscribe_with(None, request_naming(&"l".repeat(100)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(reason(&status), gateway_reason("MESSAGE_TOO_LARGE"));
+    assert_eq!(
+        gateway
+            .subscribe_with(None, request_naming("leads"))
+            .await
+            .unwrap(),
+        1
+    );
 }
