@@ -1,0 +1,108 @@
+//! The scaffold every service of the suite runs on.
+//!
+//! A service crate implements [`Service`]: its name, its gRPC routes, its
+//! event stream and its background workers. Everything a process does with
+//! a service beyond that is generic and lives here: opening it on its own
+//! database ([`Context`]), serving it behind the shared auth layer with
+//! health, the event stream and the sequencer ([`serve`]), stopping its
+//! workers on shutdown, and reaching other services ([`Peers`]). The `crm`
+//! binary keeps the list of services (its registry) and needs nothing else.
+
+mod peers;
+
+use std::{future::Future, sync::Arc};
+
+use crm_server::{ServerConfig, ServerError, Shutdown};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+pub use peers::{PeerError, Peers};
+
+/// What a service is given when its process opens it.
+#[derive(Clone)]
+pub struct Context {
+    /// Its own database (a SQLite file or a PostgreSQL schema), not yet
+    /// migrated: [`Service::open`] applies its migrations.
+    pub db: crm_store::DatabaseConnection,
+    /// The suite's own identity, for work a service does by itself
+    /// (consumers, sweepers); `None` when no service key is configured.
+    pub identity: Option<Arc<crm_auth::TokenMinter>>,
+    /// Where the other services are.
+    pub peers: Peers,
+}
+
+/// One service of the suite.
+pub trait Service: Clone + Send + Sync + Sized + 'static {
+    /// The operator's settings of this service: the `[<NAME>]` section.
+    type Settings: Serialize + DeserializeOwned + Default + Clone + std::fmt::Debug + Send + Sync;
+
+    /// Its name: the `crm serve <NAME>` argument, its settings section,
+    /// its SQLite file and PostgreSQL schema, its `x-crm-source`.
+    const NAME: &'static str;
+    /// The proto package the gateway routes to it, e.g. `crm.leads.v1`.
+    const PACKAGE: &'static str;
+    /// Its main gRPC service, as health checks name it.
+    const GRPC_SERVICE: &'static str;
+
+    /// Opens the service on its database, applying its migrations.
+    fn open(
+        context: Context,
+        settings: Self::Settings,
+    ) -> impl Future<Output = Result<Self, crm_store::DbErr>> + Send;
+
+    /// Its gRPC API, refusing messages over `max_request_bytes`.
+    fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes;
+
+    /// Its event stream (outbox, sequencer, Subscribe).
+    fn events(&self) -> &crm_events::Events;
+
+    /// Its background workers (sweepers, consumers), each stopping at a
+    /// safe point once `shutdown` triggers.
+    fn workers(&self, shutdown: &Shutdown) -> Vec<Worker> {
+        let _ = shutdown;
+        Vec::new()
+    }
+}
+
+/// A background task of a service, named for the log.
+pub struct Worker {
+    pub name: &'static str,
+    pub task: JoinHandle<()>,
+}
+
+impl Worker {
+    pub fn new(name: &'static str, task: JoinHandle<()>) -> Self {
+        Worker { name, task }
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown`: its API and its event
+/// stream behind the shared auth layer, health and reflection, the event
+/// sequencer and its workers; then drains and waits for the workers.
+pub async fn serve<S: Service>(
+    service: &S,
+    listener: TcpListener,
+    verifier: Arc<crm_auth::Verifier>,
+    server: &ServerConfig,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
+    let events = service.events();
+    let mut workers = vec![Worker::new(
+        "event sequencer",
+        events.spawn_sequencer(shutdown.clone()),
+    )];
+    workers.extend(service.workers(&shutdown));
+    let routes = service
+        .routes(server.max_request_bytes)
+        .add_service(events.grpc(shutdown.clone()))
+        .into_axum_router()
+        .layer(crm_auth::AuthLayer::new(verifier));
+    let served =
+        crm_server::serve(S::GRPC_SERVICE, routes.into(), listener, server, shutdown).await;
+    for worker in workers {
+        if let Err(err) = worker.task.await {
+            tracing::warn!(service = S::NAME, error = %err, "{} ended abnormally", worker.name);
+        }
+    }
+    served
+}
