@@ -38,6 +38,7 @@ async fn subscribe(
         .subscribe(ev::SubscribeRequest {
             after_sequence: after,
             types: types.iter().map(|t| (*t).to_owned()).collect(),
+            ..Default::default()
         })
         .await
         .unwrap()

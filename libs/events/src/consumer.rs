@@ -297,6 +297,7 @@ impl Consumer {
         let mut request = tonic::Request::new(SubscribeRequest {
             after_sequence: cursor,
             types: self.types.clone(),
+            source: self.source.clone(),
         });
         request.metadata_mut().insert("authorization", bearer);
         request

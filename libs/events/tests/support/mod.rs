@@ -289,6 +289,7 @@ pub async fn subscribe(
     let mut request = tonic::Request::new(SubscribeRequest {
         after_sequence: after,
         types: types.iter().map(|t| (*t).to_owned()).collect(),
+        ..Default::default()
     });
     request
         .metadata_mut()
