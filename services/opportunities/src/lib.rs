@@ -69,8 +69,8 @@ impl Opportunities {
             .max_decoding_message_size(max_message_bytes)
     }
 
-    /// Serves the API on `listener` (with health, reflection and the shared
-    /// auth layer) until `shutdown`.
+    /// Serves the API on `listener` (with health, reflection, the event
+    /// stream and the shared auth layer) until `shutdown`.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
@@ -78,16 +78,29 @@ impl Opportunities {
         server: &crm_server::ServerConfig,
         shutdown: crm_server::Shutdown,
     ) -> Result<(), crm_server::ServerError> {
-        let sequencer = self.events.spawn_sequencer(shutdown.clone());
-        let routes = tonic::service::Routes::new(self.grpc(server.max_request_bytes))
-            .add_service(self.events.grpc(shutdown.clone()))
-            .into_axum_router()
-            .layer(crm_auth::AuthLayer::new(verifier));
-        let served =
-            crm_server::serve(SERVICE_NAME, routes.into(), listener, server, shutdown).await;
-        if let Err(err) = sequencer.await {
-            tracing::warn!(error = %err, "event sequencer ended abnormally");
-        }
-        served
+        crm_service::serve(self, listener, verifier, server, shutdown).await
+    }
+}
+
+impl crm_service::Service for Opportunities {
+    type Settings = OpportunitiesSettings;
+
+    const NAME: &'static str = "opportunities";
+    const PACKAGE: &'static str = "crm.opportunities.v1";
+    const GRPC_SERVICE: &'static str = SERVICE_NAME;
+
+    async fn open(
+        context: crm_service::Context,
+        settings: OpportunitiesSettings,
+    ) -> Result<Self, DbErr> {
+        Opportunities::open(context.db, settings).await
+    }
+
+    fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes {
+        tonic::service::Routes::new(self.grpc(max_request_bytes))
+    }
+
+    fn events(&self) -> &crm_events::Events {
+        &self.events
     }
 }

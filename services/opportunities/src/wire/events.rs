@@ -123,11 +123,3 @@ pub fn approval_decided(a: &Approval, time: i64) -> NewEvent {
         },
     )
 }
-
-/// The events of a command's audit entries.
-pub fn of_entries<'a>(
-    tenant: &'a str,
-    entries: &'a [AuditEntry],
-) -> impl Iterator<Item = NewEvent> + 'a {
-    entries.iter().filter_map(move |e| of_entry(tenant, e))
-}
