@@ -1,28 +1,63 @@
-//! The suite as one program: settings, and starting any service or all of
-//! them. The `crm` binary and the end-to-end test kit both start the suite
-//! through [`serve_on`], so tests run exactly what operators run.
+//! The suite as one program: settings, the registry of services, and
+//! starting any service or all of them. The `crm` binary and the
+//! end-to-end tests both start the suite through [`serve_on`], so tests run
+//! exactly what operators run.
 
+mod entry;
+mod registry;
 mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr, str::FromStr, sync::Arc};
 
 use crm_auth::{DevKeys, Verifier};
-use crm_leads::Leads;
-use crm_opportunities::Opportunities;
 use crm_server::Shutdown;
 use crm_store::Location;
 use tokio::{net::TcpListener, task::JoinSet};
 
-pub use settings::{Addresses, Settings, StoreSettings};
+pub use entry::{Entry, Launch};
+pub use registry::{SERVICES, Settings};
+pub use settings::{Addresses, StoreSettings};
 
-/// What a process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// What a process runs: everything, the gateway, or one service of the
+/// registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
     /// Every service and the gateway, in one process.
     All,
-    Leads,
-    Opportunities,
     Gateway,
+    /// The service of this name.
+    Service(&'static str),
+}
+
+impl Component {
+    fn runs(self, service: &str) -> bool {
+        match self {
+            Component::All => true,
+            Component::Gateway => false,
+            Component::Service(name) => name == service,
+        }
+    }
+}
+
+impl FromStr for Component {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Component::All),
+            "gateway" => Ok(Component::Gateway),
+            _ => SERVICES
+                .iter()
+                .find(|e| e.name == s)
+                .map(|e| Component::Service(e.name))
+                .ok_or_else(|| {
+                    let names: Vec<_> = SERVICES.iter().map(|e| e.name).collect();
+                    format!("expected all, gateway, {}", names.join(", "))
+                }),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +76,8 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error("settings: {0}")]
+    Settings(String),
     #[error("server: {0}")]
     Server(#[from] crm_server::ServerError),
     #[error("gateway: {0}")]
@@ -49,13 +86,13 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Listeners for the components a process runs; `None` binds the
+/// Listeners for the components a process runs; a missing one binds the
 /// configured address.
 #[derive(Debug, Default)]
 pub struct Listeners {
     pub gateway: Option<TcpListener>,
-    pub leads: Option<TcpListener>,
-    pub opportunities: Option<TcpListener>,
+    /// By service name.
+    pub services: BTreeMap<String, TcpListener>,
 }
 
 /// The verifier for incoming tokens. With no keys configured, the suite is
@@ -138,30 +175,66 @@ pub fn service_identity(settings: &Settings) -> Result<Option<crm_auth::TokenMin
     Ok(None)
 }
 
-/// Opens (and migrates) the leads service.
-pub async fn open_leads(settings: &Settings) -> Result<Leads, Error> {
-    let identity = service_identity(settings)?;
-    Ok(Leads::open(
-        database(settings, "leads").await?,
-        settings.leads.clone(),
-        identity,
-    )
-    .await?)
+/// Checks what the settings' types cannot: every `serve.<service>_addr`
+/// names a service of the registry.
+pub fn check(settings: &Settings) -> Result<(), Error> {
+    for key in settings.serve.services.keys() {
+        let known = key
+            .strip_suffix("_addr")
+            .is_some_and(|name| SERVICES.iter().any(|e| e.name == name));
+        if !known {
+            let expected: Vec<_> = SERVICES
+                .iter()
+                .map(|e| format!("{}_addr", e.name))
+                .collect();
+            return Err(Error::Settings(format!(
+                "unknown configuration key `serve.{key}`; expected gateway_addr, {}",
+                expected.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
-/// Opens (and migrates) the opportunities service.
-pub async fn open_opportunities(settings: &Settings) -> Result<Opportunities, Error> {
-    Ok(Opportunities::open(
-        database(settings, "opportunities").await?,
-        settings.opportunities.clone(),
-    )
-    .await?)
+/// Where each service is: the address this process bound for the services
+/// it runs, the configured address for the others.
+fn peers(settings: &Settings, bound: &BTreeMap<&str, SocketAddr>) -> crm_service::Peers {
+    let urls = SERVICES
+        .iter()
+        .filter_map(|e| {
+            let addr = match bound.get(e.name) {
+                Some(addr) => addr.to_string(),
+                None => settings.serve.of(e.name)?.to_owned(),
+            };
+            Some((e.name.to_owned(), format!("http://{addr}")))
+        })
+        .collect();
+    crm_service::Peers::new(urls)
+}
+
+async fn context(
+    settings: &Settings,
+    entry: &Entry,
+    identity: Option<Arc<crm_auth::TokenMinter>>,
+    peers: crm_service::Peers,
+) -> Result<crm_service::Context, Error> {
+    Ok(crm_service::Context {
+        db: database(settings, entry.name).await?,
+        identity,
+        peers,
+    })
 }
 
 /// Applies every service's migrations.
 pub async fn migrate(settings: &Settings) -> Result<(), Error> {
-    open_leads(settings).await?;
-    open_opportunities(settings).await?;
+    check(settings)?;
+    let identity = service_identity(settings)?.map(Arc::new);
+    let peers = peers(settings, &BTreeMap::new());
+    for entry in SERVICES.iter() {
+        let context = context(settings, entry, identity.clone(), peers.clone()).await?;
+        // Opening a service applies its migrations; nothing is served.
+        let _launch = entry.open(settings, context).await?;
+    }
     Ok(())
 }
 
@@ -183,49 +256,48 @@ async fn listen(
 pub async fn serve_on(
     mut settings: Settings,
     component: Component,
-    listeners: Listeners,
+    mut listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
+    check(&settings)?;
     let verifier = Arc::new(verifier(&settings)?);
+    let identity = service_identity(&settings)?.map(Arc::new);
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
-    let all = component == Component::All;
 
-    if !all {
-        settings.find_services_at_their_addresses();
+    // Bind first, so that every service and the gateway know where the
+    // services of this process actually listen.
+    let mut bound = Vec::new();
+    let mut addrs = BTreeMap::new();
+    for entry in SERVICES.iter().filter(|e| component.runs(e.name)) {
+        let addr = settings.serve.of(entry.name).unwrap_or_default().to_owned();
+        let (listener, local) = listen(listeners.services.remove(entry.name), &addr).await?;
+        addrs.insert(entry.name, local);
+        bound.push((entry, listener, local));
     }
-    // In one process, callers reach each service where it actually listens.
-    if all || component == Component::Opportunities {
-        let opportunities = open_opportunities(&settings).await?;
-        let (listener, addr) =
-            listen(listeners.opportunities, &settings.serve.opportunities_addr).await?;
-        let url = format!("http://{addr}");
-        settings
-            .gateway
-            .upstreams
-            .insert("crm.opportunities.v1".to_owned(), url.clone());
-        settings.leads.opportunities_url.get_or_insert(url);
-        tracing::info!(%addr, "opportunities service listening");
+    let peers = peers(&settings, &addrs);
+    for entry in SERVICES.iter() {
+        let Some(url) = peers.url(entry.name) else {
+            continue;
+        };
+        let upstreams = &mut settings.gateway.upstreams;
+        if addrs.contains_key(entry.name) {
+            upstreams.insert(entry.package.to_owned(), url.to_owned());
+        } else {
+            upstreams
+                .entry(entry.package.to_owned())
+                .or_insert_with(|| url.to_owned());
+        }
+    }
+
+    for (entry, listener, addr) in bound {
+        let context = context(&settings, entry, identity.clone(), peers.clone()).await?;
+        let launch = entry.open(&settings, context).await?;
+        tracing::info!(%addr, service = entry.name, "service listening");
         let (verifier, server, shutdown) =
             (verifier.clone(), settings.server.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            Ok(opportunities
-                .serve(listener, verifier, &server, shutdown)
-                .await?)
-        });
+        tasks.spawn(async move { Ok(launch(listener, verifier, server, shutdown).await?) });
     }
-    if all || component == Component::Leads {
-        let leads = open_leads(&settings).await?;
-        let (listener, addr) = listen(listeners.leads, &settings.serve.leads_addr).await?;
-        settings
-            .gateway
-            .upstreams
-            .insert("crm.leads.v1".to_owned(), format!("http://{addr}"));
-        tracing::info!(%addr, "leads service listening");
-        let (verifier, server, shutdown) =
-            (verifier.clone(), settings.server.clone(), shutdown.clone());
-        tasks.spawn(async move { Ok(leads.serve(listener, verifier, &server, shutdown).await?) });
-    }
-    if all || component == Component::Gateway {
+    if matches!(component, Component::All | Component::Gateway) {
         let (listener, addr) = listen(listeners.gateway, &settings.serve.gateway_addr).await?;
         tracing::info!(%addr, "gateway listening");
         let (gateway, verifier, server, shutdown) = (
@@ -248,4 +320,78 @@ pub async fn serve_on(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn every_registry_line_names_its_section_after_its_service() {
+        for entry in SERVICES.iter() {
+            assert_eq!(entry.section, entry.name, "{entry:?}");
+            assert!(entry.package.starts_with("crm."), "{entry:?}");
+        }
+        let names: std::collections::BTreeSet<_> = SERVICES.iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), SERVICES.len(), "names are unique");
+    }
+
+    #[test]
+    fn a_component_is_all_the_gateway_or_a_registered_service() {
+        assert_eq!("all".parse::<Component>(), Ok(Component::All));
+        assert_eq!("gateway".parse::<Component>(), Ok(Component::Gateway));
+        for entry in SERVICES.iter() {
+            assert_eq!(
+                entry.name.parse::<Component>(),
+                Ok(Component::Service(entry.name))
+            );
+        }
+        let err = "billing".parse::<Component>().unwrap_err();
+        assert!(err.contains("leads"), "{err}");
+    }
+
+    #[test]
+    fn separate_services_find_each_other_unless_configured_otherwise() {
+        let mut settings = Settings::default();
+        settings
+            .serve
+            .services
+            .insert("leads_addr".into(), "10.0.0.1:7001".into());
+        let found = peers(&settings, &BTreeMap::new());
+        assert_eq!(found.url("leads"), Some("http://10.0.0.1:7001"));
+        assert_eq!(found.url("opportunities"), Some("http://127.0.0.1:50062"));
+        let here = BTreeMap::from([("opportunities", SocketAddr::from(([127, 0, 0, 1], 9)))]);
+        assert_eq!(
+            peers(&settings, &here).url("opportunities"),
+            Some("http://127.0.0.1:9"),
+            "a service of this process is where it actually listens"
+        );
+    }
+
+    #[test]
+    fn an_address_of_no_registered_service_stops_start_up_naming_the_key() {
+        let settings: Settings = crm_config::load_from(
+            None,
+            [(
+                "CRM__SERVE__BILLING_ADDR".to_owned(),
+                "127.0.0.1:1".to_owned(),
+            )],
+        )
+        .unwrap();
+        let err = check(&settings).unwrap_err().to_string();
+        assert!(err.contains("serve.billing_addr"), "{err}");
+        let ok: Settings = crm_config::load_from(
+            None,
+            [(
+                "CRM__SERVE__LEADS_ADDR".to_owned(),
+                "127.0.0.1:1".to_owned(),
+            )],
+        )
+        .unwrap();
+        check(&ok).unwrap();
+        assert_eq!(ok.serve.of("leads"), Some("127.0.0.1:1"));
+        assert_eq!(ok.serve.of("opportunities"), Some("127.0.0.1:50062"));
+    }
 }

@@ -30,7 +30,8 @@ struct Cli {
 enum Command {
     /// Run the suite (default: everything in one process, SQLite under ./data).
     Serve {
-        #[arg(value_enum, default_value = "all")]
+        /// `all`, `gateway`, or a service: leads, opportunities, ...
+        #[arg(default_value = "all", value_parser = parse_component)]
         component: Component,
     },
     /// Apply every service's database migrations and exit.
@@ -52,6 +53,10 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+}
+
+fn parse_component(s: &str) -> Result<Component, String> {
+    s.parse()
 }
 
 #[tokio::main]

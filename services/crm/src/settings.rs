@@ -1,78 +1,94 @@
 //! Every setting of the suite, one section per part. Defaults make
 //! `crm serve` work with no file; a TOML file (`--config`) and then
 //! `CRM__SECTION__KEY` environment variables override them.
+//!
+//! The sections of the services come from the registry (`registry.rs`):
+//! `[leads]`, `[opportunities]`, ... each the service's own settings type,
+//! and `serve.<service>_addr` for where it listens.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    /// SQLite files and the development signing key live here.
-    pub data_dir: PathBuf,
-    pub serve: Addresses,
-    pub store: StoreSettings,
-    pub server: crm_server::ServerConfig,
-    pub auth: crm_auth::AuthConfig,
-    pub gateway: crm_gateway::GatewayConfig,
-    pub telemetry: crm_telemetry::TelemetryConfig,
-    pub leads: crm_leads::LeadsConfig,
-    pub opportunities: crm_opportunities::OpportunitiesConfig,
-}
-
-impl Settings {
-    /// For services run as separate processes: the gateway's upstreams and
-    /// the leads service's way to opportunities that are not configured
-    /// point at the services' own `serve` addresses, so that the components
-    /// started on one machine find each other with no further setting.
-    pub fn find_services_at_their_addresses(&mut self) {
-        let url = |addr: &str| format!("http://{addr}");
-        let (leads, opportunities) = (
-            url(&self.serve.leads_addr),
-            url(&self.serve.opportunities_addr),
-        );
-        let upstreams = &mut self.gateway.upstreams;
-        upstreams.entry("crm.leads.v1".to_owned()).or_insert(leads);
-        upstreams
-            .entry("crm.opportunities.v1".to_owned())
-            .or_insert_with(|| opportunities.clone());
-        self.leads.opportunities_url.get_or_insert(opportunities);
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            data_dir: PathBuf::from("./data"),
-            serve: Addresses::default(),
-            store: StoreSettings::default(),
-            server: Default::default(),
-            auth: Default::default(),
-            gateway: Default::default(),
-            telemetry: Default::default(),
-            leads: Default::default(),
-            opportunities: Default::default(),
+/// Declares the suite from its registry: the [`Settings`] with one section
+/// per service, and [`SERVICES`], each service's [`Entry`].
+#[macro_export]
+macro_rules! suite {
+    ($($name:ident : $service:ty = $port:literal),* $(,)?) => {
+        /// Every setting of the suite.
+        #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Settings {
+            /// SQLite files and the development signing key live here.
+            pub data_dir: std::path::PathBuf,
+            pub serve: $crate::Addresses,
+            pub store: $crate::StoreSettings,
+            pub server: crm_server::ServerConfig,
+            pub auth: crm_auth::AuthConfig,
+            pub gateway: crm_gateway::GatewayConfig,
+            pub telemetry: crm_telemetry::TelemetryConfig,
+            $(pub $name: <$service as crm_service::Service>::Settings,)*
         }
-    }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings {
+                    data_dir: std::path::PathBuf::from("./data"),
+                    serve: $crate::Addresses::with_defaults(
+                        [$((stringify!($name), $port)),*],
+                    ),
+                    store: Default::default(),
+                    server: Default::default(),
+                    auth: Default::default(),
+                    gateway: Default::default(),
+                    telemetry: Default::default(),
+                    $($name: Default::default(),)*
+                }
+            }
+        }
+
+        /// Every service of the suite, in the registry's order.
+        pub static SERVICES: std::sync::LazyLock<Vec<$crate::Entry>> =
+            std::sync::LazyLock::new(|| vec![
+                $($crate::Entry::of::<$service>(stringify!($name), |s: &Settings| &s.$name),)*
+            ]);
+    };
 }
 
-/// Where each component listens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// Where each component listens: `gateway_addr`, and `<service>_addr` for
+/// every service of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Addresses {
     pub gateway_addr: String,
-    pub leads_addr: String,
-    pub opportunities_addr: String,
+    /// `<service>_addr` -> address; checked against the registry at start-up.
+    #[serde(flatten)]
+    pub services: BTreeMap<String, String>,
 }
 
 impl Default for Addresses {
     fn default() -> Self {
+        Addresses::with_defaults([])
+    }
+}
+
+impl Addresses {
+    /// The gateway on 127.0.0.1:50051, each service on 127.0.0.1:`port`.
+    pub fn with_defaults<'a>(services: impl IntoIterator<Item = (&'a str, u16)>) -> Self {
         Addresses {
             gateway_addr: "127.0.0.1:50051".into(),
-            leads_addr: "127.0.0.1:50061".into(),
-            opportunities_addr: "127.0.0.1:50062".into(),
+            services: services
+                .into_iter()
+                .map(|(name, port)| (format!("{name}_addr"), format!("127.0.0.1:{port}")))
+                .collect(),
         }
+    }
+
+    /// Where `service` listens.
+    pub fn of(&self, service: &str) -> Option<&str> {
+        self.services
+            .get(&format!("{service}_addr"))
+            .map(String::as_str)
     }
 }
 
@@ -92,36 +108,5 @@ impl Default for StoreSettings {
             database_url: None,
             max_connections: 16,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn separate_services_find_each_other_unless_configured_otherwise() {
-        let mut settings = Settings::default();
-        settings.serve.leads_addr = "10.0.0.1:7001".into();
-        settings.serve.opportunities_addr = "10.0.0.2:7002".into();
-        settings.gateway.upstreams.insert(
-            "crm.opportunities.v1".into(),
-            "http://opportunities:50062".into(),
-        );
-        settings.find_services_at_their_addresses();
-        let upstream = |p: &str| settings.gateway.upstreams.get(p).cloned();
-        assert_eq!(
-            upstream("crm.leads.v1").as_deref(),
-            Some("http://10.0.0.1:7001")
-        );
-        assert_eq!(
-            upstream("crm.opportunities.v1").as_deref(),
-            Some("http://opportunities:50062"),
-            "a configured upstream is kept"
-        );
-        assert_eq!(
-            settings.leads.opportunities_url.as_deref(),
-            Some("http://10.0.0.2:7002")
-        );
     }
 }
