@@ -1,25 +1,14 @@
 //! The leads API through the gateway: intake, validation, duplicates,
 //! idempotency, etags, scoring, the pool, follow-ups, statistics, audit.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use crm_auth::Role;
+use crm_e2e::*;
 use crm_proto::crm::{common::v1 as common, leads::v1 as pb};
-use crm_testkit::{LeadsClient, TestSuite, eventually};
 use prost_types::FieldMask;
 use tonic::Code;
 use tonic_types::StatusExt;
-
-fn lead(company: &str, phone: &str) -> pb::Lead {
-    pb::Lead {
-        company: company.into(),
-        contact_name: format!("Contact of {company}"),
-        phone: phone.into(),
-        source_channel: "referral".into(),
-        ..Default::default()
-    }
-}
 
 async fn create(client: &mut LeadsClient, l: pb::Lead) -> pb::Lead {
     client
@@ -32,22 +21,6 @@ async fn create(client: &mut LeadsClient, l: pb::Lead) -> pb::Lead {
         .into_inner()
         .lead
         .unwrap()
-}
-
-fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
 }
 
 struct People {
@@ -70,7 +43,7 @@ fn people(suite: &TestSuite) -> People {
 
 #[tokio::test]
 async fn create_get_list_and_audit() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People {
         mut amy, mut boss, ..
     } = people(&suite);
@@ -117,7 +90,7 @@ async fn create_get_list_and_audit() {
 
 #[tokio::test]
 async fn every_invalid_field_is_named() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People { mut amy, .. } = people(&suite);
     let bad = pb::Lead {
         company: " ".into(),
@@ -183,7 +156,7 @@ async fn every_invalid_field_is_named() {
 
 #[tokio::test]
 async fn page_tokens_are_bound_to_query_and_tenant() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People {
         mut amy, mut boss, ..
     } = people(&suite);
@@ -248,7 +221,7 @@ async fn page_tokens_are_bound_to_query_and_tenant() {
 
 #[tokio::test]
 async fn stale_etag_is_aborted() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People { mut amy, .. } = people(&suite);
     let created = create(&mut amy, lead("ACME", "+86 138 0000 0001")).await;
     let update = |etag: String, notes: &str| pb::UpdateLeadRequest {
@@ -289,7 +262,7 @@ async fn stale_etag_is_aborted() {
 
 #[tokio::test]
 async fn a_retried_create_does_not_act_twice() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People {
         mut amy, mut boss, ..
     } = people(&suite);
@@ -322,7 +295,7 @@ async fn a_retried_create_does_not_act_twice() {
 
 #[tokio::test]
 async fn duplicates_are_refused_with_a_pointer_or_merged() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People { mut amy, .. } = people(&suite);
     let original = create(
         &mut amy,
@@ -392,7 +365,7 @@ async fn duplicates_are_refused_with_a_pointer_or_merged() {
 
 #[tokio::test]
 async fn a_lead_matching_two_leads_is_a_duplicate_of_the_one_with_its_phone() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People { mut amy, .. } = people(&suite);
     let by_email = create(
         &mut amy,
@@ -426,7 +399,7 @@ async fn a_lead_matching_two_leads_is_a_duplicate_of_the_one_with_its_phone() {
 
 #[tokio::test]
 async fn an_import_accepts_or_rejects_each_row_once() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People { mut boss, .. } = people(&suite);
     create(&mut boss, lead("Existing", "+86 138 0000 9999")).await;
     let mut rows: Vec<pb::Lead> = (0..300)
@@ -501,7 +474,7 @@ async fn log(
 
 #[tokio::test]
 async fn interactions_rescore_and_qualify() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People { mut amy, .. } = people(&suite);
     let l = create(&mut amy, lead("ACME", "+86 138 0000 0001")).await;
     let after_email = log(&mut amy, &l.id, pb::InteractionKind::EmailOpened)
@@ -556,7 +529,7 @@ async fn interactions_rescore_and_qualify() {
 
 #[tokio::test]
 async fn the_pool_claim_limit_and_closed_leads() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People {
         mut amy,
         mut bob,
@@ -649,7 +622,7 @@ async fn the_pool_claim_limit_and_closed_leads() {
 
 #[tokio::test]
 async fn unfollowed_leads_return_to_the_pool() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People {
         mut amy, mut boss, ..
     } = people(&suite);
@@ -720,7 +693,7 @@ async fn unfollowed_leads_return_to_the_pool() {
 
 #[tokio::test]
 async fn due_follow_ups_and_channel_stats() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People {
         mut amy, mut boss, ..
     } = people(&suite);
@@ -734,7 +707,7 @@ async fn due_follow_ups_and_channel_stats() {
     )
     .await;
     let in_three_days = prost_types::Timestamp {
-        seconds: crm_testkit::unix_now() + 3 * 86_400,
+        seconds: unix_now() + 3 * 86_400,
         nanos: 0,
     };
     let due = amy
@@ -780,7 +753,7 @@ async fn due_follow_ups_and_channel_stats() {
 
 #[tokio::test]
 async fn a_reminder_puts_a_lead_on_the_due_list_before_its_deadline() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let People { mut amy, .. } = people(&suite);
     let first = create(&mut amy, lead("Deadline only", "+86 138 0000 0001")).await;
     let reminded = create(&mut amy, lead("Budget frozen in Q4", "+86 138 0000 0002")).await;
@@ -789,7 +762,7 @@ async fn a_reminder_puts_a_lead_on_the_due_list_before_its_deadline() {
         .await
         .unwrap();
     let in_an_hour = prost_types::Timestamp {
-        seconds: crm_testkit::unix_now() + 3_600,
+        seconds: unix_now() + 3_600,
         nanos: 0,
     };
     amy.update_lead(pb::UpdateLeadRequest {
@@ -806,7 +779,7 @@ async fn a_reminder_puts_a_lead_on_the_due_list_before_its_deadline() {
     .unwrap();
     let due = |hours: i64| pb::ListDueFollowUpsRequest {
         due_before: Some(prost_types::Timestamp {
-            seconds: crm_testkit::unix_now() + hours * 3_600,
+            seconds: unix_now() + hours * 3_600,
             nanos: 0,
         }),
         ..Default::default()

@@ -1,16 +1,15 @@
 //! Event streams through the gateway: an integration (OA, ERP) subscribes
 //! to a service's events, in commit order, and resumes from its cursor.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use crm_auth::Role;
+use crm_e2e::*;
 use crm_proto::crm::{
     events::v1::{self as ev, subscribe_response::Kind},
     leads::v1 as leads,
     opportunities::v1 as opps,
 };
-use crm_testkit::{Component, EventsClient, TestSuite, eventually};
 use prost::Name;
 use tonic::Code;
 
@@ -47,7 +46,7 @@ async fn subscribe(
 
 #[tokio::test]
 async fn an_integration_follows_lead_events_in_order_and_resumes() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let mut amy = suite.leads_client(Some(&suite.token("acme", "amy", &[Role::Sales])));
     let oa_token = suite.token("acme", "oa-system", &[Role::Integration]);
     let mut oa = suite.events_client(&oa_token, "leads");
@@ -158,7 +157,7 @@ async fn an_integration_follows_lead_events_in_order_and_resumes() {
 
 #[tokio::test]
 async fn an_erp_follows_opportunity_milestones() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let mut boss = suite.opportunities_client(Some(&suite.token("acme", "boss", &[Role::Manager])));
     let mut erp = suite.events_client(
         &suite.token("acme", "erp", &[Role::Integration]),
@@ -242,7 +241,7 @@ async fn a_qualified_lead_converts_once_when_opportunities_is_back() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let suite = TestSuite::start_with(|s| {
+    let suite = start_with(|s| {
         s.leads.opportunities_url = Some(format!("http://{addr}"));
         s.leads.conversion_retry_max = Duration::from_millis(200);
     })
@@ -304,7 +303,7 @@ async fn a_qualified_lead_converts_once_when_opportunities_is_back() {
 
     // It comes back on its address: the lead converts, once.
     suite.spawn_component(
-        Component::Opportunities,
+        Component::Service("opportunities"),
         std::net::TcpListener::bind(addr).unwrap(),
     );
     let converted = eventually(Duration::from_secs(20), "the automatic conversion", || {

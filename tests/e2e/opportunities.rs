@@ -1,43 +1,12 @@
 //! The opportunities service through the gateway: conversion from a lead,
 //! stage gates, approvals, the delivery review, the decision chain, hours,
 //! the forecast, and bad input.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crm_auth::Role;
+use crm_e2e::*;
 use crm_proto::crm::{common::v1 as common, leads::v1 as leads, opportunities::v1 as pb};
-use crm_testkit::{OpportunitiesClient, TestSuite};
 use prost_types::FieldMask;
 use tonic::Code;
-use tonic_types::StatusExt;
-
-fn cny(units: i64) -> Option<common::Money> {
-    Some(common::Money {
-        currency_code: "CNY".into(),
-        units,
-        nanos: 0,
-    })
-}
-
-fn reason(s: &tonic::Status) -> String {
-    s.get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
-}
-
-fn fields(s: &tonic::Status) -> Vec<String> {
-    s.get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-fn missing(s: &tonic::Status) -> Vec<String> {
-    s.get_error_details()
-        .precondition_failure()
-        .map(|p| p.violations.iter().map(|v| v.subject.clone()).collect())
-        .unwrap_or_default()
-}
 
 struct Team {
     amy: OpportunitiesClient,
@@ -109,7 +78,7 @@ async fn update(
 
 #[tokio::test]
 async fn from_a_lead_to_a_won_opportunity() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let Team {
         mut amy,
         mut boss,
@@ -193,7 +162,7 @@ async fn from_a_lead_to_a_won_opportunity() {
         (Code::FailedPrecondition, "STAGE_GATE_NOT_MET")
     );
     assert_eq!(
-        missing(&err),
+        unmet_preconditions(&err),
         [
             "expected_close_date",
             "grade",
@@ -283,7 +252,7 @@ async fn from_a_lead_to_a_won_opportunity() {
     let err = advance(&mut amy, &opp.id, pb::Stage::ValuePresentation)
         .await
         .unwrap_err();
-    assert_eq!(missing(&err), ["meeting_with_decision_maker"]);
+    assert_eq!(unmet_preconditions(&err), ["meeting_with_decision_maker"]);
     amy.log_activity(pb::LogActivityRequest {
         opportunity_id: opp.id.clone(),
         activity: Some(pb::Activity {
@@ -317,7 +286,7 @@ async fn from_a_lead_to_a_won_opportunity() {
     let err = advance(&mut amy, &opp.id, pb::Stage::Proposal)
         .await
         .unwrap_err();
-    assert_eq!(missing(&err), ["delivery_review"]);
+    assert_eq!(unmet_preconditions(&err), ["delivery_review"]);
     let review = amy
         .request_delivery_review(pb::RequestDeliveryReviewRequest {
             opportunity_id: opp.id.clone(),
@@ -379,7 +348,7 @@ async fn from_a_lead_to_a_won_opportunity() {
         .unwrap();
     assert_eq!(voided.status, pb::ApprovalStatus::Voided as i32);
     assert_eq!(
-        missing(
+        unmet_preconditions(
             &advance(&mut amy, &opp.id, pb::Stage::Proposal)
                 .await
                 .unwrap_err()
@@ -456,7 +425,7 @@ async fn from_a_lead_to_a_won_opportunity() {
     let err = advance(&mut amy, &opp.id, pb::Stage::Won)
         .await
         .unwrap_err();
-    assert_eq!(missing(&err), ["win_loss_reason"]);
+    assert_eq!(unmet_preconditions(&err), ["win_loss_reason"]);
     let opp = amy
         .get_opportunity(pb::GetOpportunityRequest { id: opp.id.clone() })
         .await
@@ -537,7 +506,7 @@ async fn account_and_opportunity(
 
 #[tokio::test]
 async fn overrides_order_and_concurrency() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let Team {
         mut amy, mut boss, ..
     } = team(&suite);
@@ -618,7 +587,7 @@ async fn overrides_order_and_concurrency() {
 
 #[tokio::test]
 async fn bad_input_names_the_field() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let Team { mut amy, .. } = team(&suite);
     let (account, opp) = account_and_opportunity(&mut amy, "Hooli").await;
     let (other_account, _) = account_and_opportunity(&mut amy, "Pied Piper").await;
@@ -636,7 +605,7 @@ async fn bad_input_names_the_field() {
         .await
         .unwrap_err();
     assert_eq!(
-        (err.code(), fields(&err)),
+        (err.code(), violated_fields(&err)),
         (Code::InvalidArgument, vec!["opportunity.amount".to_owned()])
     );
     let err = update(
@@ -654,7 +623,7 @@ async fn bad_input_names_the_field() {
     )
     .await
     .unwrap_err();
-    assert_eq!(fields(&err), ["opportunity.amount.currency_code"]);
+    assert_eq!(violated_fields(&err), ["opportunity.amount.currency_code"]);
 
     let stranger = amy
         .create_contact(pb::CreateContactRequest {
@@ -685,14 +654,14 @@ async fn bad_input_names_the_field() {
         .await
         .unwrap_err();
     assert_eq!(
-        (err.code(), fields(&err)),
+        (err.code(), violated_fields(&err)),
         (Code::InvalidArgument, vec!["member.contact_id".to_owned()])
     );
     let err = amy
         .set_decision_chain_member(member(&stranger.id, 6))
         .await
         .unwrap_err();
-    assert_eq!(fields(&err), ["member.relationship"]);
+    assert_eq!(violated_fields(&err), ["member.relationship"]);
 
     // Sales on another team cannot touch the opportunity; approving one's own request is refused.
     let mut bob = suite.opportunities_client(Some(&suite.token(
@@ -729,7 +698,7 @@ async fn bad_input_names_the_field() {
 
 #[tokio::test]
 async fn account_core_fields_change_only_when_approved() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let Team {
         mut amy, mut boss, ..
     } = team(&suite);
@@ -806,7 +775,7 @@ async fn account_core_fields_change_only_when_approved() {
 
 #[tokio::test]
 async fn another_tenants_records_are_not_found() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let Team { mut amy, .. } = team(&suite);
     let (account, opp) = account_and_opportunity(&mut amy, "Soylent").await;
     let contact = amy
@@ -922,9 +891,7 @@ async fn another_tenants_records_are_not_found() {
 #[tokio::test]
 async fn conversion_while_opportunities_is_down_leaves_the_lead_unconverted() {
     // Point leads at a port where nothing listens.
-    let suite =
-        TestSuite::start_with(|s| s.leads.opportunities_url = Some("http://127.0.0.1:9".into()))
-            .await;
+    let suite = start_with(|s| s.leads.opportunities_url = Some("http://127.0.0.1:9".into())).await;
     let mut leads = suite.leads_client(Some(&suite.token("acme", "amy", &[Role::Sales])));
     let lead = leads
         .create_lead(leads::CreateLeadRequest {
@@ -963,7 +930,7 @@ async fn conversion_while_opportunities_is_down_leaves_the_lead_unconverted() {
 
 #[tokio::test]
 async fn conversion_interrupted_between_the_services_completes_once() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let token = suite.token("acme", "amy", &[Role::Sales]);
     let mut leads = suite.leads_client(Some(&token));
     let mut opportunities = suite.opportunities_client(Some(&token));
@@ -1017,7 +984,7 @@ async fn conversion_interrupted_between_the_services_completes_once() {
 
 #[tokio::test]
 async fn presales_hours_and_the_pipeline_per_owner() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let Team {
         mut amy, mut boss, ..
     } = team(&suite);
@@ -1042,10 +1009,10 @@ async fn presales_hours_and_the_pipeline_per_owner() {
     amy.log_work_hours(log(90, 20)).await.unwrap();
     amy.log_work_hours(log(240, 21)).await.unwrap();
     let err = amy.log_work_hours(log(0, 22)).await.unwrap_err();
-    assert_eq!(fields(&err), ["work_hours.minutes"]);
+    assert_eq!(violated_fields(&err), ["work_hours.minutes"]);
     let err = amy.log_work_hours(log(60, 31)).await.unwrap_err();
     assert_eq!(
-        fields(&err),
+        violated_fields(&err),
         ["work_hours.work_date"],
         "November has 30 days"
     );

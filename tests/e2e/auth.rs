@@ -1,21 +1,10 @@
 //! Tokens, roles and tenant isolation, through the gateway and directly.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crm_auth::Role;
+use crm_e2e::*;
 use crm_proto::crm::leads::v1 as pb;
-use crm_testkit::{TestSuite, sign_claims, unix_now};
 use serde_json::json;
 use tonic::Code;
-
-fn lead(company: &str, phone: &str) -> pb::Lead {
-    pb::Lead {
-        company: company.into(),
-        contact_name: "Li Lei".into(),
-        phone: phone.into(),
-        source_channel: "referral".into(),
-        ..Default::default()
-    }
-}
 
 async fn list_code(suite: &TestSuite, token: Option<&str>) -> Code {
     match suite
@@ -34,7 +23,7 @@ fn claims(aud: &str, exp: i64) -> serde_json::Value {
 
 #[tokio::test]
 async fn bad_tokens_are_unauthenticated() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let pem = suite.signing_key_pem().to_vec();
     let good = sign_claims(&pem, &claims("crm", unix_now() + 600));
     assert_eq!(
@@ -120,7 +109,7 @@ fn tempfile_key() -> Vec<u8> {
 
 #[tokio::test]
 async fn a_role_the_method_does_not_allow_is_permission_denied() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let sales = suite.token("acme", "amy", &[Role::Sales]);
     let err = suite
         .leads_client(Some(&sales))
@@ -140,7 +129,7 @@ async fn a_role_the_method_does_not_allow_is_permission_denied() {
 
 #[tokio::test]
 async fn another_tenants_lead_is_not_found_everywhere() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let acme = suite.token("acme", "boss", &[Role::Manager, Role::Admin]);
     let globex = suite.token("globex", "boss", &[Role::Manager, Role::Admin, Role::Sales]);
     let created = suite
@@ -290,7 +279,7 @@ async fn another_tenants_lead_is_not_found_everywhere() {
 
 #[tokio::test]
 async fn health_is_public_and_serving() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(suite.gateway_channel());
     let reply = health
         .check(tonic_health::pb::HealthCheckRequest {

@@ -1,12 +1,11 @@
 //! Limits, deadlines and crashes: a clean error, the suite keeps serving,
 //! and nothing is half-written.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use crm_auth::Role;
+use crm_e2e::*;
 use crm_proto::crm::leads::v1 as pb;
-use crm_testkit::{LeadsClient, TestSuite};
 use tonic::Code;
 
 fn rows(n: usize, prefix: &str, series: usize) -> Vec<pb::Lead> {
@@ -47,7 +46,7 @@ async fn still_serving(client: &mut LeadsClient) {
 
 #[tokio::test]
 async fn an_oversized_request_is_refused_cleanly() {
-    let suite = TestSuite::start_with(|s| {
+    let suite = start_with(|s| {
         s.server.max_request_bytes = 64 * 1024;
         s.gateway.max_request_bytes = 64 * 1024;
     })
@@ -72,7 +71,7 @@ async fn an_oversized_request_is_refused_cleanly() {
 
 #[tokio::test]
 async fn an_expired_deadline_is_a_clean_error_and_leaves_nothing_half_written() {
-    let suite = TestSuite::start().await;
+    let suite = start().await;
     let mut boss = suite.leads_client(Some(&suite.token("acme", "boss", &[Role::Manager])));
     let mut request = tonic::Request::new(pb::BatchCreateLeadsRequest {
         leads: rows(3_000, "Slow", 0),
@@ -95,7 +94,7 @@ async fn an_expired_deadline_is_a_clean_error_and_leaves_nothing_half_written() 
 #[tokio::test]
 async fn an_import_interrupted_by_a_crash_is_stored_once_after_the_retry() {
     const ROWS: usize = 3_000;
-    let mut suite = TestSuite::start().await;
+    let mut suite = start().await;
     let token = suite.token("acme", "boss", &[Role::Manager]);
     let mut total = 0;
     let mut after_crash = Vec::new();
