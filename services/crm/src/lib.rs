@@ -178,6 +178,13 @@ pub fn service_identity(settings: &Settings) -> Result<Option<crm_auth::TokenMin
 /// Checks what the settings' types cannot: every `serve.<service>_addr`
 /// names a service of the registry.
 pub fn check(settings: &Settings) -> Result<(), Error> {
+    let names: Vec<_> = SERVICES.iter().map(|e| e.name).collect();
+    if let Some(unknown) = settings.peers.keys().find(|k| !names.contains(&k.as_str())) {
+        return Err(Error::Settings(format!(
+            "unknown configuration key `peers.{unknown}`; expected one of {}",
+            names.join(", ")
+        )));
+    }
     for key in settings.serve.services.keys() {
         let known = key
             .strip_suffix("_addr")
@@ -197,16 +204,18 @@ pub fn check(settings: &Settings) -> Result<(), Error> {
 }
 
 /// Where each service is: the address this process bound for the services
-/// it runs, the configured address for the others.
+/// it runs; for the others, `peers.<service>` or else the configured
+/// `serve.<service>_addr`.
 fn peers(settings: &Settings, bound: &BTreeMap<&str, SocketAddr>) -> crm_service::Peers {
     let urls = SERVICES
         .iter()
         .filter_map(|e| {
-            let addr = match bound.get(e.name) {
-                Some(addr) => addr.to_string(),
-                None => settings.serve.of(e.name)?.to_owned(),
+            let url = match (bound.get(e.name), settings.peers.get(e.name)) {
+                (Some(addr), _) => format!("http://{addr}"),
+                (None, Some(url)) => url.clone(),
+                (None, None) => format!("http://{}", settings.serve.of(e.name)?),
             };
-            Some((e.name.to_owned(), format!("http://{addr}")))
+            Some((e.name.to_owned(), url))
         })
         .collect();
     crm_service::Peers::new(urls)
@@ -362,6 +371,14 @@ mod tests {
         let found = peers(&settings, &BTreeMap::new());
         assert_eq!(found.url("leads"), Some("http://10.0.0.1:7001"));
         assert_eq!(found.url("opportunities"), Some("http://127.0.0.1:50062"));
+        settings
+            .peers
+            .insert("leads".into(), "http://crm-leads:50061".into());
+        assert_eq!(
+            peers(&settings, &BTreeMap::new()).url("leads"),
+            Some("http://crm-leads:50061"),
+            "where others reach a service wins over where it listens"
+        );
         let here = BTreeMap::from([("opportunities", SocketAddr::from(([127, 0, 0, 1], 9)))]);
         assert_eq!(
             peers(&settings, &here).url("opportunities"),
@@ -382,6 +399,10 @@ mod tests {
         .unwrap();
         let err = check(&settings).unwrap_err().to_string();
         assert!(err.contains("serve.billing_addr"), "{err}");
+        let mut settings = Settings::default();
+        settings.peers.insert("billing".into(), "http://x".into());
+        let err = check(&settings).unwrap_err().to_string();
+        assert!(err.contains("peers.billing"), "{err}");
         let ok: Settings = crm_config::load_from(
             None,
             [(

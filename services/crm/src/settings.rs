@@ -27,6 +27,10 @@ macro_rules! suite {
             pub auth: crm_auth::AuthConfig,
             pub gateway: crm_gateway::GatewayConfig,
             pub telemetry: crm_telemetry::TelemetryConfig,
+            /// Where the other components reach each service, by name
+            /// (`leads = "http://crm-leads:50061"`); a service not listed
+            /// is reached at its `serve.<service>_addr`.
+            pub peers: std::collections::BTreeMap<String, String>,
             $(pub $name: <$service as crm_service::Service>::Settings,)*
         }
 
@@ -42,6 +46,7 @@ macro_rules! suite {
                     auth: Default::default(),
                     gateway: Default::default(),
                     telemetry: Default::default(),
+                    peers: Default::default(),
                     $($name: Default::default(),)*
                 }
             }
