@@ -16,7 +16,7 @@ use crm_server::{ServerConfig, ServerError, Shutdown};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{net::TcpListener, task::JoinHandle};
 
-pub use peers::{PeerError, Peers};
+pub use peers::{PeerError, Peers, channel};
 
 /// What a service is given when its process opens it.
 #[derive(Clone)]

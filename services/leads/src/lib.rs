@@ -1,4 +1,4 @@
-//! The leads service (DOMAIN.md section 1): intake and duplicates,
+//! The leads service: intake and duplicates,
 //! interactions and scoring, the public pool and follow-up discipline,
 //! channel statistics, the audit trail.
 //!
@@ -85,17 +85,9 @@ pub struct Leads {
 
 impl Leads {
     /// Opens the service on `db`, applying its migrations; ConvertLead
-    /// reaches the opportunities service at `config.opportunities_url`.
-    pub async fn open(
-        db: DatabaseConnection,
-        config: LeadsSettings,
-        identity: Option<crm_auth::TokenMinter>,
-    ) -> Result<Self, DbErr> {
-        let url = config.opportunities_url.clone();
-        Self::open_with(db, config, identity.map(Arc::new), url).await
-    }
-
-    async fn open_with(
+    /// reaches the opportunities service at `opportunities_url` (connected
+    /// on first use: it may start later).
+    async fn open_on(
         db: DatabaseConnection,
         config: LeadsSettings,
         identity: Option<Arc<crm_auth::TokenMinter>>,
@@ -106,17 +98,11 @@ impl Leads {
             .await
             .map_err(|e| DbErr::Custom(format!("leads.events: {e}")))?;
         let uow = crm_store::uow::UnitOfWork::new(db, events.outbox());
-        // Connected on first use: the opportunities service may start later.
-        let opportunities = match opportunities_url {
-            Some(url) => {
-                let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-                    .map_err(|e| DbErr::Custom(format!("leads.opportunities_url {url:?}: {e}")))?
-                    .connect_timeout(Duration::from_secs(5))
-                    .tcp_nodelay(true);
-                Some(app::OpportunitiesClient::new(endpoint.connect_lazy()))
-            }
-            None => None,
-        };
+        let opportunities = opportunities_url
+            .map(|url| crm_service::channel("opportunities", &url))
+            .transpose()
+            .map_err(|e| DbErr::Custom(format!("leads.opportunities_url: {e}")))?
+            .map(app::OpportunitiesClient::new);
         Ok(Leads {
             converts: opportunities.is_some(),
             app: App::new(uow, config.defaults.clone(), opportunities),
@@ -127,7 +113,7 @@ impl Leads {
     }
 
     /// The tonic service, refusing messages over `max_message_bytes`.
-    pub fn grpc(&self, max_message_bytes: usize) -> LeadServiceServer<LeadsApi> {
+    fn grpc(&self, max_message_bytes: usize) -> LeadServiceServer<LeadsApi> {
         let api = LeadsApi::new(
             self.app.clone(),
             self.config.pages,
@@ -139,7 +125,7 @@ impl Leads {
     /// Returns overdue leads to the pool every `sweep_interval` until
     /// `shutdown` completes. A sweep is one transaction per batch, so
     /// stopping between batches loses nothing and repeats nothing.
-    pub fn spawn_sweeper(
+    fn spawn_sweeper(
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
@@ -151,9 +137,7 @@ impl Leads {
             shutdown,
         )
     }
-}
 
-impl Leads {
     /// Converts qualified leads, driven by their `LeadQualified` events, when
     /// enabled and the service can reach opportunities as itself.
     fn spawn_converter(
@@ -184,18 +168,6 @@ impl Leads {
             .with_backoff(backoff);
         Some(consumer.spawn(&self.events, handler, shutdown))
     }
-
-    /// Serves the leads gRPC API on `listener` (with health, reflection and
-    /// the shared auth layer) and runs its workers, until `shutdown`.
-    pub async fn serve(
-        &self,
-        listener: tokio::net::TcpListener,
-        verifier: Arc<crm_auth::Verifier>,
-        server: &crm_server::ServerConfig,
-        shutdown: crm_server::Shutdown,
-    ) -> Result<(), crm_server::ServerError> {
-        crm_service::serve(self, listener, verifier, server, shutdown).await
-    }
 }
 
 impl crm_service::Service for Leads {
@@ -212,7 +184,7 @@ impl crm_service::Service for Leads {
             .opportunities_url
             .clone()
             .or_else(|| context.peers.url("opportunities").map(str::to_owned));
-        Self::open_with(context.db, settings, context.identity, url).await
+        Self::open_on(context.db, settings, context.identity, url).await
     }
 
     fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes {

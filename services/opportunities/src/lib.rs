@@ -1,4 +1,4 @@
-//! The opportunities service (DOMAIN.md section 2): accounts and contacts,
+//! The opportunities service: accounts and contacts,
 //! decision chains, stage gates, the iron triangle, approvals, presales
 //! hours, the weighted pipeline, and lead conversion.
 //!
@@ -17,7 +17,7 @@ pub mod wire;
 
 use crm_proto::crm::opportunities::v1::opportunity_service_server::OpportunityServiceServer;
 use crm_rpc::paging::PageLimits;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DbErr;
 use serde::{Deserialize, Serialize};
 
 pub use api::OpportunitiesApi;
@@ -47,38 +47,10 @@ pub struct Opportunities {
 }
 
 impl Opportunities {
-    /// Opens the service on `db`, applying its migrations.
-    pub async fn open(
-        db: DatabaseConnection,
-        settings: OpportunitiesSettings,
-    ) -> Result<Self, DbErr> {
-        <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
-        let events = crm_events::Events::open(db.clone(), settings.events.clone())
-            .await
-            .map_err(|e| DbErr::Custom(format!("opportunities.events: {e}")))?;
-        let app = UseCases::new(db, settings.defaults.clone(), events.outbox());
-        Ok(Opportunities {
-            app,
-            settings,
-            events,
-        })
-    }
-
-    pub fn grpc(&self, max_message_bytes: usize) -> OpportunityServiceServer<OpportunitiesApi> {
+    /// The tonic service, refusing messages over `max_message_bytes`.
+    fn grpc(&self, max_message_bytes: usize) -> OpportunityServiceServer<OpportunitiesApi> {
         OpportunityServiceServer::new(OpportunitiesApi::new(self.app.clone(), self.settings.pages))
             .max_decoding_message_size(max_message_bytes)
-    }
-
-    /// Serves the API on `listener` (with health, reflection, the event
-    /// stream and the shared auth layer) until `shutdown`.
-    pub async fn serve(
-        &self,
-        listener: tokio::net::TcpListener,
-        verifier: std::sync::Arc<crm_auth::Verifier>,
-        server: &crm_server::ServerConfig,
-        shutdown: crm_server::Shutdown,
-    ) -> Result<(), crm_server::ServerError> {
-        crm_service::serve(self, listener, verifier, server, shutdown).await
     }
 }
 
@@ -89,11 +61,22 @@ impl crm_service::Service for Opportunities {
     const PACKAGE: &'static str = "crm.opportunities.v1";
     const GRPC_SERVICE: &'static str = SERVICE_NAME;
 
+    /// Opens the service on its database, applying its migrations.
     async fn open(
         context: crm_service::Context,
         settings: OpportunitiesSettings,
     ) -> Result<Self, DbErr> {
-        Opportunities::open(context.db, settings).await
+        let db = context.db;
+        <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
+        let events = crm_events::Events::open(db.clone(), settings.events.clone())
+            .await
+            .map_err(|e| DbErr::Custom(format!("opportunities.events: {e}")))?;
+        let app = UseCases::new(db, settings.defaults.clone(), events.outbox());
+        Ok(Opportunities {
+            app,
+            settings,
+            events,
+        })
     }
 
     fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes {
