@@ -8,6 +8,7 @@
 //! workers on shutdown, and reaching other services ([`Peers`]). The `crm`
 //! binary keeps the list of services (its registry) and needs nothing else.
 
+mod outbound;
 mod peers;
 
 use std::{future::Future, sync::Arc};
@@ -16,6 +17,7 @@ use crm_server::{ServerConfig, ServerError, Shutdown};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{net::TcpListener, task::JoinHandle};
 
+pub use outbound::outbound;
 pub use peers::{PeerError, Peers, channel};
 
 /// What a service is given when its process opens it.

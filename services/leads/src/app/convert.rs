@@ -7,7 +7,6 @@ use crm_auth::BearerToken;
 use crm_proto::crm::{
     common::v1 as common, opportunities::v1::opportunity_service_client::OpportunityServiceClient,
 };
-use tonic::Request;
 
 use super::{
     App,
@@ -90,17 +89,11 @@ impl App {
                 "no opportunities service is configured (leads.opportunities_url)".into(),
             ));
         };
-        let mut headers = http::HeaderMap::new();
-        crm_telemetry::inject_trace_context(&mut headers);
-        let mut call = Request::from_parts(
-            tonic::metadata::MetadataMap::from_headers(headers),
-            Default::default(),
+        let call = crm_service::outbound(
             wire::convert_request(lead, opportunity_name, amount),
+            token.as_ref(),
+            std::time::Duration::from_secs(10),
         );
-        if let Some(value) = token.and_then(|t| t.header_value().parse().ok()) {
-            call.metadata_mut().insert("authorization", value);
-        }
-        call.set_timeout(std::time::Duration::from_secs(10));
         match client.convert_lead(call).await {
             Ok(reply) => {
                 let reply = reply.into_inner();
