@@ -33,6 +33,14 @@ pub struct EventsConfig {
     /// Events queued per subscriber: a slow subscriber slows only its own
     /// reader, and the server holds at most this many of its events.
     pub subscriber_buffer: usize,
+    /// Bytes of events held per subscriber (queued, and read ahead from the
+    /// database): large events fill it long before `subscriber_buffer`.
+    pub subscriber_buffer_bytes: usize,
+    /// A subscriber that takes nothing from a full buffer for this long is
+    /// dropped with RESOURCE_EXHAUSTED (SUBSCRIBER_STALLED), freeing what
+    /// the server held for it.
+    #[serde(with = "crm_config::duration")]
+    pub subscriber_stall_timeout: Duration,
 }
 
 impl Default for EventsConfig {
@@ -44,6 +52,8 @@ impl Default for EventsConfig {
             heartbeat_interval: Duration::from_secs(10),
             page_size: 500,
             subscriber_buffer: 64,
+            subscriber_buffer_bytes: 1 << 20,
+            subscriber_stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -72,6 +82,7 @@ impl EventsConfig {
             ("sequencer_tick", self.sequencer_tick),
             ("prune_interval", self.prune_interval),
             ("heartbeat_interval", self.heartbeat_interval),
+            ("subscriber_stall_timeout", self.subscriber_stall_timeout),
         ] {
             if value.is_zero() {
                 return invalid(key, "must be longer than zero");
@@ -82,6 +93,12 @@ impl EventsConfig {
         }
         if self.subscriber_buffer == 0 {
             return invalid("subscriber_buffer", "must be at least 1");
+        }
+        // The byte budget is counted in semaphore permits (u32).
+        if self.subscriber_buffer_bytes < 1024
+            || u32::try_from(self.subscriber_buffer_bytes).is_err()
+        {
+            return invalid("subscriber_buffer_bytes", "must be from 1 KiB to 4 GiB");
         }
         Ok(())
     }

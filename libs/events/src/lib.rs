@@ -52,7 +52,10 @@ mod outbox;
 mod sequencer;
 mod stream;
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use crm_proto::crm::events::v1::event_service_server::EventServiceServer;
 use crm_server::Shutdown;
@@ -69,7 +72,7 @@ pub use crm_proto::crm::events::v1::Event;
 pub use local::{LocalConsumer, LocalHandler};
 pub use migration::migrations;
 pub use outbox::{NewEvent, Outbox, append, append_many};
-pub use stream::EventStream;
+pub use stream::{EventStream, Outgoing};
 
 /// The `ErrorInfo.domain` of the errors the event stream makes.
 pub const ERROR_DOMAIN: &str = "crm.events";
@@ -91,6 +94,8 @@ pub struct Events {
     /// The highest sequence known to be numbered and committed.
     head: Arc<watch::Sender<i64>>,
     wake: Arc<Notify>,
+    /// Subscribers dropped for stalling, since start (a metric).
+    stalled: Arc<AtomicU64>,
 }
 
 impl Events {
@@ -104,6 +109,7 @@ impl Events {
             cfg,
             head: Arc::new(watch::Sender::new(head.last_sequence)),
             wake: Arc::new(Notify::new()),
+            stalled: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -127,7 +133,14 @@ impl Events {
             self.head.subscribe(),
             self.cfg.clone(),
             shutdown,
+            Arc::clone(&self.stalled),
         )
+    }
+
+    /// How many subscribers were dropped for taking nothing from a full
+    /// buffer for `subscriber_stall_timeout`, since start.
+    pub fn stalled_subscribers_dropped(&self) -> u64 {
+        self.stalled.load(Ordering::Relaxed)
     }
 
     /// The highest sequence this process has seen numbered.

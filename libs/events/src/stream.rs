@@ -10,11 +10,21 @@ use prost::Message as _;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use sea_orm::sea_query::Expr;
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch},
     time::Instant,
 };
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
@@ -32,6 +42,7 @@ pub struct EventStream {
     head: watch::Receiver<i64>,
     cfg: EventsConfig,
     shutdown: Shutdown,
+    stalled: Arc<AtomicU64>,
 }
 
 impl EventStream {
@@ -40,12 +51,14 @@ impl EventStream {
         head: watch::Receiver<i64>,
         cfg: EventsConfig,
         shutdown: Shutdown,
+        stalled: Arc<AtomicU64>,
     ) -> Self {
         Self {
             db,
             head,
             cfg,
             shutdown,
+            stalled,
         }
     }
 }
@@ -112,9 +125,21 @@ fn validate(request: &SubscribeRequest) -> Result<(), RpcError> {
     }
 }
 
+fn stalled_status(budget: u32, stall: std::time::Duration) -> Status {
+    RpcError::ResourceExhausted {
+        reason: "SUBSCRIBER_STALLED",
+        message: format!(
+            "the subscriber took nothing from its full buffer ({budget} bytes) for {}: \
+             the stream is dropped; read faster, then resume after the last sequence handled",
+            crm_config::duration::format(stall)
+        ),
+    }
+    .into_status(ERROR_DOMAIN)
+}
+
 #[tonic::async_trait]
 impl EventService for EventStream {
-    type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
+    type SubscribeStream = Outgoing;
 
     async fn subscribe(
         &self,
@@ -143,41 +168,111 @@ impl EventService for EventStream {
         }
 
         let (tx, rx) = mpsc::channel(self.cfg.subscriber_buffer.max(1));
+        let (stall_tx, stall_rx) = oneshot::channel();
+        // Validated to fit a u32 and be at least 1 KiB.
+        let budget = u32::try_from(self.cfg.subscriber_buffer_bytes).unwrap_or(u32::MAX);
+        let start = after.max(earliest);
         let pump = Pump {
             db: self.db.clone(),
             head: self.head.clone(),
             shutdown: self.shutdown.clone(),
             page_size: self.cfg.page_size.max(1),
             heartbeat: self.cfg.heartbeat_interval,
+            stall: self.cfg.subscriber_stall_timeout,
+            budget,
+            bytes: Arc::new(Semaphore::new(budget as usize)),
             tenant,
             types: request.types,
+            floor: start,
             tx,
+            stalled: Some(stall_tx),
+            dropped: Arc::clone(&self.stalled),
         };
-        tokio::spawn(
-            pump.run(after.max(earliest))
-                .instrument(tracing::Span::current()),
-        );
-        Ok(Response::new(ReceiverStream::new(rx)))
+        tokio::spawn(pump.run(start).instrument(tracing::Span::current()));
+        Ok(Response::new(Outgoing {
+            rx,
+            stalled: stall_rx,
+            done: false,
+        }))
     }
 }
 
-/// Feeds one subscriber's channel. The channel is bounded: when the client
-/// reads slowly, `send` waits, and so does the reading from the database.
+type Queued = (
+    Result<SubscribeResponse, Status>,
+    Option<OwnedSemaphorePermit>,
+);
+
+/// One subscriber's response stream: the queued messages, each holding its
+/// share of the byte budget until tonic takes it, and the stall status that
+/// ends the stream ahead of whatever is still queued.
+pub struct Outgoing {
+    rx: mpsc::Receiver<Queued>,
+    stalled: oneshot::Receiver<Status>,
+    done: bool,
+}
+
+impl Stream for Outgoing {
+    type Item = Result<SubscribeResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Ok(status) = self.stalled.try_recv() {
+            // Drop what was queued: the subscriber gave up its place.
+            self.done = true;
+            self.rx.close();
+            while self.rx.try_recv().is_ok() {}
+            return Poll::Ready(Some(Err(status)));
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some((item, _permit))) => Poll::Ready(Some(item)),
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(self.stalled.try_recv().ok().map(Err))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// How a send ended.
+#[derive(PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// The client left, or was dropped for stalling.
+    Over,
+}
+
+/// Feeds one subscriber's channel. The channel is bounded in messages and
+/// in bytes: when the client reads slowly, `send` waits, and so does the
+/// reading from the database; a client that reads nothing for the stall
+/// timeout is dropped.
 struct Pump {
     db: DatabaseConnection,
     head: watch::Receiver<i64>,
     shutdown: Shutdown,
     page_size: u64,
     heartbeat: std::time::Duration,
+    stall: std::time::Duration,
+    budget: u32,
+    bytes: Arc<Semaphore>,
     tenant: String,
     types: Vec<String>,
-    tx: mpsc::Sender<Result<SubscribeResponse, Status>>,
+    /// Where the subscription started: a heartbeat never says less.
+    floor: i64,
+    tx: mpsc::Sender<Queued>,
+    stalled: Option<oneshot::Sender<Status>>,
+    /// The service's count of subscribers dropped for stalling.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Pump {
     /// Serves everything after `position` (the last sequence considered),
     /// then follows the head until the client leaves or the server stops.
     async fn run(mut self, mut position: i64) {
+        // A heartbeat is due when this subscriber was sent nothing for the
+        // interval, however busy the service is with others' events.
         let mut quiet_until = Instant::now() + self.heartbeat;
         loop {
             let through = *self.head.borrow_and_update();
@@ -185,8 +280,8 @@ impl Pump {
                 if self.shutdown.is_triggered() {
                     return self.end(shutting_down()).await;
                 }
-                let rows = match self.page(position, through).await {
-                    Ok(rows) => rows,
+                let (rows, next) = match self.page(position, through).await {
+                    Ok(page) => page,
                     Err(err) => return self.end(internal(err)).await,
                 };
                 // Pruning may have run since the cursor was checked: if it
@@ -200,50 +295,74 @@ impl Pump {
                     Ok(_) => {}
                     Err(err) => return self.end(internal(err)).await,
                 }
-                // A short page means nothing more of ours up to `through`.
-                let next = if rows.len() as u64 == self.page_size {
-                    rows.last().and_then(|r| r.sequence).unwrap_or(through)
-                } else {
-                    through
-                };
                 for row in rows {
                     let event = match to_event(row) {
                         Ok(event) => event,
                         Err(err) => return self.end(internal(err)).await,
                     };
-                    if !self.send(Kind::Event(event)).await {
+                    if self.send(Kind::Event(event)).await == Sent::Over {
                         return;
                     }
+                    quiet_until = Instant::now() + self.heartbeat;
                 }
                 position = next;
-                quiet_until = Instant::now() + self.heartbeat;
+                // A subscriber whose events are rare still hears from the
+                // stream while others' events keep it busy.
+                if Instant::now() >= quiet_until {
+                    if self.heartbeat(position).await == Sent::Over {
+                        return;
+                    }
+                    quiet_until = Instant::now() + self.heartbeat;
+                }
             }
             tokio::select! {
                 biased;
                 () = self.shutdown.triggered() => return self.end(shutting_down()).await,
                 () = self.tx.closed() => return,
+                () = tokio::time::sleep_until(quiet_until) => {
+                    if self.heartbeat(position).await == Sent::Over {
+                        return;
+                    }
+                    quiet_until = Instant::now() + self.heartbeat;
+                }
                 changed = self.head.changed() => {
                     // The sender lives as long as the service's `Events`.
                     if changed.is_err() {
                         return self.end(shutting_down()).await;
                     }
                 }
-                () = tokio::time::sleep_until(quiet_until) => {
-                    let heartbeat = Heartbeat {
-                        time: Some(crm_rpc::fields::timestamp(crm_store::now_micros())),
-                        head_sequence: position,
-                    };
-                    if !self.send(Kind::Heartbeat(heartbeat)).await {
-                        return;
-                    }
-                    quiet_until = Instant::now() + self.heartbeat;
-                }
             }
         }
     }
 
-    /// The tenant's next events after `after`, up to `through`.
-    async fn page(&self, after: i64, through: i64) -> Result<Vec<outbox_event::Model>, DbErr> {
+    /// A heartbeat after every matching event up to `position` was sent.
+    /// Its head is the tenant's own: the newest of its events up to there
+    /// (of any type), so other tenants' writes do not show through it.
+    async fn heartbeat(&mut self, position: i64) -> Sent {
+        use outbox_event::Column;
+        let own = outbox_event::Entity::find()
+            .select_only()
+            .column_as(Column::Sequence.max(), "sequence")
+            .filter(Column::TenantId.eq(self.tenant.as_str()))
+            .filter(Column::Sequence.lte(position))
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await;
+        let own = match own {
+            Ok(own) => own.flatten().unwrap_or(0),
+            Err(err) => {
+                self.end_now(internal(err)).await;
+                return Sent::Over;
+            }
+        };
+        let heartbeat = Heartbeat {
+            time: Some(crm_rpc::fields::timestamp(crm_store::now_micros())),
+            head_sequence: own.max(self.floor),
+        };
+        self.send(Kind::Heartbeat(heartbeat)).await
+    }
+
+    fn filtered(&self, after: i64, through: i64) -> sea_orm::Select<outbox_event::Entity> {
         use outbox_event::Column;
         let mut query = outbox_event::Entity::find()
             .filter(Column::TenantId.eq(self.tenant.as_str()))
@@ -252,23 +371,100 @@ impl Pump {
         if !self.types.is_empty() {
             query = query.filter(Column::EventType.is_in(self.types.iter().map(String::as_str)));
         }
-        query
-            .order_by_asc(Column::Sequence)
-            .limit(self.page_size)
-            .all(&self.db)
-            .await
+        query.order_by_asc(Column::Sequence)
     }
 
-    /// False once the client is gone.
-    async fn send(&self, kind: Kind) -> bool {
+    /// The tenant's next events after `after`, up to `through`, no more
+    /// than the byte budget holds (at least one), and the position they
+    /// take the subscriber to. Sizes are read first, so a page of large
+    /// events is never loaded whole.
+    async fn page(
+        &self,
+        after: i64,
+        through: i64,
+    ) -> Result<(Vec<outbox_event::Model>, i64), DbErr> {
+        use outbox_event::Column;
+        let sizes: Vec<(Option<i64>, Option<i64>)> = self
+            .filtered(after, through)
+            .select_only()
+            .column(Column::Sequence)
+            .column_as(Expr::cust("LENGTH(payload)"), "size")
+            .limit(self.page_size)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let Some(first) = sizes.first().and_then(|(s, _)| *s) else {
+            return Ok((Vec::new(), through));
+        };
+        let mut last = first;
+        let mut bytes = 0i64;
+        let mut taken = 0;
+        for (sequence, size) in &sizes {
+            bytes = bytes.saturating_add(size.unwrap_or(0));
+            if taken > 0 && bytes > i64::from(self.budget) {
+                break;
+            }
+            last = sequence.unwrap_or(last);
+            taken += 1;
+        }
+        // A short page taken whole means nothing more of ours up to `through`.
+        let next = if taken == sizes.len() && (sizes.len() as u64) < self.page_size {
+            through
+        } else {
+            last
+        };
+        let rows = self
+            .filtered(first - 1, last)
+            .limit(self.page_size)
+            .all(&self.db)
+            .await?;
+        Ok((rows, next))
+    }
+
+    /// Queues a message, waiting for room in the channel and in the byte
+    /// budget; a subscriber that makes no room within the stall timeout is
+    /// dropped.
+    async fn send(&mut self, kind: Kind) -> Sent {
         let message = SubscribeResponse { kind: Some(kind) };
-        self.tx.send(Ok(message)).await.is_ok()
+        let size = message.encoded_len().clamp(1, self.budget as usize);
+        let cost = u32::try_from(size).unwrap_or(self.budget);
+        let room = async {
+            let permit = Arc::clone(&self.bytes)
+                .acquire_many_owned(cost)
+                .await
+                .ok()?;
+            let slot = self.tx.reserve().await.ok()?;
+            Some((slot, permit))
+        };
+        let waited = tokio::select! {
+            () = self.tx.closed() => return Sent::Over,
+            waited = tokio::time::timeout(self.stall, room) => waited,
+        };
+        match waited {
+            Ok(Some((slot, permit))) => {
+                slot.send((Ok(message), Some(permit)));
+                Sent::Queued
+            }
+            Ok(None) => Sent::Over,
+            Err(_) => {
+                tracing::info!(tenant = %self.tenant, "dropping a stalled subscriber");
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(stalled) = self.stalled.take() {
+                    let _ = stalled.send(stalled_status(self.budget, self.stall));
+                }
+                Sent::Over
+            }
+        }
     }
 
     /// Ends the stream with `status` (waits for room in the channel; a
     /// client that is gone or a server that cuts the call ends the wait).
-    async fn end(self, status: Status) {
-        let _ = self.tx.send(Err(status)).await;
+    async fn end(mut self, status: Status) {
+        self.end_now(status).await;
+    }
+
+    async fn end_now(&mut self, status: Status) {
+        let _ = self.tx.send((Err(status), None)).await;
     }
 }
 

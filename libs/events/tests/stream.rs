@@ -274,16 +274,18 @@ async fn subscribers_see_only_their_tenants_events_of_the_types_asked_for() {
     let subjects = |events: Vec<crm_events::Event>| -> Vec<String> {
         events.into_iter().map(|e| e.subject_id).collect()
     };
+    // Every matching event up to the heartbeat's head came before it; the
+    // head is the tenant's own newest event (acme's is 5, globex's 6).
     async fn until_caught_up(
         stream: &mut tonic::Streaming<crm_proto::crm::events::v1::SubscribeResponse>,
+        own_head: i64,
     ) -> Vec<crm_events::Event> {
         let mut events = Vec::new();
         loop {
             match next(stream).await {
                 Next::Event(event) => events.push(*event),
-                // Every matching event up to the head came before it.
                 Next::Heartbeat(head) => {
-                    assert_eq!(head, 6);
+                    assert_eq!(head, own_head);
                     return events;
                 }
             }
@@ -291,13 +293,13 @@ async fn subscribers_see_only_their_tenants_events_of_the_types_asked_for() {
     }
 
     let mut acme = producer.subscribe("acme", 0, &[]).await.unwrap();
-    let events = until_caught_up(&mut acme).await;
+    let events = until_caught_up(&mut acme, 5).await;
     assert!(events.iter().all(|e| e.tenant_id == "acme"));
     assert_eq!(subjects(events), ["a1", "a2", "a3"]);
 
     let mut globex = producer.subscribe("globex", 0, &[]).await.unwrap();
     assert_eq!(
-        subjects(until_caught_up(&mut globex).await),
+        subjects(until_caught_up(&mut globex, 6).await),
         ["g1", "g2", "g3"]
     );
 
@@ -305,7 +307,10 @@ async fn subscribers_see_only_their_tenants_events_of_the_types_asked_for() {
         .subscribe("acme", 0, &["test.Created"])
         .await
         .unwrap();
-    assert_eq!(subjects(until_caught_up(&mut created).await), ["a1", "a3"]);
+    assert_eq!(
+        subjects(until_caught_up(&mut created, 5).await),
+        ["a1", "a3"]
+    );
 
     // Followed live too: globex's and other types' events do not leak.
     producer
@@ -419,4 +424,128 @@ async fn only_integrations_may_subscribe() {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     let status = producer.subscribe("acme", 0, &[""]).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+/// Finding 9: a type-filtered subscriber gets its heartbeats while other
+/// tenants keep the service busy (the quiet timer is this subscriber's,
+/// not the service's), and the heartbeat's head is the tenant's own
+/// position: other tenants' writes do not move it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_9_heartbeats_come_on_a_busy_service_and_show_only_the_tenants_position() {
+    let producer = Arc::new(Producer::start(pushed_only()).await);
+    producer
+        .write(vec![
+            event("acme", "test.Wanted", "a1"),
+            event("acme", "test.Other", "a2"),
+        ])
+        .await;
+    let mut stream = producer
+        .subscribe("acme", 0, &["test.Wanted"])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut stream).await.subject_id, "a1");
+
+    // Another tenant writes without pause (bounded in count) while acme's
+    // subscriber waits for its heartbeat.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop));
+        async move {
+            for i in 0..5000 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                producer
+                    .write(vec![event("globex", "test.Wanted", &format!("g{i}"))])
+                    .await;
+            }
+        }
+    });
+    support::eventually(Duration::from_secs(10), "the other tenant's writes", || {
+        let head = producer.events.head();
+        async move { (head > 20).then_some(()) }
+    })
+    .await;
+    let mut heads = Vec::new();
+    while heads.len() < 2 {
+        let message = tokio::time::timeout(Duration::from_secs(3), next(&mut stream))
+            .await
+            .expect("a heartbeat within 3s (the interval is 200ms) on a busy service");
+        match message {
+            Next::Heartbeat(head) => heads.push(head),
+            Next::Event(event) => panic!("acme has no new event, got {event:?}"),
+        }
+    }
+    let busy = !writer.is_finished();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+    assert!(
+        busy,
+        "the heartbeats came while the other tenant was writing"
+    );
+    assert!(producer.events.head() > 20);
+    assert_eq!(
+        heads,
+        [2, 2],
+        "acme's own newest event, not the service's head"
+    );
+}
+
+/// Finding 3: a subscriber that reads nothing holds a bounded number of
+/// bytes on the server (not hundreds of large events), and once it has
+/// taken nothing for the stall timeout it is dropped with
+/// RESOURCE_EXHAUSTED (SUBSCRIBER_STALLED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_3_a_stalled_subscriber_is_bounded_in_bytes_and_dropped_with_a_status() {
+    const EVENTS: usize = 200;
+    let producer = Producer::start(EventsConfig {
+        subscriber_buffer_bytes: 64 * 1024,
+        subscriber_stall_timeout: Duration::from_millis(300),
+        ..pushed_only()
+    })
+    .await;
+    let big = |i: usize| {
+        let mut e = event("acme", "test.Big", &format!("b{i}"));
+        e.payload.value = vec![b'x'; 32 * 1024];
+        e
+    };
+    for batch in 0..EVENTS / 20 {
+        producer
+            .write((0..20).map(|i| big(batch * 20 + i)).collect())
+            .await;
+    }
+    let mut stalled = producer.subscribe("acme", 0, &[]).await.unwrap();
+    // A reading subscriber is not dropped: it gets everything.
+    let mut reader = producer.subscribe("acme", 0, &[]).await.unwrap();
+    for _ in 0..EVENTS {
+        next_event(&mut reader).await;
+    }
+    support::eventually(
+        Duration::from_secs(10),
+        "the stalled subscriber's drop",
+        || {
+            let dropped = producer.events.stalled_subscribers_dropped();
+            async move { (dropped == 1).then_some(()) }
+        },
+    )
+    .await;
+    let mut received = 0;
+    let status = loop {
+        match within("the stalled stream's end", stalled.message()).await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => panic!("ended without a status after {received} events"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        reason(&status),
+        Some(("SUBSCRIBER_STALLED".into(), "crm.events".into()))
+    );
+    // What was in flight (the transport's windows) at most; the server's
+    // queue was dropped.
+    assert!(
+        received < EVENTS / 2,
+        "{received} events reached a stalled client"
+    );
 }
