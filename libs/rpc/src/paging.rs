@@ -36,6 +36,55 @@ impl PageLimits {
             n => Ok(u64::from(n.unsigned_abs().min(self.max_size.max(1)))),
         }
     }
+
+    /// The page a list request asks for: its `page_size` checked against
+    /// these limits, its `page_token` against `binding` (the tenant, the
+    /// method and every filter); every bad field is reported.
+    pub fn page<K: DeserializeOwned>(
+        &self,
+        page_size: i32,
+        page_token: &str,
+        binding: Binding,
+    ) -> Result<Page<K>, Vec<FieldViolation>> {
+        let mut violations = Vec::new();
+        let limit = self
+            .size(page_size)
+            .map_err(|v| violations.push(v))
+            .unwrap_or(1);
+        let after = decode(page_token, &binding)
+            .map_err(|v| violations.push(v))
+            .ok()
+            .flatten();
+        if violations.is_empty() {
+            Ok(Page {
+                limit,
+                after,
+                binding,
+            })
+        } else {
+            Err(violations)
+        }
+    }
+}
+
+/// One page of a list: how many rows at most, the key of the row to resume
+/// after (none for the first page), and what its next token is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<K> {
+    pub limit: u64,
+    pub after: Option<K>,
+    binding: Binding,
+}
+
+impl<K: Serialize> Page<K> {
+    /// The `next_page_token` after `rows` (this page), keyed by `key` of
+    /// the last row: empty when the page came back short, as the last one.
+    pub fn next_token<T>(&self, rows: &[T], key: impl FnOnce(&T) -> K) -> String {
+        match rows.last() {
+            Some(last) if rows.len() as u64 >= self.limit => encode(&key(last), &self.binding),
+            _ => String::new(),
+        }
+    }
 }
 
 /// What a token is bound to: the tenant, the method and every filter of the
@@ -125,5 +174,28 @@ mod tests {
         assert!(decode::<(String, i64)>(&token, &other_tenant).is_err());
         assert!(decode::<(String, i64)>("garbage!", &query).is_err());
         assert_eq!(decode::<(String, i64)>("", &query).unwrap(), None);
+    }
+
+    #[test]
+    fn a_page_reports_both_bad_fields_and_resumes_after_a_full_page() {
+        let limits = PageLimits::default();
+        let query = || Binding::new("acme", "ListThings").with("owner", "amy");
+        let bad = limits
+            .page::<String>(-1, "garbage!", query())
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect::<Vec<_>>();
+        assert_eq!(bad, ["page_size", "page_token"]);
+
+        let first = limits.page::<String>(2, "", query()).unwrap();
+        assert_eq!((first.limit, first.after.clone()), (2, None));
+        let rows = ["b", "a"];
+        let token = first.next_token(&rows, |r| (*r).to_owned());
+        let second = limits.page::<String>(2, &token, query()).unwrap();
+        assert_eq!(second.after.as_deref(), Some("a"));
+        assert_eq!(second.next_token(&rows[..1], |r| (*r).to_owned()), "");
+        let other = Binding::new("acme", "ListThings").with("owner", "bob");
+        assert!(limits.page::<String>(2, &token, other).is_err());
     }
 }

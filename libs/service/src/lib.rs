@@ -7,9 +7,16 @@
 //! health, the event stream and the sequencer ([`serve`]), stopping its
 //! workers on shutdown, and reaching other services ([`Peers`]). The `crm`
 //! binary keeps the list of services (its registry) and needs nothing else.
+//!
+//! What every service's api layer does alike lives here too: serving the
+//! tenant's configuration ([`TenantConfigs`]) and audit trail
+//! ([`AuditTrail`]), and the idempotency key of a creating call ([`Replay`]).
 
+mod audit;
+mod config;
 mod outbound;
 mod peers;
+mod replay;
 
 use std::{future::Future, sync::Arc};
 
@@ -17,8 +24,11 @@ use crm_server::{ServerConfig, ServerError, Shutdown};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{net::TcpListener, task::JoinHandle};
 
+pub use audit::{AuditPage, AuditQuery, AuditTrail};
+pub use config::TenantConfigs;
 pub use outbound::outbound;
 pub use peers::{PeerError, Peers, channel};
+pub use replay::Replay;
 
 /// What a service is given when its process opens it.
 #[derive(Clone)]
