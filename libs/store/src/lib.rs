@@ -13,16 +13,18 @@ pub mod idempotency;
 mod migrations;
 pub mod tenant_config;
 pub mod uow;
+mod write;
 
 use std::{path::Path, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseTransaction, SqlErr, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, SqlErr,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
 pub use migrations::{index, shared_migrations};
 pub use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+pub use write::{WriteTx, begin_write};
 
 /// Where one service keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,17 +106,6 @@ async fn create_schema(url: &str, schema: &str) -> Result<(), DbErr> {
     db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
         .await?;
     db.close().await
-}
-
-/// Begins a transaction that will write. On SQLite it takes the write lock
-/// at BEGIN (`BEGIN IMMEDIATE`): a deferred transaction that reads first and
-/// writes later can fail with SQLITE_BUSY when another writer got in between.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
 }
 
 /// Whether `err` is a unique-constraint violation, and on which constraint

@@ -35,7 +35,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    TxError, audit,
+    TxError, WriteTx, audit,
     audit::AuditEntry,
     idempotency::{self, Prior, RequestKey},
 };
@@ -60,7 +60,7 @@ pub trait Outbox: Send + Sync {
 
 /// The open transaction of one unit of work, handed to the work by value.
 #[derive(Clone)]
-pub struct Tx(Arc<DatabaseTransaction>);
+pub struct Tx(Arc<WriteTx>);
 
 impl Deref for Tx {
     type Target = DatabaseTransaction;
