@@ -31,6 +31,16 @@ pub struct AuthConfig {
     /// consumers). Its public half must be among the verification keys.
     /// Unset in development: the development key serves.
     pub service_key_file: Option<PathBuf>,
+    /// Development mode: trust (and sign service tokens with) the key the
+    /// process keeps in its data directory. Unset: on only for everything in
+    /// one process listening on loopback with no keys configured (the binary
+    /// decides); `false` makes a missing key a start-up error.
+    pub development: Option<bool>,
+    /// The longest lifetime (`exp - iat`) a token may have.
+    pub max_token_lifetime_seconds: u64,
+    /// Key files are re-read at most this often and reloaded when their
+    /// content changed (rotation without a restart); 0 checks on every call.
+    pub key_reload_interval_seconds: u64,
 }
 
 impl Default for AuthConfig {
@@ -46,6 +56,9 @@ impl Default for AuthConfig {
             jwks_file: None,
             leeway_seconds: 30,
             service_key_file: None,
+            development: None,
+            max_token_lifetime_seconds: 24 * 3600,
+            key_reload_interval_seconds: 30,
         }
     }
 }
@@ -59,6 +72,11 @@ impl AuthConfig {
         }
         if self.audience.is_empty() {
             return Err(AuthError::Config("auth.audience is empty".into()));
+        }
+        if self.max_token_lifetime_seconds == 0 {
+            return Err(AuthError::Config(
+                "auth.max_token_lifetime_seconds is 0: no token could be accepted".into(),
+            ));
         }
         Ok(())
     }
@@ -97,6 +115,8 @@ mod tests {
         let cfg = AuthConfig::default();
         assert_eq!(cfg.algorithms, ["EdDSA", "ES256", "RS256"]);
         assert_eq!(cfg.leeway_seconds, 30);
+        assert_eq!(cfg.max_token_lifetime_seconds, 86_400);
+        assert_eq!(cfg.development, None, "decided by the binary unless set");
         assert!(cfg.validate().is_ok());
     }
 
@@ -141,6 +161,7 @@ mod tests {
                 ("CRM__AUTH__PUBLIC_KEY_FILES", "/keys/a.pem, /keys/b.pem"),
                 ("CRM__AUTH__JWKS_FILE", "/keys/jwks.json"),
                 ("CRM__AUTH__LEEWAY_SECONDS", "10"),
+                ("CRM__AUTH__DEVELOPMENT", "false"),
             ]),
         )
         .unwrap();
@@ -148,6 +169,7 @@ mod tests {
         assert_eq!(s.auth.public_key_files.len(), 2);
         assert_eq!(s.auth.jwks_file, Some(PathBuf::from("/keys/jwks.json")));
         assert_eq!(s.auth.leeway_seconds, 10);
+        assert_eq!(s.auth.development, Some(false));
         assert_eq!(s.auth.issuer, "crm");
     }
 

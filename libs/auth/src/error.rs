@@ -20,7 +20,11 @@ pub enum AuthError {
     #[error("key: {0}")]
     Key(String),
     /// No key to verify tokens with: every token would be refused.
-    #[error("no token verification key configured (auth.public_key_files or auth.jwks_file)")]
+    #[error(
+        "no token verification key configured: set auth.public_key_files or auth.jwks_file \
+         (or auth.development = true to trust the development key of the data directory, \
+         on one machine only)"
+    )]
     NoKeys,
     /// Reading or writing the development keys failed.
     #[error("{}: {source}", path.display())]
@@ -69,6 +73,13 @@ pub enum AuthError {
     /// A claim has the wrong type or an empty value.
     #[error("token claim {0:?} is invalid")]
     InvalidClaim(String),
+    /// `exp - iat` is longer than `auth.max_token_lifetime_seconds`.
+    #[error("token lifetime is longer than allowed")]
+    LifetimeTooLong,
+    /// The header's `typ` names something other than an access token (an
+    /// ID token, a logout token...).
+    #[error("token type is not accepted")]
+    WrongType,
 }
 
 impl AuthError {

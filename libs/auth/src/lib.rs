@@ -1,7 +1,8 @@
 //! Authentication and authorisation shared by the gateway and every service.
 //!
 //! - [`Verifier`]: bearer JWT verification after RFC 8725 (algorithm
-//!   allow-list, keys from configuration, required `iss`/`aud`/`exp`/`sub`)
+//!   allow-list, keys from configuration reloaded when they change, required
+//!   `iss`/`aud`/`exp`/`iat`/`sub`, a bounded lifetime, access-token `typ`)
 //!   into a [`Principal`].
 //! - [`AuthLayer`]: the tower layer that enforces the role policy declared in
 //!   the contracts (`crm_proto::METHOD_POLICIES`) on every call, deny by
@@ -12,7 +13,9 @@
 
 mod config;
 mod error;
+mod files;
 mod layer;
+mod lru;
 mod mint;
 mod principal;
 mod verify;

@@ -9,6 +9,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 
+use crate::files::{self, Owner};
 use crate::verify::key_id;
 use crate::{AuthError, Role};
 
@@ -131,10 +132,13 @@ impl std::fmt::Debug for DevKeys {
 impl DevKeys {
     /// Loads `<data_dir>/keys/dev-signing-key.pem`, creating it (mode 0600)
     /// with a fresh Ed25519 key if absent, and writes the public key beside
-    /// it as `dev-public-key.pem`.
+    /// it as `dev-public-key.pem`. The directory and the key must be this
+    /// user's and writable by nobody else: whoever can put a key there
+    /// mints tokens for any tenant.
     pub fn load_or_create(data_dir: &Path) -> Result<DevKeys, AuthError> {
         let dir = data_dir.join(KEYS_DIR);
         create_private_dir(&dir)?;
+        files::check(&dir, Owner::Us)?;
         let private_path = dir.join(SIGNING_KEY_FILE);
         let private_pem = match read_private(&private_path)? {
             Some(pem) => pem,
@@ -227,6 +231,7 @@ fn read_private(path: &Path) -> Result<Option<String>, AuthError> {
         Err(e) if e.kind() == IoErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(path)(e)),
     };
+    files::check(path, Owner::Us)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -363,6 +368,43 @@ mod tests {
         fs::set_permissions(keys.signing_key_path(), fs::Permissions::from_mode(0o644)).unwrap();
         let err = DevKeys::load_or_create(dir.path()).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    /// Finding 3: a development key directory that group or others may
+    /// write is refused, so nobody else can plant a key there.
+    #[cfg(unix)]
+    #[test]
+    fn finding_3_a_key_directory_writable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        for mode in [0o777, 0o770, 0o702] {
+            let dir = tempfile::tempdir().unwrap();
+            let keys_dir = dir.path().join("keys");
+            fs::create_dir(&keys_dir).unwrap();
+            fs::set_permissions(&keys_dir, fs::Permissions::from_mode(mode)).unwrap();
+            let err = DevKeys::load_or_create(dir.path()).unwrap_err();
+            assert!(err.to_string().contains("chmod go-w"), "{mode:o}: {err}");
+        }
+    }
+
+    /// Finding 3: a development key (or its directory) owned by another
+    /// user is refused. Changing a file's owner needs root: skipped
+    /// otherwise (the rule itself is tested in `files`).
+    #[cfg(unix)]
+    #[test]
+    fn finding_3_a_key_owned_by_another_user_is_refused() {
+        use std::os::unix::fs::chown;
+        if rustix::process::geteuid().as_raw() != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let keys = DevKeys::load_or_create(dir.path()).unwrap();
+        chown(keys.signing_key_path(), Some(4242), None).unwrap();
+        let err = DevKeys::load_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("uid 4242"), "{err}");
+        chown(keys.signing_key_path(), Some(0), None).unwrap();
+        chown(dir.path().join("keys"), Some(4242), None).unwrap();
+        let err = DevKeys::load_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("uid 4242"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-use std::path::Path;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,6 +11,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::files::{self, Owner};
+use crate::lru::Lru;
 use crate::{AuthConfig, AuthError, Principal, Role};
 
 /// Tokens longer than this are refused before any parsing or crypto work.
@@ -24,18 +28,38 @@ const KEY_ID_LEN: usize = 16;
 ///
 /// Build it once at start-up and share it (`Arc<Verifier>`): keys are read
 /// and checked here, so a bad key stops start-up instead of failing calls.
+/// Key files are re-read at most every `auth.key_reload_interval_seconds`
+/// and reloaded when they changed, so keys rotate without a restart.
 pub struct Verifier {
-    keys: Vec<VerifyingKey>,
+    keys: RwLock<Arc<Vec<VerifyingKey>>>,
+    source: KeySource,
     allowed: Vec<Algorithm>,
     issuer: String,
     leeway: u64,
+    max_lifetime: u64,
     /// Tokens already verified, until they expire: a signature check costs
     /// far more than the call it guards, and a client sends the same token
-    /// on every call. Bounded: emptied when full.
-    verified: std::sync::Mutex<std::collections::HashMap<String, Verified>>,
+    /// on every call. Bounded: the least recently used goes first.
+    verified: Mutex<Lru<Verified>>,
     /// Full verifications made, for tests of the cache.
     #[cfg(test)]
     full_checks: std::sync::atomic::AtomicUsize,
+}
+
+/// Where the keys come from, and what was read last time.
+struct KeySource {
+    files: Vec<PathBuf>,
+    jwks: Option<PathBuf>,
+    /// Keys given in memory (the development key): never reloaded.
+    extra: Vec<Vec<u8>>,
+    allowed: Vec<Algorithm>,
+    base: Validation,
+    reload_every: u64,
+    /// Unix second from which the files may be read again.
+    next_check: AtomicU64,
+    /// The files' content the current keys were made from (PEM files in
+    /// order, then the JWKS document).
+    loaded: Mutex<Vec<Vec<u8>>>,
 }
 
 /// A verified token's principal and the last second it is valid.
@@ -63,7 +87,7 @@ struct VerifyingKey {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("keys", &self.keys.len())
+            .field("keys", &self.current_keys().len())
             .field("allowed", &self.allowed)
             .field("issuer", &self.issuer)
             .finish()
@@ -75,6 +99,7 @@ impl std::fmt::Debug for Verifier {
 struct RawHeader {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
     crit: Option<Value>,
 }
 
@@ -106,62 +131,28 @@ impl Verifier {
         base.set_audience(&[&cfg.audience]);
         base.leeway = cfg.leeway_seconds;
         base.validate_nbf = true;
-        let validation_for = |alg: Algorithm| {
-            let mut v = base.clone();
-            v.algorithms = vec![alg];
-            v
-        };
 
-        let mut keys = Vec::new();
-        let mut add_pem = |pem: &[u8]| -> Result<(), String> {
-            let (alg, key) = key_from_pem(pem)?;
-            if !allowed.contains(&alg) {
-                return Err(format!(
-                    "is a key for {alg:?}, which is not in auth.algorithms"
-                ));
-            }
-            keys.push(VerifyingKey {
-                kid: Some(key_id(&key)?),
-                from_jwks: false,
-                alg,
-                validation: validation_for(alg),
-                key,
-            });
-            Ok(())
+        let source = KeySource {
+            files: cfg.public_key_files.clone(),
+            jwks: cfg.jwks_file.clone(),
+            extra: extra_public_keys_pem.to_vec(),
+            allowed: allowed.clone(),
+            base,
+            reload_every: cfg.key_reload_interval_seconds,
+            next_check: AtomicU64::new(0),
+            loaded: Mutex::new(Vec::new()),
         };
-        for path in &cfg.public_key_files {
-            let pem = std::fs::read(path).map_err(|e| AuthError::KeyFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            add_pem(&pem).map_err(|reason| AuthError::KeyFile {
-                path: path.clone(),
-                reason,
-            })?;
-        }
-        for pem in extra_public_keys_pem {
-            add_pem(pem).map_err(AuthError::Key)?;
-        }
-        if let Some(path) = &cfg.jwks_file {
-            for (kid, alg, key) in keys_from_jwks(path, &allowed)? {
-                keys.push(VerifyingKey {
-                    kid,
-                    from_jwks: true,
-                    alg,
-                    validation: validation_for(alg),
-                    key,
-                });
-            }
-        }
-        if keys.is_empty() {
-            return Err(AuthError::NoKeys);
-        }
+        let contents = source.read()?;
+        let keys = source.parse(&contents)?;
+        *source.loaded.lock().unwrap_or_else(PoisonError::into_inner) = contents;
         Ok(Verifier {
-            keys,
+            keys: RwLock::new(Arc::new(keys)),
+            source,
             allowed,
             issuer: cfg.issuer.clone(),
             leeway: cfg.leeway_seconds,
-            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+            max_lifetime: cfg.max_token_lifetime_seconds,
+            verified: Mutex::new(Lru::new(VERIFIED_CAPACITY)),
             #[cfg(test)]
             full_checks: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -181,20 +172,22 @@ impl Verifier {
     /// token is still valid (its `exp` plus the leeway, as on first sight),
     /// otherwise checked in full.
     fn verify_at(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
-        if let Ok(cache) = self.verified.lock()
-            && let Some(hit) = cache.get(token)
-            && now <= hit.valid_until
-        {
-            return Ok(hit.principal.clone());
-        }
-        let (principal, exp) = self.verify_uncached(token)?;
+        self.reload_if_changed(now);
         if let Ok(mut cache) = self.verified.lock() {
-            if cache.len() >= VERIFIED_CAPACITY {
-                cache.clear();
+            let hit = cache
+                .get(token)
+                .map(|hit| (hit.valid_until, hit.principal.clone()));
+            match hit {
+                Some((valid_until, principal)) if now <= valid_until => return Ok(principal),
+                Some(_) => cache.remove(token),
+                None => {}
             }
+        }
+        let (principal, exp) = self.verify_uncached(token, now)?;
+        if let Ok(mut cache) = self.verified.lock() {
             let valid_until = exp.saturating_add(self.leeway);
             cache.insert(
-                token.to_owned(),
+                token,
                 Verified {
                     principal: principal.clone(),
                     valid_until,
@@ -204,7 +197,64 @@ impl Verifier {
         Ok(principal)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), AuthError> {
+    fn current_keys(&self) -> Arc<Vec<VerifyingKey>> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads the key files when due (one caller at a time) and swaps in
+    /// their keys if they changed. Keys that do not load are logged and the
+    /// previous ones kept: a half-written file must not lock everyone out.
+    fn reload_if_changed(&self, now: u64) {
+        let source = &self.source;
+        if source.files.is_empty() && source.jwks.is_none() {
+            return;
+        }
+        let due = source.next_check.load(Ordering::Acquire);
+        if now < due
+            || source
+                .next_check
+                .compare_exchange(
+                    due,
+                    now.saturating_add(source.reload_every),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let contents = match source.read() {
+            Ok(contents) => contents,
+            Err(error) => {
+                tracing::error!(%error, "cannot re-read the token verification keys; keeping the loaded ones");
+                return;
+            }
+        };
+        let mut loaded = source.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if *loaded == contents {
+            return;
+        }
+        match source.parse(&contents) {
+            Ok(keys) => {
+                let count = keys.len();
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+                *loaded = contents;
+                // A token verified with a key that is gone must not stay accepted.
+                if let Ok(mut cache) = self.verified.lock() {
+                    cache.clear();
+                }
+                tracing::info!(keys = count, "token verification keys reloaded");
+            }
+            Err(error) => {
+                tracing::error!(%error, "the token verification keys changed but do not load; keeping the previous ones");
+            }
+        }
+    }
+
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthError> {
         #[cfg(test)]
         self.full_checks
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -217,12 +267,19 @@ impl Verifier {
         if header.crit.is_some() {
             return Err(AuthError::Malformed);
         }
+        // RFC 8725 §3.11: an ID token or any other JWT is not an access token.
+        if let Some(typ) = &header.typ
+            && !is_access_token_type(typ)
+        {
+            return Err(AuthError::WrongType);
+        }
         let alg = Algorithm::from_str(&header.alg)
             .ok()
             .filter(|a| self.allowed.contains(a))
             .ok_or_else(|| AuthError::AlgorithmNotAllowed(header.alg.chars().take(16).collect()))?;
 
-        let candidates = self.candidates(alg, header.kid.as_deref())?;
+        let keys = self.current_keys();
+        let candidates = candidates(&keys, alg, header.kid.as_deref())?;
         let mut refused = AuthError::UnknownKey;
         for key in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation) {
@@ -233,6 +290,7 @@ impl Verifier {
                         .get("exp")
                         .and_then(Value::as_u64)
                         .ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
+                    self.check_lifetime(&data.claims, exp, now)?;
                     return Ok((self.principal_from(data.claims)?, exp));
                 }
                 // The signature does not match this key: try the next one.
@@ -244,35 +302,27 @@ impl Verifier {
         Err(refused)
     }
 
-    fn candidates(
+    /// `iat` is required, not in the future, and at most the configured
+    /// lifetime before `exp`: a stolen long-lived token is a standing key.
+    fn check_lifetime(
         &self,
-        alg: Algorithm,
-        kid: Option<&str>,
-    ) -> Result<Vec<&VerifyingKey>, AuthError> {
-        let Some(kid) = kid else {
-            return Ok(self.keys.iter().filter(|k| k.alg == alg).collect());
+        claims: &Map<String, Value>,
+        exp: u64,
+        now: u64,
+    ) -> Result<(), AuthError> {
+        let iat = match claims.get("iat") {
+            None => return Err(AuthError::MissingClaim("iat".into())),
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| AuthError::InvalidClaim("iat".into()))?,
         };
-        let named: Vec<_> = self
-            .keys
-            .iter()
-            .filter(|k| k.kid.as_deref() == Some(kid))
-            .collect();
-        if !named.is_empty() {
-            // The token names a key of another type: the header's alg would
-            // make us use it the wrong way (RFC 8725 §3.1).
-            let matching: Vec<_> = named.into_iter().filter(|k| k.alg == alg).collect();
-            if matching.is_empty() {
-                return Err(AuthError::AlgorithmNotAllowed(format!(
-                    "{alg:?} for this key"
-                )));
-            }
-            return Ok(matching);
+        if iat > now.saturating_add(self.leeway) {
+            return Err(AuthError::InvalidClaim("iat".into()));
         }
-        Ok(self
-            .keys
-            .iter()
-            .filter(|k| k.alg == alg && !k.from_jwks)
-            .collect())
+        if exp.saturating_sub(iat) > self.max_lifetime {
+            return Err(AuthError::LifetimeTooLong);
+        }
+        Ok(())
     }
 
     fn principal_from(&self, claims: Map<String, Value>) -> Result<Principal, AuthError> {
@@ -304,6 +354,111 @@ impl Verifier {
             tenant,
             roles,
         })
+    }
+}
+
+fn candidates<'k>(
+    keys: &'k [VerifyingKey],
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Result<Vec<&'k VerifyingKey>, AuthError> {
+    let Some(kid) = kid else {
+        return Ok(keys.iter().filter(|k| k.alg == alg).collect());
+    };
+    let named: Vec<_> = keys
+        .iter()
+        .filter(|k| k.kid.as_deref() == Some(kid))
+        .collect();
+    if !named.is_empty() {
+        // The token names a key of another type: the header's alg would
+        // make us use it the wrong way (RFC 8725 §3.1).
+        let matching: Vec<_> = named.into_iter().filter(|k| k.alg == alg).collect();
+        if matching.is_empty() {
+            return Err(AuthError::AlgorithmNotAllowed(format!(
+                "{alg:?} for this key"
+            )));
+        }
+        return Ok(matching);
+    }
+    Ok(keys
+        .iter()
+        .filter(|k| k.alg == alg && !k.from_jwks)
+        .collect())
+}
+
+/// `JWT` or `at+jwt` (RFC 9068), compared as media types: without case and
+/// with or without `application/`.
+fn is_access_token_type(typ: &str) -> bool {
+    let lower = typ.to_ascii_lowercase();
+    let name = lower.strip_prefix("application/").unwrap_or(&lower);
+    name == "jwt" || name == "at+jwt"
+}
+
+impl KeySource {
+    /// The content of every key file, refusing files others may write.
+    fn read(&self) -> Result<Vec<Vec<u8>>, AuthError> {
+        self.files
+            .iter()
+            .chain(&self.jwks)
+            .map(|path| {
+                files::check(path, Owner::Anyone)?;
+                std::fs::read(path).map_err(|e| AuthError::KeyFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The keys of `contents` (as [`KeySource::read`] returned them) and of
+    /// the in-memory keys. Fails on any unacceptable key, or if none is left.
+    fn parse(&self, contents: &[Vec<u8>]) -> Result<Vec<VerifyingKey>, AuthError> {
+        let validation_for = |alg: Algorithm| {
+            let mut v = self.base.clone();
+            v.algorithms = vec![alg];
+            v
+        };
+        let mut keys = Vec::new();
+        let mut add_pem = |pem: &[u8]| -> Result<(), String> {
+            let (alg, key) = key_from_pem(pem)?;
+            if !self.allowed.contains(&alg) {
+                return Err(format!(
+                    "is a key for {alg:?}, which is not in auth.algorithms"
+                ));
+            }
+            keys.push(VerifyingKey {
+                kid: Some(key_id(&key)?),
+                from_jwks: false,
+                alg,
+                validation: validation_for(alg),
+                key,
+            });
+            Ok(())
+        };
+        for (path, pem) in self.files.iter().zip(contents) {
+            add_pem(pem).map_err(|reason| AuthError::KeyFile {
+                path: path.clone(),
+                reason,
+            })?;
+        }
+        for pem in &self.extra {
+            add_pem(pem).map_err(AuthError::Key)?;
+        }
+        if let (Some(path), Some(document)) = (&self.jwks, contents.get(self.files.len())) {
+            for (kid, alg, key) in keys_from_jwks(path, document, &self.allowed)? {
+                keys.push(VerifyingKey {
+                    kid,
+                    from_jwks: true,
+                    alg,
+                    validation: validation_for(alg),
+                    key,
+                });
+            }
+        }
+        if keys.is_empty() {
+            return Err(AuthError::NoKeys);
+        }
+        Ok(keys)
     }
 }
 
@@ -415,15 +570,15 @@ pub(crate) fn key_id(key: &DecodingKey) -> Result<String, String> {
 /// that are not allowed, or of unsupported types are skipped: an identity
 /// provider's set often holds such keys beside the signing keys we need.
 fn keys_from_jwks(
-    path: &Path,
+    path: &std::path::Path,
+    bytes: &[u8],
     allowed: &[Algorithm],
 ) -> Result<Vec<(Option<String>, Algorithm, DecodingKey)>, AuthError> {
     let fail = |reason: String| AuthError::KeyFile {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}")))?;
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| fail(format!("not JSON: {e}")))?;
     let entries = doc
         .get("keys")
         .and_then(Value::as_array)
@@ -622,6 +777,199 @@ mod tests {
         assert_eq!(f.verifier.full_checks.load(SeqCst), 4);
     }
 
+    /// Finding 18: a token without `iat` is refused; so is one issued in
+    /// the future or of a type other than `iat` integer.
+    #[test]
+    fn finding_18_iat_is_required_and_not_in_the_future() {
+        let f = fixture();
+        let err = f
+            .verifier
+            .verify(&sign(&f, &without(valid_claims(), "iat")))
+            .unwrap_err();
+        assert!(
+            matches!(&err, AuthError::MissingClaim(c) if c == "iat"),
+            "{err:?}"
+        );
+        for iat in [json!(now() + 3600), json!("yesterday"), json!(-1)] {
+            let claims = with(valid_claims(), "iat", iat.clone());
+            let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+            assert!(
+                matches!(&err, AuthError::InvalidClaim(c) if c == "iat"),
+                "{iat}: {err:?}"
+            );
+        }
+    }
+
+    /// Finding 18: `exp - iat` is bounded, 24 hours by default.
+    #[test]
+    fn finding_18_token_lifetime_is_bounded() {
+        let f = fixture();
+        let day = 24 * 3600;
+        let claims = with(valid_claims(), "exp", json!(now() + day + 60));
+        let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
+        assert!(matches!(err, AuthError::LifetimeTooLong), "{err:?}");
+        assert_eq!(err.reason(), "TOKEN_INVALID");
+        let claims = with(valid_claims(), "exp", json!(now() + day));
+        assert!(
+            f.verifier.verify(&sign(&f, &claims)).is_ok(),
+            "24 h exactly"
+        );
+
+        let cfg = AuthConfig {
+            max_token_lifetime_seconds: 3600,
+            ..AuthConfig::default()
+        };
+        let verifier = Verifier::new(&cfg, &[f.public_pem.clone().into_bytes()]).unwrap();
+        let claims = with(valid_claims(), "exp", json!(now() + 3601));
+        assert!(matches!(
+            verifier.verify(&sign(&f, &claims)),
+            Err(AuthError::LifetimeTooLong)
+        ));
+        let zero = AuthConfig {
+            max_token_lifetime_seconds: 0,
+            ..AuthConfig::default()
+        };
+        assert!(matches!(
+            Verifier::new(&zero, &[f.public_pem.clone().into_bytes()]),
+            Err(AuthError::Config(_))
+        ));
+    }
+
+    /// Finding 18: a `typ` other than `JWT` or `at+jwt` (an ID token, a
+    /// logout token...) is refused; no `typ` is accepted.
+    #[test]
+    fn finding_18_typ_must_name_an_access_token() {
+        let f = fixture();
+        let key = EncodingKey::from_ed_pem(f.private_pem.as_bytes()).unwrap();
+        let with_typ = |typ: Option<&str>| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.typ = typ.map(str::to_owned);
+            jsonwebtoken::encode(&header, &valid_claims(), &key).unwrap()
+        };
+        for typ in [
+            None,
+            Some("JWT"),
+            Some("jwt"),
+            Some("at+jwt"),
+            Some("application/at+JWT"),
+        ] {
+            assert!(f.verifier.verify(&with_typ(typ)).is_ok(), "{typ:?}");
+        }
+        for typ in [
+            "id_token+jwt",
+            "logout+jwt",
+            "secevent+jwt",
+            "JOSE",
+            "",
+            "at+jwt2",
+        ] {
+            let err = f.verifier.verify(&with_typ(Some(typ))).unwrap_err();
+            assert!(matches!(err, AuthError::WrongType), "{typ}: {err:?}");
+        }
+    }
+
+    /// Finding 18: a full cache evicts its least recently used token, not
+    /// every token at once (a flood of new tokens used to empty it).
+    #[test]
+    fn finding_18_a_full_cache_evicts_only_the_least_recently_used() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let f = fixture();
+        let mint = |i: usize| {
+            f.minter
+                .mint(
+                    &format!("user-{i}"),
+                    "acme",
+                    &[Role::Sales],
+                    Duration::from_secs(600),
+                )
+                .unwrap()
+        };
+        let hot = mint(0);
+        f.verifier.verify(&hot).unwrap();
+        let first_cold = mint(1);
+        f.verifier.verify(&first_cold).unwrap();
+        for i in 2..VERIFIED_CAPACITY {
+            f.verifier.verify(&mint(i)).unwrap();
+        }
+        // Full now; the hot token is used again, then one more comes in.
+        f.verifier.verify(&hot).unwrap();
+        f.verifier.verify(&mint(VERIFIED_CAPACITY)).unwrap();
+        let checks = f.verifier.full_checks.load(SeqCst);
+        f.verifier.verify(&hot).unwrap();
+        assert_eq!(
+            f.verifier.full_checks.load(SeqCst),
+            checks,
+            "the hot token stayed"
+        );
+        f.verifier.verify(&first_cold).unwrap();
+        assert_eq!(
+            f.verifier.full_checks.load(SeqCst),
+            checks + 1,
+            "the least recently used went"
+        );
+    }
+
+    /// Finding 18: key files are re-read (at most every
+    /// `key_reload_interval_seconds`) and a rotated key is used without a
+    /// restart; a key file that does not load keeps the previous keys.
+    #[test]
+    fn finding_18_rotated_key_files_are_reloaded() {
+        let old = fixture();
+        let new = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("public.pem");
+        std::fs::write(&file, &old.public_pem).unwrap();
+        let cfg = AuthConfig {
+            public_key_files: vec![file.clone()],
+            ..AuthConfig::default()
+        };
+        let verifier = Verifier::new(&cfg, &[]).unwrap();
+        let token = |f: &Fixture| {
+            f.minter
+                .mint("user-1", "acme", &[Role::Sales], Duration::from_secs(600))
+                .unwrap()
+        };
+        let (old_token, new_token) = (token(&old), token(&new));
+        let t0 = now();
+        assert!(verifier.verify_at(&old_token, t0).is_ok());
+        assert!(verifier.verify_at(&new_token, t0).is_err());
+
+        std::fs::write(&file, &new.public_pem).unwrap();
+        assert!(
+            verifier.verify_at(&new_token, t0 + 1).is_err(),
+            "not re-read before the interval"
+        );
+        assert!(verifier.verify_at(&new_token, t0 + 31).is_ok(), "rotated");
+        assert!(
+            verifier.verify_at(&old_token, t0 + 31).is_err(),
+            "the removed key's token is not served from the cache"
+        );
+
+        std::fs::write(&file, "half a key").unwrap();
+        assert!(
+            verifier.verify_at(&new_token, t0 + 62).is_ok(),
+            "a broken file keeps the previous keys"
+        );
+    }
+
+    /// A configured key file that others may change is refused.
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_writable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let f = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("public.pem");
+        std::fs::write(&file, &f.public_pem).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let cfg = AuthConfig {
+            public_key_files: vec![file],
+            ..AuthConfig::default()
+        };
+        let err = Verifier::new(&cfg, &[]).unwrap_err();
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+    }
+
     #[test]
     fn future_nbf_is_refused() {
         let f = fixture();
@@ -657,7 +1005,7 @@ mod tests {
     #[test]
     fn required_claims_must_be_present() {
         let f = fixture();
-        for claim in ["exp", "iss", "aud", "sub", "tenant", "roles"] {
+        for claim in ["exp", "iat", "iss", "aud", "sub", "tenant", "roles"] {
             let claims = without(valid_claims(), claim);
             let err = f.verifier.verify(&sign(&f, &claims)).unwrap_err();
             assert!(
@@ -863,7 +1211,7 @@ mod tests {
             ..AuthConfig::default()
         };
         let verifier = Verifier::new(&cfg, &[]).unwrap();
-        let algs: Vec<_> = verifier.keys.iter().map(|k| k.alg).collect();
+        let algs: Vec<_> = verifier.current_keys().iter().map(|k| k.alg).collect();
         assert_eq!(algs, [Algorithm::ES256, Algorithm::RS256]);
 
         std::fs::write(&files[1], "not a key").unwrap();
@@ -902,7 +1250,7 @@ mod tests {
         };
         let verifier = Verifier::new(&cfg, &[]).unwrap();
         assert_eq!(
-            verifier.keys.len(),
+            verifier.current_keys().len(),
             1,
             "only the Ed25519 signing key is usable"
         );
