@@ -95,22 +95,58 @@ pub struct Listeners {
     pub services: BTreeMap<String, TcpListener>,
 }
 
-/// The verifier for incoming tokens. With no keys configured, the suite is
-/// in development mode: it trusts the key `crm serve` made in the data
-/// directory (and `crm token` signs with), and says so in the log.
-pub fn verifier(settings: &Settings) -> Result<Verifier, Error> {
-    let configured =
-        !settings.auth.public_key_files.is_empty() || settings.auth.jwks_file.is_some();
-    let extra = if configured {
-        Vec::new()
-    } else {
-        ensure_dir(&settings.data_dir)?;
-        let keys = DevKeys::load_or_create(&settings.data_dir)?;
-        tracing::warn!(
-            data_dir = %settings.data_dir.display(),
-            "no auth keys configured: trusting the development key in the data directory"
+/// Whether a process running `component` is in development mode: it
+/// trusts (and signs its own work with) the key kept in the data directory,
+/// which `crm token` signs with. `auth.development` decides when set; unset,
+/// only everything in one process (`crm serve`) with no keys configured and
+/// every listen address on loopback, so that a process reachable from
+/// elsewhere never trusts a key that whoever writes its data volume could
+/// plant.
+pub fn development_mode(settings: &Settings, component: Component) -> bool {
+    if let Some(explicit) = settings.auth.development {
+        return explicit;
+    }
+    let auth = &settings.auth;
+    let no_keys = auth.public_key_files.is_empty() && auth.jwks_file.is_none();
+    let serve = &settings.serve;
+    component == Component::All
+        && no_keys
+        && std::iter::once(&serve.gateway_addr)
+            .chain(serve.services.values())
+            .all(|addr| is_loopback(addr))
+}
+
+/// `127.0.0.1:port`, `[::1]:port` or `localhost:port`.
+fn is_loopback(addr: &str) -> bool {
+    match addr.parse::<SocketAddr>() {
+        Ok(addr) => addr.ip().is_loopback(),
+        Err(_) => addr
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+    }
+}
+
+/// The development key of the data directory, made on first use.
+fn dev_keys(settings: &Settings) -> Result<DevKeys, Error> {
+    ensure_dir(&settings.data_dir)?;
+    Ok(DevKeys::load_or_create(&settings.data_dir)?)
+}
+
+/// The verifier for incoming tokens: the configured keys, and in
+/// `development` mode the development key, said loudly on every start.
+/// No key at all is a start-up error naming the settings.
+pub fn verifier(settings: &Settings, development: bool) -> Result<Verifier, Error> {
+    let extra = if development {
+        let keys = dev_keys(settings)?;
+        tracing::error!(
+            key = %keys.signing_key_path().display(),
+            "DEVELOPMENT MODE: trusting the development key in the data directory; whoever can \
+             read or replace it mints tokens for any tenant. Never in production: configure \
+             auth.public_key_files or auth.jwks_file and set auth.development = false"
         );
         vec![keys.public_key_pem()]
+    } else {
+        Vec::new()
     };
     Ok(Verifier::new(&settings.auth, &extra)?)
 }
@@ -152,8 +188,11 @@ async fn database(
 }
 
 /// The services' own identity for work they do by themselves: the
-/// configured service key, or in development the development key.
-pub fn service_identity(settings: &Settings) -> Result<Option<crm_auth::TokenMinter>, Error> {
+/// configured service key, or in `development` mode the development key.
+pub fn service_identity(
+    settings: &Settings,
+    development: bool,
+) -> Result<Option<crm_auth::TokenMinter>, Error> {
     let auth = &settings.auth;
     if let Some(path) = &auth.service_key_file {
         let pem = std::fs::read(path).map_err(|source| Error::DataDir {
@@ -166,10 +205,9 @@ pub fn service_identity(settings: &Settings) -> Result<Option<crm_auth::TokenMin
             &auth.audience,
         )?));
     }
-    if auth.public_key_files.is_empty() && auth.jwks_file.is_none() {
-        ensure_dir(&settings.data_dir)?;
+    if development {
         return Ok(Some(
-            DevKeys::load_or_create(&settings.data_dir)?.minter(&auth.issuer, &auth.audience)?,
+            dev_keys(settings)?.minter(&auth.issuer, &auth.audience)?,
         ));
     }
     Ok(None)
@@ -237,7 +275,9 @@ async fn context(
 /// Applies every service's migrations.
 pub async fn migrate(settings: &Settings) -> Result<(), Error> {
     check(settings)?;
-    let identity = service_identity(settings)?.map(Arc::new);
+    // Migrations serve nothing: the identity is that of `crm serve` alike.
+    let development = development_mode(settings, Component::All);
+    let identity = service_identity(settings, development)?.map(Arc::new);
     let peers = peers(settings, &BTreeMap::new());
     for entry in SERVICES.iter() {
         let context = context(settings, entry, identity.clone(), peers.clone()).await?;
@@ -269,8 +309,9 @@ pub async fn serve_on(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     check(&settings)?;
-    let verifier = Arc::new(verifier(&settings)?);
-    let identity = service_identity(&settings)?.map(Arc::new);
+    let development = development_mode(&settings, component);
+    let verifier = Arc::new(verifier(&settings, development)?);
+    let identity = service_identity(&settings, development)?.map(Arc::new);
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
 
     // Bind first, so that every service and the gateway know where the
@@ -385,6 +426,88 @@ mod tests {
             Some("http://127.0.0.1:9"),
             "a service of this process is where it actually listens"
         );
+    }
+
+    fn settings_from(vars: &[(&str, &str)]) -> Settings {
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        crm_config::load_from(None, vars).unwrap()
+    }
+
+    #[test]
+    fn development_mode_is_explicit_or_everything_on_loopback_without_keys() {
+        let defaults = Settings::default();
+        assert!(
+            development_mode(&defaults, Component::All),
+            "crm serve, no setup"
+        );
+        assert!(!development_mode(&defaults, Component::Gateway));
+        assert!(!development_mode(&defaults, Component::Service("leads")));
+        for vars in [
+            [("CRM__SERVE__GATEWAY_ADDR", "0.0.0.0:50051")],
+            [("CRM__SERVE__LEADS_ADDR", "10.0.0.1:50061")],
+            [("CRM__AUTH__PUBLIC_KEY_FILES", "/etc/crm/keys/public.pem")],
+            [("CRM__AUTH__DEVELOPMENT", "false")],
+        ] {
+            assert!(
+                !development_mode(&settings_from(&vars), Component::All),
+                "{vars:?}"
+            );
+        }
+        let explicit = settings_from(&[
+            ("CRM__AUTH__DEVELOPMENT", "true"),
+            ("CRM__SERVE__GATEWAY_ADDR", "0.0.0.0:50051"),
+        ]);
+        assert!(development_mode(&explicit, Component::Gateway));
+        assert!(is_loopback("[::1]:1") && is_loopback("localhost:1"));
+        assert!(!is_loopback("[::]:1") && !is_loopback("crm-leads:50061"));
+    }
+
+    /// Finding 3: with no keys configured and not in development mode (a
+    /// process listening beyond loopback, one component alone, or
+    /// `auth.development = false` with an empty key list), start-up fails
+    /// naming the setting, before any key is made or trusted.
+    #[tokio::test]
+    async fn finding_3_no_keys_outside_development_mode_stops_start_up() {
+        let cases: [(&[(&str, &str)], Component); 3] = [
+            (&[("CRM__SERVE__GATEWAY_ADDR", "0.0.0.0:0")], Component::All),
+            (&[], Component::Service("leads")),
+            (
+                &[
+                    ("CRM__AUTH__PUBLIC_KEY_FILES", ""),
+                    ("CRM__AUTH__DEVELOPMENT", "false"),
+                ],
+                Component::All,
+            ),
+        ];
+        for (i, (vars, component)) in cases.into_iter().enumerate() {
+            let data =
+                std::env::temp_dir().join(format!("crm-finding-3-{}-{i}", std::process::id()));
+            let mut settings = settings_from(vars);
+            settings.data_dir = data.clone();
+            for addr in settings.serve.services.values_mut() {
+                *addr = "127.0.0.1:0".into();
+            }
+            if settings.serve.gateway_addr.starts_with("127.") {
+                settings.serve.gateway_addr = "127.0.0.1:0".into();
+            }
+            // Stopped before it starts: without the check it would return Ok.
+            let shutdown = Shutdown::new();
+            shutdown.trigger();
+            let result = serve_on(settings, component, Listeners::default(), shutdown).await;
+            let keys_made = data.join("keys").exists();
+            let _ = std::fs::remove_dir_all(&data);
+            let err = result
+                .map(|()| "started".to_owned())
+                .unwrap_or_else(|e| e.to_string());
+            assert!(
+                err.contains("auth.development"),
+                "{vars:?} {component:?}: {err}"
+            );
+            assert!(
+                !keys_made,
+                "{vars:?} {component:?}: no development key made"
+            );
+        }
     }
 
     #[test]

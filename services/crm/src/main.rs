@@ -36,7 +36,8 @@ enum Command {
     },
     /// Apply every service's database migrations and exit.
     Migrate,
-    /// Print a development token signed with the key in the data directory.
+    /// Print a development token signed with the key in the data directory
+    /// (trusted by `crm serve` in development mode: `auth.development`).
     Token {
         #[arg(long)]
         tenant: String,
@@ -105,11 +106,20 @@ async fn run(command: Command, mut settings: Settings) -> Result<(), Box<dyn std
                 .iter()
                 .map(|r| r.trim().parse::<Role>())
                 .collect::<Result<Vec<_>, _>>()?;
+            // A token the suite would refuse is no use: say so here.
+            let max = settings.auth.max_token_lifetime_seconds;
+            let ttl = hours
+                .checked_mul(3600)
+                .filter(|s| *s <= max)
+                .ok_or_else(|| {
+                    format!(
+                        "--hours {hours} is longer than auth.max_token_lifetime_seconds ({max})"
+                    )
+                })?;
             std::fs::create_dir_all(&settings.data_dir)?;
             let keys = DevKeys::load_or_create(&settings.data_dir)?;
             let minter = keys.minter(&settings.auth.issuer, &settings.auth.audience)?;
-            let token =
-                minter.mint(&subject, &tenant, &roles, Duration::from_secs(hours * 3600))?;
+            let token = minter.mint(&subject, &tenant, &roles, Duration::from_secs(ttl))?;
             println!("{token}");
         }
     }

@@ -59,6 +59,9 @@ impl TestSuite {
             }
             None => None,
         };
+        // Every component, also one started alone (`spawn_component`),
+        // trusts the suite's development key; a test may turn it off.
+        settings.auth.development = Some(true);
         tweak(&mut settings);
         let keys = DevKeys::load_or_create(&settings.data_dir).expect("development keys");
         let minter = keys
