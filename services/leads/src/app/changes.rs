@@ -1,7 +1,5 @@
 //! Changes of one lead, and the sweeper's return of overdue leads.
 
-use std::collections::BTreeMap;
-
 use crm_events::NewEvent;
 use serde::{Deserialize, Serialize};
 
@@ -311,48 +309,44 @@ impl App {
         .await
     }
 
-    /// Returns to the pool up to `batch` leads, of any tenant, whose owner
-    /// missed the follow-up deadline: one unit of work per tenant, each
-    /// return audited. Returns how many it returned.
-    pub async fn sweep_overdue(
+    /// Up to `batch` overdue leads of any tenant after `after`, in the
+    /// sweeper's order (deadline, tenant, id).
+    pub async fn overdue_leads(
         &self,
+        now: i64,
+        after: Option<&store::OverdueRef>,
+        batch: u64,
+    ) -> Result<Vec<store::OverdueRef>, LeadError> {
+        store::overdue_after(self.db(), now, after, batch).await
+    }
+
+    /// Returns one overdue lead to the pool, audited, in a unit of work of
+    /// its own: a lead changed meanwhile, being changed (locked) or
+    /// unreadable costs only itself. False when there was nothing to do.
+    pub async fn return_overdue(
+        &self,
+        tenant: &str,
+        id: &str,
         sweeper: &str,
         now: i64,
-        batch: u64,
-    ) -> Result<usize, LeadError> {
-        let mut by_tenant: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for lead in store::past_deadline(self.db(), now, batch).await? {
-            by_tenant.entry(lead.tenant).or_default().push(lead.id);
-        }
-        let mut returned = 0;
-        for (tenant, ids) in &by_tenant {
-            let swept = self
-                .uow
-                .run(tenant, |tx| async move {
-                    // Read again in the transaction: the owner may have
-                    // followed up since.
-                    let (mut audits, mut events) = (Vec::new(), Vec::new());
-                    for mut lead in store::load_many(&*tx, tenant, ids).await? {
-                        let Some(reason) = domain::overdue(&lead, now) else {
-                            continue;
-                        };
-                        let version = lead.version;
-                        let changes = domain::return_to_pool(&mut lead, sweeper, now);
-                        store::save(&*tx, &lead, version).await?;
-                        let audit = entry(&lead, "lead.returned_to_pool", sweeper, now, changes)
-                            .with_reason(reason.to_string());
-                        events.extend(wire::events::of_change(&lead, Some(lead.status), &audit));
-                        audits.push(audit);
-                    }
-                    Ok::<_, LeadError>(Effect::new(audits.len()).audits(audits).events(events))
-                })
-                .await;
-            match swept {
-                Ok(n) => returned += n,
-                // One tenant's failure does not hold up the others'.
-                Err(err) => tracing::warn!(%tenant, error = %err, "lead sweep of a tenant failed"),
-            }
-        }
-        Ok(returned)
+    ) -> Result<bool, LeadError> {
+        self.uow
+            .run(tenant, |tx| async move {
+                // Read again, locked: the owner may have followed up since.
+                let Some(mut lead) = store::lock_unless_busy(&*tx, tenant, id).await? else {
+                    return Ok(Effect::new(false));
+                };
+                let Some(reason) = domain::overdue(&lead, now) else {
+                    return Ok(Effect::new(false));
+                };
+                let version = lead.version;
+                let changes = domain::return_to_pool(&mut lead, sweeper, now);
+                store::save(&*tx, &lead, version).await?;
+                let audit = entry(&lead, "lead.returned_to_pool", sweeper, now, changes)
+                    .with_reason(reason.to_string());
+                let events = wire::events::of_change(&lead, Some(lead.status), &audit);
+                Ok::<_, LeadError>(Effect::new(true).audit(audit).events(events))
+            })
+            .await
     }
 }

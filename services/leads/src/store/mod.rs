@@ -272,21 +272,79 @@ pub async fn due(
     rows.into_iter().map(lead_from_row).collect()
 }
 
+/// Where an overdue lead sits in the sweeper's order: by deadline, then
+/// tenant and id, so a pass can go on after any lead it skipped.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct OverdueRef {
+    pub follow_up_deadline: i64,
+    pub tenant_id: String,
+    pub id: String,
+}
+
 /// Up to `limit` leads of any tenant whose follow-up deadline is before
-/// `now`, earliest first: the sweeper's candidates.
-pub async fn past_deadline(
+/// `now`, after `after` in the sweeper's order. Only their keys: a lead
+/// that cannot be read is the sweeper's to skip, not a stop for the others.
+pub async fn overdue_after(
     conn: &impl ConnectionTrait,
     now: i64,
+    after: Option<&OverdueRef>,
     limit: u64,
-) -> Result<Vec<Lead>, LeadError> {
-    let rows = lead::Entity::find()
-        .filter(lead::Column::FollowUpDeadline.lt(now))
-        .order_by_asc(lead::Column::FollowUpDeadline)
+) -> Result<Vec<OverdueRef>, LeadError> {
+    use lead::Column;
+    let mut query = lead::Entity::find()
+        .select_only()
+        .column(Column::FollowUpDeadline)
+        .column(Column::TenantId)
+        .column(Column::Id)
+        .filter(Column::FollowUpDeadline.lt(now));
+    if let Some(after) = after {
+        let (deadline, tenant) = (after.follow_up_deadline, after.tenant_id.as_str());
+        query = query.filter(
+            Condition::any()
+                .add(Column::FollowUpDeadline.gt(deadline))
+                .add(
+                    Condition::all()
+                        .add(Column::FollowUpDeadline.eq(deadline))
+                        .add(
+                            Condition::any().add(Column::TenantId.gt(tenant)).add(
+                                Condition::all()
+                                    .add(Column::TenantId.eq(tenant))
+                                    .add(Column::Id.gt(after.id.as_str())),
+                            ),
+                        ),
+                ),
+        );
+    }
+    query
+        .order_by_asc(Column::FollowUpDeadline)
+        .order_by_asc(Column::TenantId)
+        .order_by_asc(Column::Id)
         .limit(limit)
+        .into_model::<OverdueRef>()
         .all(conn)
         .await
-        .map_err(db)?;
-    rows.into_iter().map(lead_from_row).collect()
+        .map_err(db)
+}
+
+/// The lead, locked for this transaction, or `None` if it is gone or
+/// another transaction holds it (PostgreSQL `FOR UPDATE SKIP LOCKED`: the
+/// sweeper passes over a lead being changed rather than wait or fail; on
+/// SQLite the write transaction already excludes other writers).
+pub async fn lock_unless_busy(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Lead>, LeadError> {
+    use sea_orm::sea_query::{LockBehavior, LockType};
+    lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::Id.eq(id))
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .one(conn)
+        .await
+        .map_err(db)?
+        .map(lead_from_row)
+        .transpose()
 }
 
 /// Leads per channel and status.
