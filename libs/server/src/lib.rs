@@ -8,19 +8,26 @@
 //!
 //! The layers are public so the gateway can put the same rules in its own
 //! stack: [`DeadlineLayer`], [`MessageSizeLimitLayer`], and the gRPC helpers
-//! in [`grpc`].
+//! in [`grpc`]. [`FairLayer`] holds the fair shares (per tenant and per
+//! subject rate limits, caps on calls and on streams, idle request bodies,
+//! stream lifetimes), applied after auth by the gateway and by every
+//! service alike.
 
 mod config;
 mod deadline;
 mod drain;
+mod fair;
 pub mod grpc;
 mod limit;
+mod rate_limit;
 mod serve;
 mod shutdown;
+mod transport;
 
-pub use config::ServerConfig;
+pub use config::{CallLimits, RateLimitConfig, ServerConfig};
 pub use deadline::{Deadline, DeadlineLayer, DeadlineService};
 pub use drain::Passthrough;
+pub use fair::{FairLayer, FairService, IdleBody, is_streaming};
 pub use limit::{MessageSizeLimit, MessageSizeLimitLayer};
 pub use serve::{ServerError, error_domain, serve};
 pub use shutdown::Shutdown;

@@ -9,7 +9,11 @@ use tonic::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::ServiceBuilder;
 
-use crate::{DeadlineLayer, MessageSizeLimitLayer, ServerConfig, Shutdown, drain::DrainLayer};
+use crate::{
+    DeadlineLayer, MessageSizeLimitLayer, ServerConfig, Shutdown,
+    drain::DrainLayer,
+    transport::{ConnLimits, Incoming},
+};
 
 /// Why a server stopped other than by shutdown.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,13 @@ pub fn error_domain(name: &str) -> String {
 /// trace → drain → deadline (`request_timeout`) → message size limit
 /// (`max_request_bytes`). Auth is the caller's: apply it to `routes` before
 /// passing them, so health and reflection stay public.
+///
+/// Every connection is bounded (see [`ServerConfig`]): at most
+/// `http2_max_concurrent_streams` streams, the preface within
+/// `handshake_timeout`, closed after `connection_idle_timeout` without a
+/// byte read or an unanswered keepalive PING, and no more than
+/// `max_connections` of them. Fair shares per tenant are the caller's
+/// ([`FairLayer`](crate::FairLayer), after auth).
 ///
 /// On shutdown: health turns NOT_SERVING, the listener closes, in-flight
 /// calls run on, streams waiting for their next message end with
@@ -89,7 +100,14 @@ pub async fn serve(
     let local_addr = listener
         .local_addr()
         .map_or_else(|e| e.to_string(), |a| a.to_string());
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = Incoming::new(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        cfg.max_connections,
+        ConnLimits {
+            handshake_timeout: cfg.handshake_timeout,
+            idle_timeout: cfg.connection_idle_timeout,
+        },
+    );
     let signal = {
         let (shutdown, health, name) = (shutdown.clone(), health.clone(), name.to_owned());
         async move {
@@ -102,6 +120,8 @@ pub async fn serve(
     let server = Server::builder()
         .http2_keepalive_interval(Some(cfg.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(cfg.http2_keepalive_timeout))
+        .max_concurrent_streams(cfg.http2_max_concurrent_streams)
+        .http2_max_header_list_size(cfg.http2_max_header_list_size)
         .layer(stack)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);

@@ -89,7 +89,7 @@ impl Worker {
 }
 
 /// Serves `service` on `listener` until `shutdown`: its API and its event
-/// stream behind the shared auth layer, health and reflection, the event
+/// stream behind the shared auth layer and fair limits, health and reflection, the event
 /// sequencer and its workers; then drains and waits for the workers.
 pub async fn serve<S: Service>(
     service: &S,
@@ -108,6 +108,15 @@ pub async fn serve<S: Service>(
         .routes(server.max_request_bytes)
         .add_service(events.grpc(shutdown.clone()))
         .into_axum_router()
+        // Fair shares per tenant and subject, as in the gateway: a service
+        // reached directly is protected the same way (the last layer added
+        // runs first, so auth names the caller before).
+        .layer(crm_server::FairLayer::new(
+            server.max_in_flight,
+            &server.rate_limit,
+            &server.limits,
+            crm_server::error_domain(S::GRPC_SERVICE),
+        ))
         .layer(crm_auth::AuthLayer::new(verifier));
     let served =
         crm_server::serve(S::GRPC_SERVICE, routes.into(), listener, server, shutdown).await;

@@ -1,5 +1,6 @@
 use std::{collections::BTreeMap, time::Duration};
 
+use crm_server::{CallLimits, RateLimitConfig};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The `[gateway]` section.
@@ -27,10 +28,17 @@ pub struct GatewayConfig {
     /// first message cannot be read here: such calls need the key.
     #[serde(deserialize_with = "dotted_keys")]
     pub multiplexed_fields: BTreeMap<String, String>,
-    /// Calls in progress (streams included) beyond which new calls are
-    /// refused at once with UNAVAILABLE rather than queued.
+    /// Unary calls in progress beyond which new calls are refused at once
+    /// with UNAVAILABLE rather than queued; streams have their own budget
+    /// (`limits.max_streams`).
     pub max_in_flight: usize,
+    /// Token buckets per tenant and per subject within it.
     pub rate_limit: RateLimitConfig,
+    /// Per tenant and per subject caps on calls and streams, request body
+    /// idle time, stream lifetime.
+    pub limits: CallLimits,
+    /// The connections to the services.
+    pub upstream: UpstreamConfig,
     /// Largest request message passed on, in bytes.
     pub max_request_bytes: usize,
     /// Upper bound on a call's deadline; a client's shorter `grpc-timeout`
@@ -47,6 +55,8 @@ impl Default for GatewayConfig {
             multiplexed_fields: BTreeMap::from([("crm.events.v1".to_owned(), "source".to_owned())]),
             max_in_flight: 1024,
             rate_limit: RateLimitConfig::default(),
+            limits: CallLimits::default(),
+            upstream: UpstreamConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
             max_timeout: Duration::from_secs(30),
         }
@@ -83,21 +93,43 @@ fn dotted_keys<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Strin
     Ok(out)
 }
 
-/// A token bucket per tenant: `burst` calls at once, refilled at
-/// `requests_per_second`.
+/// How the gateway reaches each service. Unary calls share one HTTP/2
+/// connection per service; streams get connections of their own, so a
+/// stalled stream can never hold up a unary call, and flow-control windows
+/// are sized so that stalled streams cannot exhaust a connection's window:
+/// a stream connection's window is `stream_window_bytes` times
+/// `streams_per_connection`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RateLimitConfig {
-    /// 0 turns the limit off.
-    pub requests_per_second: u32,
-    pub burst: u32,
+pub struct UpstreamConfig {
+    /// Receive window of one unary call, in bytes.
+    pub unary_stream_window_bytes: u32,
+    /// Receive window of the unary connection, in bytes: room for many
+    /// unary replies that their clients read slowly.
+    pub unary_connection_window_bytes: u32,
+    /// Receive window of one stream, in bytes.
+    pub stream_window_bytes: u32,
+    /// Streams on one upstream connection; more open another connection.
+    pub streams_per_connection: usize,
+    /// Largest header block accepted from a service, in bytes. Large, so an
+    /// oversized error from a service fails only its own call, never the
+    /// connection others share.
+    pub max_header_list_bytes: u32,
+    /// Largest status (`grpc-message` and `grpc-status-details-bin`)
+    /// relayed to a client, in bytes; a larger one is cut down (message
+    /// shortened, details reduced to the `ErrorInfo`).
+    pub max_status_bytes: usize,
 }
 
-impl Default for RateLimitConfig {
+impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {
-            requests_per_second: 100,
-            burst: 200,
+            unary_stream_window_bytes: 1024 * 1024,
+            unary_connection_window_bytes: 64 * 1024 * 1024,
+            stream_window_bytes: 256 * 1024,
+            streams_per_connection: 32,
+            max_header_list_bytes: 1024 * 1024,
+            max_status_bytes: 7 * 1024,
         }
     }
 }

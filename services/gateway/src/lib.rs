@@ -7,8 +7,15 @@
 //!
 //! trace → drain on shutdown → deadline (`server.request_timeout`) → size
 //! (`server.max_request_bytes`) → **request id → deadline (`max_timeout`,
-//! the remaining budget forwarded) → load shedding → auth → rate limit per
-//! tenant → size (`max_request_bytes`) → route by package**.
+//! the remaining budget forwarded) → auth → fair shares
+//! ([`crm_server::FairLayer`]: rate limits per tenant and per subject, caps
+//! on unary calls and, apart, on streams, per process, tenant and subject,
+//! idle request bodies, stream lifetime) → size (`max_request_bytes`) →
+//! route by package**.
+//!
+//! Unary calls and streams reach a service over separate HTTP/2
+//! connections ([`UpstreamConfig`]), and what comes back is bounded: no
+//! stalled stream or oversized reply can hold up or break other calls.
 //!
 //! There is no per-method code: a new service or method needs only an
 //! `upstreams` entry for its package and its policy in the contract. A
@@ -22,22 +29,19 @@
 mod config;
 mod first_message;
 mod proxy;
-mod rate_limit;
 mod request_id;
-mod shed;
 
 use std::{pin::Pin, sync::Arc};
 
-use crm_server::{DeadlineLayer, MessageSizeLimitLayer, ServerConfig, Shutdown};
+use crm_server::{DeadlineLayer, FairLayer, MessageSizeLimitLayer, ServerConfig, Shutdown};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
 
-pub use config::{GatewayConfig, RateLimitConfig};
+pub use config::{GatewayConfig, UpstreamConfig};
+pub use crm_server::{CallLimits, RateLimitConfig};
 pub use proxy::Proxy;
-pub use rate_limit::RateLimitLayer;
 pub use request_id::{RequestIdLayer, X_REQUEST_ID};
-pub use shed::LoadShedLayer;
 
 /// The `ErrorInfo` domain of the errors the gateway itself makes.
 pub const ERROR_DOMAIN: &str = "crm.gateway";
@@ -75,15 +79,19 @@ pub fn routes(
     let proxy = ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(DeadlineLayer::new(cfg.max_timeout, ERROR_DOMAIN))
-        .layer(LoadShedLayer::new(cfg.max_in_flight))
         .layer(crm_auth::AuthLayer::new(verifier))
-        .layer(RateLimitLayer::new(&cfg.rate_limit))
+        .layer(FairLayer::new(
+            cfg.max_in_flight,
+            &cfg.rate_limit,
+            &cfg.limits,
+            ERROR_DOMAIN,
+        ))
         .layer(MessageSizeLimitLayer::new(
             cfg.max_request_bytes,
             ERROR_DOMAIN,
         ))
         .service(
-            Proxy::new(&cfg.upstreams)?
+            Proxy::new(&cfg.upstreams, &cfg.upstream)?
                 .multiplexed(&cfg.multiplexed)?
                 .routing_fields(&cfg.multiplexed_fields, cfg.max_request_bytes)?,
         );

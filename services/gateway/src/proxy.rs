@@ -2,7 +2,10 @@ use std::{
     collections::{BTreeMap, HashMap},
     convert::Infallible,
     pin::Pin,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -23,7 +26,7 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 use tower::{Service, ServiceExt as _};
 
 use crate::{
-    BoxFuture, ERROR_DOMAIN, GatewayError,
+    BoxFuture, ERROR_DOMAIN, GatewayError, UpstreamConfig,
     first_message::{self, FirstMessage, Replay},
 };
 
@@ -46,7 +49,9 @@ const HOP_BY_HOP: [header::HeaderName; 5] = [
 /// names) and relays the call, bodies streamed through untouched.
 #[derive(Clone)]
 pub struct Proxy {
-    upstreams: Arc<BTreeMap<String, Channel>>,
+    upstreams: Arc<BTreeMap<String, Upstream>>,
+    /// The largest status relayed as is.
+    max_status_bytes: usize,
     /// Package -> how a call names the service to route to.
     multiplexed: Arc<BTreeMap<String, RoutingKey>>,
     /// The largest first message read to find a routing field.
@@ -69,28 +74,104 @@ struct RoutingField {
     numbers: BTreeMap<String, u32>,
 }
 
+/// One service's connections: one for unary calls, and a pool for
+/// streams, so that stalled streams never share a flow-control window with
+/// unary calls.
+struct Upstream {
+    unary: Channel,
+    streams: StreamPool,
+}
+
+/// Connections for streams, each carrying at most `per_connection` of them.
+struct StreamPool {
+    endpoint: Endpoint,
+    per_connection: usize,
+    connections: Mutex<Vec<(Channel, Arc<AtomicUsize>)>>,
+}
+
+/// A stream's place on its connection, given back when its response ends.
+struct Lease(Arc<AtomicUsize>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl StreamPool {
+    /// A connection with room for one more stream, opened if none has.
+    fn checkout(&self) -> (Channel, Lease) {
+        let mut connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Counts only rise under this lock: an idle connection seen here
+        // stays idle, and all idle ones but one are closed.
+        let mut idle_kept = false;
+        connections.retain(|(_, open)| {
+            let keep = open.load(Ordering::Relaxed) > 0 || !idle_kept;
+            idle_kept |= open.load(Ordering::Relaxed) == 0;
+            keep
+        });
+        let free = connections
+            .iter()
+            .find(|(_, open)| open.load(Ordering::Relaxed) < self.per_connection)
+            .map(|(channel, open)| (channel.clone(), Arc::clone(open)));
+        let (channel, open) = free.unwrap_or_else(|| {
+            let opened = (self.endpoint.connect_lazy(), Arc::new(AtomicUsize::new(0)));
+            connections.push(opened.clone());
+            opened
+        });
+        open.fetch_add(1, Ordering::Relaxed);
+        (channel, Lease(open))
+    }
+}
+
 impl Proxy {
-    /// One lazily connected channel per upstream: a service that is not up
-    /// yet makes its calls UNAVAILABLE, not the gateway's start fail.
-    pub fn new(upstreams: &BTreeMap<String, String>) -> Result<Self, GatewayError> {
+    /// Lazily connected channels per upstream (see [`UpstreamConfig`]): a
+    /// service that is not up yet makes its calls UNAVAILABLE, not the
+    /// gateway's start fail.
+    pub fn new(
+        upstreams: &BTreeMap<String, String>,
+        cfg: &UpstreamConfig,
+    ) -> Result<Self, GatewayError> {
+        // The largest window HTTP/2 allows.
+        const MAX_WINDOW: u32 = (1 << 31) - 1;
+        let per_connection = cfg.streams_per_connection.max(1);
+        let stream_connection_window = u32::try_from(per_connection)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(cfg.stream_window_bytes)
+            .min(MAX_WINDOW);
         let mut channels = BTreeMap::new();
         for (package, url) in upstreams {
-            let endpoint =
-                Endpoint::from_shared(url.clone()).map_err(|source| GatewayError::Upstream {
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|source| GatewayError::Upstream {
                     package: package.clone(),
                     url: url.clone(),
                     source,
-                })?;
-            let channel = endpoint
+                })?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(20))
                 .keep_alive_while_idle(true)
+                .http2_max_header_list_size(cfg.max_header_list_bytes);
+            let unary = endpoint
+                .clone()
+                .initial_stream_window_size(cfg.unary_stream_window_bytes.min(MAX_WINDOW))
+                .initial_connection_window_size(cfg.unary_connection_window_bytes.min(MAX_WINDOW))
                 .connect_lazy();
-            channels.insert(package.clone(), channel);
+            let streams = StreamPool {
+                endpoint: endpoint
+                    .initial_stream_window_size(cfg.stream_window_bytes.min(MAX_WINDOW))
+                    .initial_connection_window_size(stream_connection_window),
+                per_connection,
+                connections: Mutex::new(Vec::new()),
+            };
+            channels.insert(package.clone(), Upstream { unary, streams });
         }
         Ok(Self {
             upstreams: Arc::new(channels),
+            max_status_bytes: cfg.max_status_bytes,
             multiplexed: Arc::new(BTreeMap::new()),
             max_message_bytes: usize::MAX,
         })
@@ -338,7 +419,7 @@ impl Proxy {
             Ok(routed) => routed,
             Err(status) => return error_response(status),
         };
-        let Some(channel) = self.upstreams.get(&package).cloned() else {
+        let Some(upstream) = self.upstreams.get(&package) else {
             let status = error_status(
                 Code::Unimplemented,
                 format!("no service behind the gateway serves {path}"),
@@ -346,6 +427,12 @@ impl Proxy {
                 ERROR_DOMAIN,
             );
             return error_response(status);
+        };
+        let (channel, lease) = if crm_server::is_streaming(path) {
+            let (channel, lease) = upstream.streams.checkout();
+            (channel, Some(lease))
+        } else {
+            (upstream.unary.clone(), None)
         };
 
         let failed = Arc::new(OnceLock::new());
@@ -372,9 +459,18 @@ impl Proxy {
         crm_telemetry::inject_trace_context(headers);
 
         match channel.oneshot(upstream).await {
-            Ok(mut response) => {
-                response.extensions_mut().insert(Passthrough);
-                response
+            Ok(response) => {
+                let max = self.max_status_bytes;
+                let (mut parts, body) = response.into_parts();
+                // A trailers-only reply has its status in the headers.
+                bound_status(&mut parts.headers, max);
+                parts.extensions.insert(Passthrough);
+                let body = Relayed {
+                    inner: body,
+                    max_status_bytes: max,
+                    _lease: lease,
+                };
+                Response::from_parts(parts, Body::new(body))
             }
             Err(e) => {
                 let expired = deadline.is_some_and(|d| d.remaining().is_zero());
@@ -446,6 +542,99 @@ where
     }
 }
 
+pin_project_lite::pin_project! {
+    /// An upstream's response body on its way to the client: its status
+    /// bounded, its stream's place on the upstream connection kept.
+    struct Relayed<B> {
+        #[pin]
+        inner: B,
+        max_status_bytes: usize,
+        _lease: Option<Lease>,
+    }
+}
+
+impl<B> http_body::Body for Relayed<B>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let mut frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &mut frame
+            && let Some(trailers) = frame.trailers_mut()
+        {
+            bound_status(trailers, *this.max_status_bytes);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Cuts a status over `max` bytes (message and details as sent) down to
+/// its code, the start of its message and its `ErrorInfo` reason and
+/// domain, marked `truncated`: relayed whole, it could exceed what the
+/// client accepts as metadata.
+fn bound_status(headers: &mut HeaderMap, max: usize) {
+    const MESSAGE: &str = "grpc-message";
+    const DETAILS: &str = "grpc-status-details-bin";
+    let size: usize = [MESSAGE, DETAILS]
+        .iter()
+        .filter_map(|name| headers.get(*name))
+        .map(|value| value.len())
+        .sum();
+    if size <= max {
+        return;
+    }
+    let Some(status) = Status::from_header_map(headers) else {
+        return;
+    };
+    let mut details = ErrorDetails::new();
+    if let Some(info) = status.get_details_error_info() {
+        details.set_error_info(
+            clip(&info.reason, 64),
+            clip(&info.domain, 64),
+            HashMap::from([("truncated".to_owned(), "true".to_owned())]),
+        );
+    }
+    let bounded = Status::with_error_details(status.code(), clip(status.message(), 512), details);
+    tracing::warn!(
+        size,
+        max,
+        code = ?status.code(),
+        "an upstream's status is over gateway.upstream.max_status_bytes; relayed cut down"
+    );
+    headers.remove(MESSAGE);
+    headers.remove(DETAILS);
+    if bounded.add_header(headers).is_err() {
+        headers.remove(MESSAGE);
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = max.saturating_sub(3);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &text[..cut])
+}
+
 /// Displays an error with its sources: tonic's own says only "transport error".
 struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
 
@@ -481,7 +670,8 @@ mod tests {
 
     #[test]
     fn a_multiplex_key_must_be_a_metadata_name() {
-        let proxy = || Proxy::new(&BTreeMap::new()).map_err(|e| e.to_string());
+        let proxy =
+            || Proxy::new(&BTreeMap::new(), &UpstreamConfig::default()).map_err(|e| e.to_string());
         let bad = BTreeMap::from([("crm.events.v1".to_owned(), "x crm source".to_owned())]);
         let err = proxy()
             .and_then(|p| p.multiplexed(&bad).map_err(|e| e.to_string()))
@@ -503,7 +693,7 @@ mod tests {
             BTreeMap::from([("crm.leads.v1".to_owned(), "http://127.0.0.1:9".to_owned())]);
         let keys = BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())]);
         let fields = BTreeMap::from([("crm.events.v1".to_owned(), "source".to_owned())]);
-        Proxy::new(&upstreams)
+        Proxy::new(&upstreams, &UpstreamConfig::default())
             .and_then(|p| p.multiplexed(&keys))
             .and_then(|p| p.routing_fields(&fields, 1024))
             .map_err(|e| e.to_string())
@@ -571,7 +761,7 @@ mod tests {
     fn a_routing_field_must_be_a_string_of_every_request_of_a_multiplexed_package() {
         let keys = BTreeMap::from([("crm.events.v1".to_owned(), "x-crm-source".to_owned())]);
         let configure = |package: &str, field: &str| {
-            Proxy::new(&BTreeMap::new())
+            Proxy::new(&BTreeMap::new(), &UpstreamConfig::default())
                 .and_then(|p| p.multiplexed(&keys))
                 .and_then(|p| {
                     p.routing_fields(

@@ -91,6 +91,23 @@ impl tower::Service<http::Request<Body>> for FakeLeads {
             let release = Arc::clone(&release);
             async move {
                 let id = req.into_inner().id;
+                if let Some(size) = id.strip_prefix("huge:") {
+                    // An error far over any header limit, as a careless
+                    // service might make one.
+                    let size = size.parse().unwrap_or(0);
+                    return Err(Status::with_error_details(
+                        Code::InvalidArgument,
+                        "x".repeat(size),
+                        tonic_types::ErrorDetails::with_error_info(
+                            "BAD_VALUE",
+                            "crm.leads",
+                            std::collections::HashMap::from([(
+                                "value".to_owned(),
+                                "y".repeat(size),
+                            )]),
+                        ),
+                    ));
+                }
                 if id == "hold" {
                     let _permit = release
                         .acquire()
@@ -357,6 +374,36 @@ async fn calls_beyond_max_in_flight_are_shed_at_once() {
     .await;
 }
 
+/// Finding 13: a service's oversized error fails only its own call, cut
+/// down to a size clients accept; the upstream connection that other calls
+/// share survives it.
+#[tokio::test]
+async fn finding_13_an_oversized_error_from_a_service_breaks_no_other_call() {
+    let mut upstream = start_upstream().await;
+    let gateway = Arc::new(start_gateway(with_leads(&upstream)).await);
+    let held = tokio::spawn({
+        let gateway = Arc::clone(&gateway);
+        async move { gateway.get_lead(gateway.request("globex", "hold")).await }
+    });
+    within("the held call to reach the upstream", upstream.seen.recv()).await;
+
+    let status = gateway
+        .get_lead(gateway.request("acme", "huge:100000"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        reason(&status),
+        Some(("BAD_VALUE".to_owned(), "crm.leads".to_owned()))
+    );
+    let sent = status.message().len() + status.details().len().div_ceil(3) * 4;
+    assert!(sent < 8 * 1024, "a status of {sent} bytes");
+
+    upstream.release.add_permits(1);
+    let held = within("the held call", held).await.unwrap();
+    assert!(held.is_ok(), "the other tenant's call survives: {held:?}");
+}
+
 #[tokio::test]
 async fn each_tenant_has_its_own_rate_limit() {
     let upstream = start_upstream().await;
@@ -364,6 +411,7 @@ async fn each_tenant_has_its_own_rate_limit() {
         rate_limit: RateLimitConfig {
             requests_per_second: 1,
             burst: 2,
+            ..RateLimitConfig::default()
         },
         ..with_leads(&upstream)
     })
@@ -473,10 +521,10 @@ async fn streams_are_relayed_message_by_message() {
             .serve_with_incoming(TcpIncoming::from(upstream)),
     );
 
-    let proxy = crm_gateway::Proxy::new(&BTreeMap::from([(
-        "grpc.health.v1".to_owned(),
-        upstream_url,
-    )]))
+    let proxy = crm_gateway::Proxy::new(
+        &BTreeMap::from([("grpc.health.v1".to_owned(), upstream_url)]),
+        &crm_gateway::UpstreamConfig::default(),
+    )
     .unwrap();
     let routes = Routes::from(Routes::default().into_axum_router().fallback_service(proxy));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
