@@ -8,6 +8,7 @@
 #   BACKENDS="sqlite postgres"; SCENARIOS="health get-lead create-lead
 #     log-interaction list-leads"; SUITE_ENV="KEY=value ...", more settings
 #   RESULTS=<dir>: keep the raw results there (the report reads all of it)
+# bench/noisy.sh runs the noisy-neighbour scenario apart (fair shares on).
 #
 # PostgreSQL runs as production would run it: autovacuum on (turned on for
 # the run and restored after, if this machine has it off), and the tables
@@ -52,6 +53,13 @@ wait_port() { # port log
   echo "nothing listens on $1" >&2; cat "$2" >&2; exit 1
 }
 
+# One tenant and one user drive all the load: their fair shares (policies,
+# not costs) are lifted; everything else is as configured by default.
+ONE_TENANT=(CRM__GATEWAY__RATE_LIMIT__REQUESTS_PER_SECOND=0 CRM__SERVER__RATE_LIMIT__REQUESTS_PER_SECOND=0)
+for side in GATEWAY SERVER; do
+  for cap in TENANT_CALLS SUBJECT_CALLS; do ONE_TENANT+=("CRM__${side}__LIMITS__${cap}=4096"); done
+done
+
 start_suite() { # backend dir [env...]
   local dir=$2; shift 2
   mkdir -p "$dir"
@@ -68,7 +76,7 @@ start_suite() { # backend dir [env...]
 opportunities_url = "http://127.0.0.1:50062"
 TOML
   for component in leads opportunities gateway; do
-    (cd "$dir" && env CRM__TELEMETRY__LOG_FILTER=warn CRM__GATEWAY__RATE_LIMIT__REQUESTS_PER_SECOND=0 "$@" \
+    (cd "$dir" && env CRM__TELEMETRY__LOG_FILTER=warn "${ONE_TENANT[@]}" "$@" \
       "$bin/crm" serve "$component" --config bench.toml > "$component.log" 2>&1 &)
     case $component in
       leads) wait_port 50061 "$dir/leads.log" ;;

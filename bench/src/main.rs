@@ -10,6 +10,7 @@
 //! ```
 
 mod ceiling;
+mod noisy;
 mod scenario;
 
 use std::{
@@ -39,6 +40,10 @@ pub enum Scenario {
     LogInteraction,
     /// The inserts of a CreateLead straight into SQLite, same durability: the storage ceiling.
     SqliteCeiling,
+    /// A quiet tenant's GetLead p99 alone and beside a noisy tenant
+    /// (floods of streams, slow consumers, big imports, endless request
+    /// bodies, one user hammering): through the gateway.
+    NoisyNeighbour,
 }
 
 #[derive(Debug, Parser)]
@@ -270,6 +275,15 @@ pub(crate) fn report(args: &Args, total: Tally, measured: f64) -> Report {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    if args.scenario == Scenario::NoisyNeighbour {
+        let report = noisy::run(&args).await?;
+        let json = serde_json::to_vec_pretty(&report)?;
+        println!("{}", String::from_utf8_lossy(&json));
+        if let Some(path) = &args.json {
+            std::fs::write(path, json)?;
+        }
+        return Ok(());
+    }
     let report = run(&args).await?;
     println!("{}", report.text());
     if let Some(path) = &args.json {
