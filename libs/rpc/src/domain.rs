@@ -2,9 +2,11 @@
 //! its error enum maps into [`RpcError`] and which error domain it speaks
 //! for; the status is built here, the same way for all of them.
 
-use tonic::Status;
+use std::future::Future;
 
-use crate::{FieldViolation, RpcError};
+use tonic::{Request, Response, Status};
+
+use crate::{FieldViolation, Refusal, RequestContext, RpcError, handler};
 
 /// A service's error, as its api layer reports it.
 pub trait DomainError: Sized {
@@ -23,6 +25,22 @@ pub trait DomainError: Sized {
     /// dependency), in this service's error domain.
     fn refuse(err: impl Into<RpcError>) -> Status {
         err.into().into_status(Self::DOMAIN)
+    }
+
+    /// Handles one call of this service: `body` gets the request's context
+    /// and message and returns the response message; `?` turns this error,
+    /// bad fields and passed-on statuses into the caller's status.
+    fn handle<M, R, F, Fut>(
+        req: Request<M>,
+        body: F,
+    ) -> impl Future<Output = Result<Response<R>, Status>> + Send
+    where
+        Self: Send,
+        M: Send,
+        F: FnOnce(RequestContext, M) -> Fut + Send,
+        Fut: Future<Output = Result<R, Refusal<Self>>> + Send,
+    {
+        handler::handle(req, body)
     }
 }
 

@@ -1,12 +1,10 @@
 //! The tenant's configuration of a service as its `Get<..>Config` and
 //! `Update<..>Config` methods serve it: read with the operator's defaults
 //! behind it, replaced whole against an opaque etag, every replacement in
-//! the audit trail (`crm_store::tenant_config`). Each service maps its own
-//! message to and from its configuration type; the rest is here.
+//! the audit trail (`crm_store::tenant_config`). Each service gives its
+//! wire functions for its message ([`ConfigWire`]); the rest is here.
 
-use std::marker::PhantomData;
-
-use crm_rpc::{DomainError, RequestContext, RpcError};
+use crm_rpc::{FieldViolation, RequestContext, RpcError};
 use crm_store::{
     DatabaseConnection, DbErr,
     tenant_config::{self, ConfigError, Stored},
@@ -14,66 +12,74 @@ use crm_store::{
 use crm_types::Etag;
 use sea_orm::DatabaseTransaction;
 use serde::{Serialize, de::DeserializeOwned};
-use tonic::{Request, Status};
 
-/// One service's tenant configurations of type `T`, reporting errors in the
-/// domain of `E`.
-pub struct TenantConfigs<T, E> {
+/// How a service's configuration message `P` carries its configuration
+/// `T`: the service's wire functions.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigWire<T, P> {
+    /// The message of the configuration at a version (0: the operator's
+    /// defaults), last changed at a time by an updater.
+    pub to_message: fn(&T, i64, Option<i64>, &str) -> P,
+    /// The configuration a client sent, every bad field reported.
+    pub from_message: fn(&P) -> Result<T, Vec<FieldViolation>>,
+    /// The etag a client sent with it.
+    pub etag: fn(&P) -> &str,
+}
+
+/// One service's tenant configurations of type `T`, served as messages `P`.
+#[derive(Clone)]
+pub struct TenantConfigs<T, P> {
     db: DatabaseConnection,
     defaults: T,
     /// The audit trail's name for the document: entries are about
     /// `<subject>/<tenant>`.
     subject: &'static str,
-    domain: PhantomData<fn() -> E>,
+    wire: ConfigWire<T, P>,
 }
 
-impl<T: Clone, E> Clone for TenantConfigs<T, E> {
-    fn clone(&self) -> Self {
-        TenantConfigs {
-            db: self.db.clone(),
-            defaults: self.defaults.clone(),
-            subject: self.subject,
-            domain: PhantomData,
-        }
-    }
-}
-
-impl<T, E> TenantConfigs<T, E>
+impl<T, P> TenantConfigs<T, P>
 where
     T: Serialize + DeserializeOwned + Clone + Send + Sync,
-    E: DomainError,
 {
     /// `defaults` serve tenants that never set their own, at version 0.
-    pub fn new(db: DatabaseConnection, defaults: T, subject: &'static str) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        defaults: T,
+        subject: &'static str,
+        wire: ConfigWire<T, P>,
+    ) -> Self {
         TenantConfigs {
             db,
             defaults,
             subject,
-            domain: PhantomData,
+            wire,
         }
     }
 
-    /// The configuration of the caller's tenant.
-    pub async fn get<M>(&self, req: &Request<M>) -> Result<Stored<T>, Status> {
-        let ctx = RequestContext::of(req)?;
-        tenant_config::get(&self.db, &ctx.tenant, &self.defaults)
+    /// The configuration of the caller's tenant (`Get<..>Config`).
+    pub async fn get(&self, ctx: &RequestContext) -> Result<P, RpcError> {
+        let stored = tenant_config::get(&self.db, &ctx.tenant, &self.defaults)
             .await
-            .map_err(|e| E::refuse(RpcError::internal(e)))
+            .map_err(RpcError::internal)?;
+        Ok(self.message(&stored))
     }
 
-    /// Replaces the configuration of the caller's tenant with what `decode`
-    /// reads from the request (the configuration and the etag sent with
-    /// it), unless the etag names an older version.
-    pub async fn replace<M>(
-        &self,
-        req: Request<M>,
-        decode: impl FnOnce(M) -> Result<(T, String), RpcError>,
-    ) -> Result<Stored<T>, Status> {
-        let ctx = RequestContext::of(&req)?;
-        let (config, etag) = decode(req.into_inner()).map_err(E::refuse)?;
-        self.write(&ctx, &config, &etag)
+    /// Replaces the configuration of the caller's tenant with the one
+    /// `sent` (the request's required `config`), unless the etag sent with
+    /// it (empty: whatever is current) names another version
+    /// (`Update<..>Config`).
+    pub async fn replace(&self, ctx: &RequestContext, sent: Option<P>) -> Result<P, RpcError> {
+        let sent = sent.ok_or_else(|| FieldViolation::new("config", "required"))?;
+        let config = (self.wire.from_message)(&sent)?;
+        let stored = self
+            .write(ctx, &config, (self.wire.etag)(&sent))
             .await
-            .map_err(|e| E::refuse(e.into_rpc()))
+            .map_err(ReplaceError::into_rpc)?;
+        Ok(self.message(&stored))
+    }
+
+    fn message(&self, s: &Stored<T>) -> P {
+        (self.wire.to_message)(&s.config, s.version, s.update_time, &s.updater)
     }
 
     /// One write transaction, run once more if a concurrent first

@@ -24,8 +24,8 @@ use crm_server::{ServerConfig, ServerError, Shutdown};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::{net::TcpListener, task::JoinHandle};
 
-pub use audit::{AuditPage, AuditQuery, AuditTrail};
-pub use config::TenantConfigs;
+pub use audit::AuditTrail;
+pub use config::{ConfigWire, TenantConfigs};
 pub use outbound::outbound;
 pub use peers::{PeerError, Peers, channel};
 pub use replay::Replay;

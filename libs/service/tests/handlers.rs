@@ -6,25 +6,13 @@
 use std::collections::BTreeMap;
 
 use crm_auth::Principal;
-use crm_rpc::{DomainError, FieldViolation, RequestContext, RpcError, paging::PageLimits};
-use crm_service::{AuditQuery, AuditTrail, TenantConfigs};
+use crm_rpc::{FieldViolation, RequestContext, RpcError, paging::PageLimits};
+use crm_service::{AuditTrail, ConfigWire, TenantConfigs};
 use crm_types::{Etag, Role};
 use sea_orm_migration::SchemaManager;
-use tonic::{Code, GrpcMethod, Request};
-use tonic_types::StatusExt;
+use tonic::{GrpcMethod, Request};
 
 type Config = BTreeMap<String, u32>;
-
-#[derive(Debug)]
-struct TestError;
-
-impl DomainError for TestError {
-    const DOMAIN: &'static str = "crm.test";
-
-    fn into_rpc(self) -> RpcError {
-        RpcError::invalid("x", "never")
-    }
-}
 
 async fn database() -> (tempfile::TempDir, crm_store::DatabaseConnection) {
     let dir = tempfile::tempdir().unwrap();
@@ -37,10 +25,10 @@ async fn database() -> (tempfile::TempDir, crm_store::DatabaseConnection) {
     (dir, db)
 }
 
-/// A request of `tenant` to `method`, as the auth layer and the generated
-/// server code leave it.
-fn request<M>(tenant: &str, method: &'static str, body: M) -> Request<M> {
-    let mut req = Request::new(body);
+/// The context of a call of `tenant` to `method`, as the auth layer and
+/// the generated server code leave the request.
+fn context(tenant: &str, method: &'static str) -> RequestContext {
+    let mut req = Request::new(());
     req.extensions_mut().insert(Principal {
         subject: "boss".into(),
         tenant: tenant.into(),
@@ -48,65 +36,98 @@ fn request<M>(tenant: &str, method: &'static str, body: M) -> Request<M> {
     });
     req.extensions_mut()
         .insert(GrpcMethod::new("crm.test.v1.TestService", method));
-    req
+    RequestContext::of(&req).unwrap()
 }
 
 fn config(limit: u32) -> Config {
     BTreeMap::from([("limit".to_owned(), limit)])
 }
 
-/// An UpdateConfig request carrying `limit` and the etag it was read at.
-fn update(limit: u32, etag: &str) -> Request<(Config, String)> {
-    request("acme", "UpdateTestConfig", (config(limit), etag.to_owned()))
+/// A configuration message as a service's wire maps it.
+#[derive(Debug, Clone, PartialEq)]
+struct Message {
+    config: Config,
+    etag: String,
+    version: i64,
+    updater: String,
 }
 
-fn decode(body: (Config, String)) -> Result<(Config, String), RpcError> {
-    Ok(body)
+fn sent(limit: u32, etag: &str) -> Option<Message> {
+    Some(Message {
+        config: config(limit),
+        etag: etag.to_owned(),
+        version: -1,
+        updater: String::new(),
+    })
+}
+
+fn configs(db: &crm_store::DatabaseConnection) -> TenantConfigs<Config, Message> {
+    let wire = ConfigWire {
+        to_message: |config: &Config, version, _, updater: &str| Message {
+            config: config.clone(),
+            etag: crm_rpc::etag(version),
+            version,
+            updater: updater.to_owned(),
+        },
+        from_message: |m: &Message| match m.config.get("limit") {
+            Some(0) => Err(vec![FieldViolation::new(
+                "config.limit",
+                "must be positive",
+            )]),
+            _ => Ok(m.config.clone()),
+        },
+        etag: |m: &Message| &m.etag,
+    };
+    TenantConfigs::new(db.clone(), config(5), "test-config", wire)
 }
 
 #[tokio::test]
 async fn configurations_are_replaced_against_opaque_etags_and_audited() {
     let (_dir, db) = database().await;
-    let configs = TenantConfigs::<Config, TestError>::new(db.clone(), config(5), "test-config");
+    let configs = configs(&db);
+    let acme = context("acme", "UpdateTestConfig");
 
-    let defaults = configs
-        .get(&request("acme", "GetTestConfig", ()))
-        .await
-        .unwrap();
-    assert_eq!((defaults.config.clone(), defaults.version), (config(5), 0));
+    let defaults = configs.get(&acme).await.unwrap();
+    assert_eq!((defaults.config, defaults.version), (config(5), 0));
 
-    let first = configs.replace(update(6, ""), decode).await.unwrap();
-    assert_eq!((first.config.clone(), first.version), (config(6), 1));
-    let sent = crm_rpc::etag(first.version);
-    let second = configs.replace(update(7, &sent), decode).await.unwrap();
+    let first = configs.replace(&acme, sent(6, "")).await.unwrap();
+    assert_eq!((first.config, first.version), (config(6), 1));
+    assert_eq!(first.updater, "boss");
+    assert_ne!(first.etag, "1", "opaque, never a bare number");
+    let second = configs.replace(&acme, sent(7, &first.etag)).await.unwrap();
     assert_eq!(
         second.version, 2,
         "the etag the server sent names the version"
     );
-    let legacy = configs.replace(update(8, "2"), decode).await.unwrap();
+    let legacy = configs.replace(&acme, sent(8, "2")).await.unwrap();
     assert_eq!(legacy.version, 3, "a bare number from an earlier release");
 
-    let stale = configs.replace(update(9, &sent), decode).await.unwrap_err();
-    assert_eq!(stale.code(), Code::Aborted);
-    let info = stale.get_error_details().error_info().cloned().unwrap();
-    assert_eq!(
-        (info.reason.as_str(), info.domain.as_str()),
-        ("ETAG_MISMATCH", "crm.test")
-    );
-    assert!(!Etag::matches(&sent, 3));
-
-    let refused = configs
-        .replace(update(9, ""), |_| {
-            Err(FieldViolation::new("config", "required").into())
-        })
+    let stale = configs
+        .replace(&acme, sent(9, &first.etag))
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        matches!(
+            stale,
+            RpcError::Aborted {
+                reason: "ETAG_MISMATCH",
+                ..
+            }
+        ),
+        "{stale:?}"
+    );
+    assert!(!Etag::matches(&first.etag, 3));
+    assert_eq!(configs.get(&acme).await.unwrap().config, config(8));
 
-    let other = configs
-        .get(&request("globex", "GetTestConfig", ()))
-        .await
-        .unwrap();
+    for (refused, field) in [(None, "config"), (sent(0, ""), "config.limit")] {
+        match configs.replace(&acme, refused).await {
+            Err(RpcError::InvalidArgument(vs)) => assert_eq!(vs[0].field, field),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    let globex = context("globex", "GetTestConfig");
+    let other = configs.get(&globex).await.unwrap();
     assert_eq!(other.version, 0, "another tenant keeps the defaults");
 
     let trail = crm_store::audit::list(&db, "acme", Some("test-config/acme"), None, 10)
@@ -123,47 +144,41 @@ async fn configurations_are_replaced_against_opaque_etags_and_audited() {
 #[tokio::test]
 async fn the_audit_trail_pages_newest_first_with_bound_tokens() {
     let (_dir, db) = database().await;
-    let configs = TenantConfigs::<Config, TestError>::new(db.clone(), config(5), "test-config");
+    let configs = configs(&db);
+    let acme = context("acme", "UpdateTestConfig");
     for limit in 1..=3 {
-        configs.replace(update(limit, ""), decode).await.unwrap();
+        configs.replace(&acme, sent(limit, "")).await.unwrap();
     }
-    let trail = AuditTrail::<TestError>::new(db, PageLimits::default());
-    let ctx = RequestContext::of(&request("acme", "ListAuditEntries", ())).unwrap();
-    let query = |subject, page_token| AuditQuery {
-        subject: ("subject", subject),
-        page_size: 2,
-        page_token,
-    };
+    let trail = AuditTrail::new(db, PageLimits::default());
+    let ctx = context("acme", "ListAuditEntries");
+    let subject = |id| ("subject", id);
 
-    let first = trail
-        .list(&ctx, query("test-config/acme", ""))
+    let (first, token) = trail
+        .list(&ctx, subject("test-config/acme"), 2, "")
         .await
         .unwrap();
-    assert_eq!(first.entries.len(), 2);
-    assert!(!first.next_page_token.is_empty());
-    let second = trail
-        .list(&ctx, query("test-config/acme", &first.next_page_token))
+    assert_eq!(first.len(), 2);
+    assert!(!token.is_empty());
+    let (second, last) = trail
+        .list(&ctx, subject("test-config/acme"), 2, &token)
         .await
         .unwrap();
-    assert_eq!(second.entries.len(), 1);
-    assert!(
-        second.next_page_token.is_empty(),
-        "a short page is the last"
-    );
-    assert!(second.entries[0].id < first.entries[1].id, "newest first");
+    assert_eq!(second.len(), 1);
+    assert!(last.is_empty(), "a short page is the last");
+    assert!(second[0].id < first[1].id, "newest first");
 
-    let everything = trail.list(&ctx, query("", "")).await.unwrap();
-    assert_eq!(everything.entries.len(), 2);
+    let (everything, _) = trail.list(&ctx, subject(""), 2, "").await.unwrap();
+    assert_eq!(everything.len(), 2);
 
     let replayed = trail
-        .list(&ctx, query("other", &first.next_page_token))
+        .list(&ctx, subject("other"), 2, &token)
         .await
         .unwrap_err();
-    assert_eq!(replayed.code(), Code::InvalidArgument);
-    let globex = RequestContext::of(&request("globex", "ListAuditEntries", ())).unwrap();
+    assert!(matches!(replayed, RpcError::InvalidArgument(_)));
+    let globex = context("globex", "ListAuditEntries");
     let foreign = trail
-        .list(&globex, query("test-config/acme", &first.next_page_token))
+        .list(&globex, subject("test-config/acme"), 2, &token)
         .await
         .unwrap_err();
-    assert_eq!(foreign.code(), Code::InvalidArgument);
+    assert!(matches!(foreign, RpcError::InvalidArgument(_)));
 }

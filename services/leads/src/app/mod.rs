@@ -50,8 +50,15 @@ impl App {
         }
     }
 
-    fn db(&self) -> &sea_orm::DatabaseConnection {
+    /// The connection, for the handlers every service shares (the
+    /// tenant's configuration, the audit trail).
+    pub fn db(&self) -> &sea_orm::DatabaseConnection {
         self.uow.db()
+    }
+
+    /// The lead configuration of tenants that have not set their own.
+    pub fn defaults(&self) -> &LeadConfig {
+        &self.defaults
     }
 }
 

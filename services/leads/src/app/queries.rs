@@ -3,8 +3,8 @@
 use super::App;
 use crate::{
     domain::{
-        Actor, AuditEntry, ChannelStats, Interaction, Lead, LeadConfig, LeadError, ListFilter,
-        StoredConfig, channel_stats, check_visible, due_list_owner,
+        Actor, ChannelStats, Interaction, Lead, LeadConfig, LeadError, ListFilter, StoredConfig,
+        channel_stats, check_visible, due_list_owner,
     },
     store,
 };
@@ -18,26 +18,6 @@ impl App {
     /// The rules the tenant's leads are checked and scored by.
     pub async fn config(&self, tenant: &str) -> Result<LeadConfig, LeadError> {
         Ok(self.stored_config(tenant).await?.config)
-    }
-
-    /// Replaces the tenant's configuration if it is still at `etag`.
-    pub async fn replace_config(
-        &self,
-        tenant: &str,
-        config: LeadConfig,
-        etag: &str,
-        actor: &str,
-        now: i64,
-    ) -> Result<StoredConfig, LeadError> {
-        let (config, defaults) = (&config, &self.defaults);
-        self.uow
-            .run(tenant, |tx| async move {
-                // The configuration table audits the replacement itself.
-                let stored =
-                    store::replace_config(&*tx, tenant, config, defaults, etag, actor, now).await?;
-                Ok(super::Effect::new(stored))
-            })
-            .await
     }
 
     /// A lead the actor may see.
@@ -96,15 +76,5 @@ impl App {
         Ok(channel_stats(
             store::channel_counts(self.db(), tenant).await?,
         ))
-    }
-
-    pub async fn audit_entries(
-        &self,
-        tenant: &str,
-        lead_id: Option<&str>,
-        after: Option<&str>,
-        limit: u64,
-    ) -> Result<Vec<AuditEntry>, LeadError> {
-        store::audit_entries(self.db(), tenant, lead_id, after, limit).await
     }
 }

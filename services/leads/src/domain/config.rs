@@ -121,12 +121,6 @@ pub struct StoredConfig {
     pub updater: String,
 }
 
-impl StoredConfig {
-    pub fn etag(&self) -> String {
-        self.version.to_string()
-    }
-}
-
 impl LeadConfig {
     /// Every violation of the configuration, with field paths as in the
     /// API's `LeadConfig` message.

@@ -246,8 +246,13 @@ pub struct Lead {
 }
 
 impl Lead {
+    /// The opaque etag of this version, as clients see it.
     pub fn etag(&self) -> String {
-        self.version.to_string()
+        crm_types::Etag::of_version(self.stored_version()).to_string()
+    }
+
+    fn stored_version(&self) -> u64 {
+        u64::try_from(self.version).unwrap_or_default()
     }
 
     /// When the owner must look at the lead next: the earlier of the
@@ -263,7 +268,7 @@ impl Lead {
     /// Refuses a change made against a stale etag; an empty etag means the
     /// caller accepts the current version (AIP-154).
     pub fn check_etag(&self, etag: &str) -> Result<(), super::LeadError> {
-        if etag.is_empty() || etag == self.etag() {
+        if crm_types::Etag::matches(etag, self.stored_version()) {
             Ok(())
         } else {
             Err(super::LeadError::StaleEtag {
@@ -322,4 +327,28 @@ pub(super) fn opt_time(t: Option<i64>) -> String {
 
 pub(super) fn budget_text(b: &Option<Budget>) -> String {
     b.as_ref().map(Budget::display).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{LeadError, testing};
+
+    #[test]
+    fn the_etag_is_opaque_and_names_one_version() {
+        let mut lead = testing::lead("l1", Some("amy"));
+        lead.version = 3;
+        let sent = lead.etag();
+        assert_ne!(sent, "3", "never a bare number");
+        assert!(lead.check_etag(&sent).is_ok());
+        assert!(lead.check_etag("").is_ok(), "empty: whatever is current");
+        assert!(
+            lead.check_etag("3").is_ok(),
+            "a bare number from an earlier release"
+        );
+        lead.version = 4;
+        assert!(matches!(
+            lead.check_etag(&sent),
+            Err(LeadError::StaleEtag { .. })
+        ));
+    }
 }

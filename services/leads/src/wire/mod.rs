@@ -11,7 +11,7 @@ use crm_rpc::{FieldViolation, fields};
 use crate::domain::{
     Amount, Budget, BudgetFloor, ChannelStats, CompanySize, Draft, Interaction, InteractionKind,
     Lead, LeadConfig, LeadScope, LeadStatus, OnDuplicate, Patch, Profile, RowOutcome,
-    ScoreBreakdown, ScoringModel, StoredConfig, Violation,
+    ScoreBreakdown, ScoringModel, Violation,
 };
 
 pub fn violations(vs: Vec<Violation>, parent: &str) -> Vec<FieldViolation> {
@@ -466,11 +466,17 @@ pub fn convert_request(
     }
 }
 
-pub fn config_to_proto(stored: &StoredConfig) -> pb::LeadConfig {
-    let c = &stored.config;
+/// A tenant's configuration at `version` (0: the operator's defaults), last
+/// changed at `update_time` by `updater`.
+pub fn config_to_proto(
+    c: &LeadConfig,
+    version: i64,
+    update_time: Option<i64>,
+    updater: &str,
+) -> pb::LeadConfig {
     let s = &c.scoring;
     pb::LeadConfig {
-        etag: stored.etag(),
+        etag: crm_rpc::etag(version),
         channels: c.channels.clone(),
         scoring: Some(pb::ScoringModel {
             interaction_weights: s
@@ -505,8 +511,8 @@ pub fn config_to_proto(stored: &StoredConfig) -> pb::LeadConfig {
         daily_claim_limit: i32::try_from(c.daily_claim_limit).unwrap_or(i32::MAX),
         follow_up_window: Some(fields::duration(c.follow_up_window.as_secs())),
         hot_follow_up_window: Some(fields::duration(c.hot_follow_up_window.as_secs())),
-        update_time: fields::opt_timestamp(stored.update_time),
-        updater: stored.updater.clone(),
+        update_time: fields::opt_timestamp(update_time),
+        updater: updater.to_owned(),
     }
 }
 

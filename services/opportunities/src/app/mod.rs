@@ -9,7 +9,7 @@ use crm_store::{
     DatabaseConnection,
     uow::{Effect, UnitOfWork},
 };
-use crm_types::{Actor, AuditEntry, Change, now_micros};
+use crm_types::{AuditEntry, Change};
 
 use crate::domain::{OpportunityConfig, OpportunityError};
 use crate::store::{self, StoredConfig};
@@ -78,8 +78,15 @@ impl UseCases {
         }
     }
 
-    fn db(&self) -> &DatabaseConnection {
+    /// The connection, for the handlers every service shares (the
+    /// tenant's configuration, the audit trail).
+    pub fn db(&self) -> &DatabaseConnection {
         self.uow.db()
+    }
+
+    /// The configuration of tenants that have not set their own.
+    pub fn defaults(&self) -> &OpportunityConfig {
+        &self.defaults
     }
 
     // ---- configuration
@@ -90,24 +97,5 @@ impl UseCases {
 
     async fn rules(&self, tenant: &str) -> Result<OpportunityConfig> {
         Ok(self.config(tenant).await?.config)
-    }
-
-    pub async fn replace_config(
-        &self,
-        actor: &Actor,
-        tenant: &str,
-        config: OpportunityConfig,
-        etag: &str,
-    ) -> Result<StoredConfig> {
-        let now = now_micros();
-        let (config, defaults) = (&config, &self.defaults);
-        self.uow
-            .run(tenant, |tx| async move {
-                let stored =
-                    store::replace_config(&*tx, tenant, config, defaults, etag, &actor.id, now)
-                        .await?;
-                Trail::default().done(stored)
-            })
-            .await
     }
 }

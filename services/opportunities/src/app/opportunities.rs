@@ -427,13 +427,4 @@ impl UseCases {
         let totals = store::open_pipeline(self.db(), tenant, owner.as_deref()).await?;
         Ok(domain::forecast(totals, &config))
     }
-
-    pub async fn audit_entries(
-        &self,
-        tenant: &str,
-        subject: Option<&str>,
-        page: Page<'_>,
-    ) -> Result<Vec<AuditEntry>> {
-        store::audit_entries(self.db(), tenant, subject, page.after, page.limit).await
-    }
 }

@@ -171,8 +171,9 @@ pub struct Opportunity {
 }
 
 impl Opportunity {
+    /// The opaque etag of this version, as clients see it.
     pub fn etag(&self) -> String {
-        self.version.to_string()
+        crm_types::Etag::of_version(u64::try_from(self.version).unwrap_or_default()).to_string()
     }
 
     /// Whether `actor` may see and change this opportunity (see

@@ -112,7 +112,7 @@ pub fn date_pb(d: Date) -> common::Date {
 pub fn account_pb(a: &Account) -> pb::Account {
     pb::Account {
         id: a.id.clone(),
-        etag: a.version.to_string(),
+        etag: crm_rpc::etag(a.version),
         name: a.name.clone(),
         registration_number: a.registration_number.clone(),
         industry: a.industry.clone(),
@@ -129,7 +129,8 @@ pub fn account_pb(a: &Account) -> pb::Account {
 pub fn contact_pb(c: &Contact) -> pb::Contact {
     pb::Contact {
         id: c.id.clone(),
-        etag: "1".into(),
+        // Contacts are never changed: always their first version.
+        etag: crm_rpc::etag(1),
         account_id: c.account_id.clone(),
         name: c.name.clone(),
         title: c.title.clone(),
@@ -492,7 +493,7 @@ pub fn work_hours_pb(w: &WorkHours) -> pb::WorkHours {
 pub fn approval_pb(a: &Approval) -> pb::Approval {
     pb::Approval {
         id: a.id.clone(),
-        etag: a.version.to_string(),
+        etag: crm_rpc::etag(a.version),
         kind: approval_kind_pb(a.kind),
         subject_id: a.subject_id.clone(),
         requester_id: a.requester_id.clone(),
@@ -557,7 +558,7 @@ pub fn config_pb(
     updater: &str,
 ) -> pb::OpportunityConfig {
     pb::OpportunityConfig {
-        etag: version.to_string(),
+        etag: crm_rpc::etag(version),
         stage_probabilities: c
             .stage_probabilities
             .iter()
