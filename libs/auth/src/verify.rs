@@ -41,6 +41,9 @@ pub struct Verifier {
     /// far more than the call it guards, and a client sends the same token
     /// on every call. Bounded: the least recently used goes first.
     verified: Mutex<Lru<Verified>>,
+    /// Bumped (under the cache's lock) whenever the keys change, so that a
+    /// verification made with the keys before cannot enter the cache after.
+    generation: AtomicU64,
     /// Full verifications made, for tests of the cache.
     #[cfg(test)]
     full_checks: std::sync::atomic::AtomicUsize,
@@ -153,6 +156,7 @@ impl Verifier {
             leeway: cfg.leeway_seconds,
             max_lifetime: cfg.max_token_lifetime_seconds,
             verified: Mutex::new(Lru::new(VERIFIED_CAPACITY)),
+            generation: AtomicU64::new(0),
             #[cfg(test)]
             full_checks: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -183,8 +187,11 @@ impl Verifier {
                 None => {}
             }
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let (principal, exp) = self.verify_uncached(token, now)?;
-        if let Ok(mut cache) = self.verified.lock() {
+        if let Ok(mut cache) = self.verified.lock()
+            && self.generation.load(Ordering::Acquire) == generation
+        {
             let valid_until = exp.saturating_add(self.leeway);
             cache.insert(
                 token,
@@ -240,12 +247,14 @@ impl Verifier {
         match source.parse(&contents) {
             Ok(keys) => {
                 let count = keys.len();
+                // A token verified with a key that is gone must not stay
+                // accepted: the cache empties as the keys change.
+                let mut cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                cache.clear();
+                drop(cache);
                 *loaded = contents;
-                // A token verified with a key that is gone must not stay accepted.
-                if let Ok(mut cache) = self.verified.lock() {
-                    cache.clear();
-                }
                 tracing::info!(keys = count, "token verification keys reloaded");
             }
             Err(error) => {
