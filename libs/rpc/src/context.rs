@@ -3,7 +3,7 @@
 //! identifies the call for replay.
 
 use crm_types::Actor;
-use tonic::{GrpcMethod, Request, Status};
+use tonic::{Request, Status};
 
 use crate::{FieldViolation, fields, paging::Binding};
 
@@ -26,7 +26,7 @@ pub struct RequestContext {
     pub now: i64,
     /// The RPC's name (`CreateLead`): idempotency records and page tokens
     /// are bound to it.
-    pub method: String,
+    pub method: &'static str,
     /// Set by [`RequestContext::replayable`] when a creating call carries
     /// a request id.
     pub request: Option<RequestId>,
@@ -34,19 +34,13 @@ pub struct RequestContext {
 
 impl RequestContext {
     /// The context of a request the shared auth layer let through.
-    pub fn of<T>(req: &Request<T>) -> Result<Self, Status> {
+    pub fn of<T: prost::Name>(req: &Request<T>) -> Result<Self, Status> {
         let principal = crm_auth::principal(req)?;
-        // Inserted by the generated server code of every method.
-        let method = req
-            .extensions()
-            .get::<GrpcMethod<'static>>()
-            .map(|m| m.method().to_owned())
-            .ok_or_else(|| Status::internal("the request names no gRPC method"))?;
         Ok(RequestContext {
             caller: Actor::new(principal.subject.clone(), principal.roles.clone()),
             tenant: principal.tenant.clone(),
             now: crm_types::now_micros(),
-            method,
+            method: method_of::<T>(),
             request: None,
         })
     }
@@ -68,66 +62,67 @@ impl RequestContext {
 
     /// What this method's page tokens are bound to before any filter.
     pub fn binding(&self) -> Binding {
-        Binding::new(&self.tenant, &self.method)
+        Binding::new(&self.tenant, self.method)
     }
+}
+
+/// The RPC a request message is for: every RPC has its own
+/// `<Rpc>Request` message (docs/contracts.md).
+fn method_of<T: prost::Name>() -> &'static str {
+    T::NAME.strip_suffix("Request").unwrap_or(T::NAME)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use crm_auth::Principal;
+    use crm_proto::crm::leads::v1::{CreateLeadRequest, ListLeadsRequest};
     use crm_types::Role;
     use tonic::Code;
 
     use super::*;
 
-    fn request(method: Option<&'static str>) -> Request<crm_proto::crm::common::v1::Money> {
-        let mut req = Request::new(crm_proto::crm::common::v1::Money {
-            currency_code: "CNY".into(),
-            units: 1,
-            nanos: 0,
-        });
+    fn request<T>(body: T) -> Request<T> {
+        let mut req = Request::new(body);
         req.extensions_mut().insert(Principal {
             subject: "amy".into(),
             tenant: "acme".into(),
             roles: vec![Role::Sales],
         });
-        if let Some(method) = method {
-            req.extensions_mut()
-                .insert(GrpcMethod::new("crm.leads.v1.LeadService", method));
-        }
         req
     }
 
     #[test]
     fn names_the_caller_tenant_method_and_time() {
         let before = crm_types::now_micros();
-        let ctx = RequestContext::of(&request(Some("CreateLead"))).unwrap();
+        let ctx = RequestContext::of(&request(CreateLeadRequest::default())).unwrap();
         assert_eq!(ctx.caller, Actor::new("amy", vec![Role::Sales]));
         assert_eq!(ctx.tenant, "acme");
         assert_eq!(ctx.method, "CreateLead");
         assert!(ctx.now >= before);
         assert_eq!(ctx.request, None);
+        let ctx = RequestContext::of(&request(ListLeadsRequest::default())).unwrap();
         assert_eq!(
             ctx.binding(),
-            Binding::new("acme", "CreateLead"),
+            Binding::new("acme", "ListLeads"),
             "page tokens are bound to tenant and method"
         );
     }
 
     #[test]
-    fn refuses_a_request_without_a_caller_or_method() {
-        let mut anonymous = request(Some("CreateLead"));
+    fn refuses_a_request_without_a_caller() {
+        let mut anonymous = request(CreateLeadRequest::default());
         anonymous.extensions_mut().remove::<Principal>();
         let err = RequestContext::of(&anonymous).unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
-        let err = RequestContext::of(&request(None)).unwrap_err();
-        assert_eq!(err.code(), Code::Internal);
     }
 
     #[test]
     fn a_request_id_is_checked_and_bound_to_the_content() {
-        let req = request(Some("CreateLead"));
+        let req = request(CreateLeadRequest {
+            request_id: "r-1".into(),
+            ..CreateLeadRequest::default()
+        });
         let mut ctx = RequestContext::of(&req).unwrap();
         ctx.replayable("", req.get_ref()).unwrap();
         assert_eq!(ctx.request, None, "empty: no replay protection");
@@ -136,7 +131,7 @@ mod tests {
         let first = ctx.request.clone().unwrap();
         assert_eq!(first.id, "r-1");
         let mut other = req.get_ref().clone();
-        other.units = 2;
+        other.on_duplicate = 2;
         ctx.replayable("r-1", &other).unwrap();
         assert_ne!(ctx.request.unwrap().digest, first.digest);
 

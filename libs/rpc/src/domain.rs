@@ -36,7 +36,7 @@ pub trait DomainError: Sized {
     ) -> impl Future<Output = Result<Response<R>, Status>> + Send
     where
         Self: Send,
-        M: Send,
+        M: prost::Name + Send,
         F: FnOnce(RequestContext, M) -> Fut + Send,
         Fut: Future<Output = Result<R, Refusal<Self>>> + Send,
     {

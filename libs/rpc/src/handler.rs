@@ -64,6 +64,7 @@ impl<E: DomainError> From<Refusal<E>> for Status {
 pub(crate) async fn handle<E, M, R, F, Fut>(req: Request<M>, body: F) -> Result<Response<R>, Status>
 where
     E: DomainError,
+    M: prost::Name,
     F: FnOnce(RequestContext, M) -> Fut,
     Fut: Future<Output = Result<R, Refusal<E>>>,
 {
@@ -78,7 +79,8 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
     use crm_auth::Principal;
-    use tonic::{Code, GrpcMethod};
+    use crm_proto::crm::leads::v1::GetLeadRequest;
+    use tonic::Code;
     use tonic_types::StatusExt;
 
     use super::*;
@@ -97,40 +99,41 @@ mod tests {
         }
     }
 
-    fn request(id: &str) -> Request<String> {
-        let mut req = Request::new(id.to_owned());
+    fn request(id: &str) -> Request<GetLeadRequest> {
+        let mut req = Request::new(GetLeadRequest { id: id.to_owned() });
         req.extensions_mut().insert(Principal {
             subject: "amy".into(),
             tenant: "acme".into(),
             roles: vec![],
         });
-        req.extensions_mut()
-            .insert(GrpcMethod::new("crm.test.v1.TestService", "GetThing"));
         req
     }
 
-    async fn get_thing(req: Request<String>) -> Result<Response<String>, Status> {
-        Missing::handle(req, |ctx, id: String| async move {
-            crate::required_id(&id, "id")?;
-            if id == "t1" {
+    async fn get_thing(req: Request<GetLeadRequest>) -> Result<Response<String>, Status> {
+        Missing::handle(req, |ctx, body| async move {
+            crate::required_id(&body.id, "id")?;
+            if body.id == "t1" {
                 return Err(Missing.into());
             }
-            if id == "t2" {
+            if body.id == "t2" {
                 Err(Status::unavailable("passed on"))?;
             }
-            Ok(format!("{}/{id}", ctx.tenant))
+            Ok(format!("{}/{}/{}", ctx.tenant, ctx.method, body.id))
         })
         .await
     }
 
     fn domain(status: &Status) -> Option<String> {
-        status.get_error_details().error_info().map(|i| i.domain.clone())
+        status
+            .get_error_details()
+            .error_info()
+            .map(|i| i.domain.clone())
     }
 
     #[tokio::test]
     async fn every_refusal_speaks_for_the_service() {
         let answer = get_thing(request("t9")).await.unwrap();
-        assert_eq!(answer.into_inner(), "acme/t9");
+        assert_eq!(answer.into_inner(), "acme/GetLead/t9");
 
         let bad = get_thing(request("")).await.unwrap_err();
         assert_eq!(bad.code(), Code::InvalidArgument);

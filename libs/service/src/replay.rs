@@ -15,7 +15,7 @@ impl Replay for RequestContext {
         self.request.as_ref().map(|r| RequestKey {
             tenant: &self.tenant,
             request_id: &r.id,
-            method: &self.method,
+            method: self.method,
             request_hash: &r.digest,
         })
     }

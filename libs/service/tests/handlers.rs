@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 
 use crm_auth::Principal;
+use crm_proto::crm::leads::v1::{ListAuditEntriesRequest, UpdateLeadConfigRequest};
 use crm_rpc::{FieldViolation, RequestContext, RpcError, paging::PageLimits};
 use crm_service::{AuditTrail, ConfigWire, TenantConfigs};
 use crm_types::{Etag, Role};
 use sea_orm_migration::SchemaManager;
-use tonic::{GrpcMethod, Request};
+use tonic::Request;
 
 type Config = BTreeMap<String, u32>;
 
@@ -25,17 +26,15 @@ async fn database() -> (tempfile::TempDir, crm_store::DatabaseConnection) {
     (dir, db)
 }
 
-/// The context of a call of `tenant` to `method`, as the auth layer and
-/// the generated server code leave the request.
-fn context(tenant: &str, method: &'static str) -> RequestContext {
-    let mut req = Request::new(());
+/// The context of a call of `tenant` with the message `M`, as the auth
+/// layer leaves the request.
+fn context<M: prost::Name + Default>(tenant: &str) -> RequestContext {
+    let mut req = Request::new(M::default());
     req.extensions_mut().insert(Principal {
         subject: "boss".into(),
         tenant: tenant.into(),
         roles: vec![Role::Admin],
     });
-    req.extensions_mut()
-        .insert(GrpcMethod::new("crm.test.v1.TestService", method));
     RequestContext::of(&req).unwrap()
 }
 
@@ -85,7 +84,7 @@ fn configs(db: &crm_store::DatabaseConnection) -> TenantConfigs<Config, Message>
 async fn configurations_are_replaced_against_opaque_etags_and_audited() {
     let (_dir, db) = database().await;
     let configs = configs(&db);
-    let acme = context("acme", "UpdateTestConfig");
+    let acme = context::<UpdateLeadConfigRequest>("acme");
 
     let defaults = configs.get(&acme).await.unwrap();
     assert_eq!((defaults.config, defaults.version), (config(5), 0));
@@ -126,7 +125,7 @@ async fn configurations_are_replaced_against_opaque_etags_and_audited() {
         }
     }
 
-    let globex = context("globex", "GetTestConfig");
+    let globex = context::<UpdateLeadConfigRequest>("globex");
     let other = configs.get(&globex).await.unwrap();
     assert_eq!(other.version, 0, "another tenant keeps the defaults");
 
@@ -145,12 +144,12 @@ async fn configurations_are_replaced_against_opaque_etags_and_audited() {
 async fn the_audit_trail_pages_newest_first_with_bound_tokens() {
     let (_dir, db) = database().await;
     let configs = configs(&db);
-    let acme = context("acme", "UpdateTestConfig");
+    let acme = context::<UpdateLeadConfigRequest>("acme");
     for limit in 1..=3 {
         configs.replace(&acme, sent(limit, "")).await.unwrap();
     }
     let trail = AuditTrail::new(db, PageLimits::default());
-    let ctx = context("acme", "ListAuditEntries");
+    let ctx = context::<ListAuditEntriesRequest>("acme");
     let subject = |id| ("subject", id);
 
     let (first, token) = trail
@@ -175,7 +174,7 @@ async fn the_audit_trail_pages_newest_first_with_bound_tokens() {
         .await
         .unwrap_err();
     assert!(matches!(replayed, RpcError::InvalidArgument(_)));
-    let globex = context("globex", "ListAuditEntries");
+    let globex = context::<ListAuditEntriesRequest>("globex");
     let foreign = trail
         .list(&globex, subject("test-config/acme"), 2, &token)
         .await
