@@ -82,3 +82,71 @@ pub mod event_cursor {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// An event a local consumer failed to apply, parked with its own retry
+/// schedule so that the events after it (of every tenant) go on. A copy of
+/// the event: retention does not touch it.
+pub mod event_retry {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_retries")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consumer: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+        pub sequence: i64,
+        pub tenant_id: String,
+        #[sea_orm(column_name = "type")]
+        pub event_type: String,
+        pub subject_id: String,
+        pub time: i64,
+        pub traceparent: String,
+        pub tracestate: String,
+        pub payload: Vec<u8>,
+        pub attempts: i32,
+        /// Unix microseconds.
+        pub next_attempt_time: i64,
+        pub last_error: String,
+        pub first_failure_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// An event a local consumer gave up on: its handler refused it for good
+/// `max_attempts` times. Kept for an operator, never retried by itself.
+pub mod event_dead_letter {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "event_dead_letters")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consumer: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+        pub sequence: i64,
+        pub tenant_id: String,
+        #[sea_orm(column_name = "type")]
+        pub event_type: String,
+        pub subject_id: String,
+        pub time: i64,
+        pub traceparent: String,
+        pub tracestate: String,
+        pub payload: Vec<u8>,
+        pub attempts: i32,
+        pub last_error: String,
+        pub first_failure_time: i64,
+        pub dead_time: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -69,7 +69,7 @@ use tokio::{
 pub use config::{EventsConfig, InvalidConfig, MIN_RETENTION};
 pub use consumer::{Backoff, Consumer, ConsumerError, Handler, SOURCE_METADATA, TokenProvider};
 pub use crm_proto::crm::events::v1::Event;
-pub use local::{LocalConsumer, LocalHandler};
+pub use local::{LocalConsumer, LocalHandler, LocalStats};
 pub use migration::migrations;
 pub use outbox::{NewEvent, Outbox, append, append_many};
 pub use stream::{EventStream, Outgoing};

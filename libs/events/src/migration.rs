@@ -11,6 +11,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateOutbox),
         Box::new(CreateCursors),
         Box::new(NumberedOnlyIndexes),
+        Box::new(LocalFailures),
     ]
 }
 
@@ -160,5 +161,66 @@ impl MigrationTrait for NumberedOnlyIndexes {
             db.execute_unprepared(sql).await?;
         }
         Ok(())
+    }
+}
+
+/// Where local consumers park the events they failed to apply (retried on
+/// their own schedule, so one bad event holds up nobody else) and where
+/// they put those they gave up on.
+struct LocalFailures;
+
+impl MigrationName for LocalFailures {
+    fn name(&self) -> &str {
+        "m0103_events_local_failures"
+    }
+}
+
+fn failed_event(table: &'static str, extra: &[ColumnDef]) -> TableCreateStatement {
+    let mut t = Table::create();
+    t.table(table)
+        .if_not_exists()
+        .col(string("consumer"))
+        .col(string("event_id"))
+        .col(big_integer("sequence"))
+        .col(string("tenant_id"))
+        .col(string("type"))
+        .col(string("subject_id"))
+        .col(big_integer("time"))
+        .col(text("traceparent"))
+        .col(text("tracestate"))
+        .col(blob("payload"))
+        .col(integer("attempts"))
+        .col(text("last_error"))
+        .col(big_integer("first_failure_time"));
+    for col in extra {
+        t.col(col.clone());
+    }
+    t.primary_key(Index::create().col("consumer").col("event_id"))
+        .to_owned()
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for LocalFailures {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(failed_event(
+                "event_retries",
+                &[big_integer("next_attempt_time")],
+            ))
+            .await?;
+        // The retry pass reads the due ones.
+        manager
+            .create_index(index(
+                "event_retries_due",
+                "event_retries",
+                &["consumer", "next_attempt_time"],
+            ))
+            .await?;
+        manager
+            .create_table(failed_event(
+                "event_dead_letters",
+                &[big_integer("dead_time")],
+            ))
+            .await
     }
 }

@@ -15,7 +15,10 @@ use sea_orm::{
     DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 
-use crate::entity::{outbox_event, outbox_head};
+use crate::{
+    entity::{event_cursor, outbox_event, outbox_head},
+    local::LOCAL,
+};
 
 /// Rows numbered per transaction: keeps the write lock short under a burst.
 const NUMBER_BATCH: u64 = 1000;
@@ -63,7 +66,7 @@ pub(crate) async fn number(db: &DatabaseConnection) -> Result<i64, DbErr> {
     }
     loop {
         let txn = crm_store::begin_write(db).await?;
-        let head = lock_head(&txn).await?;
+        let head = lock_head(&*txn).await?;
         // One statement numbers a batch: ROW_NUMBER over the creation order,
         // offset by the head, bound as a parameter so that the text (and
         // with it the prepared statement) is the same every time.
@@ -91,7 +94,7 @@ pub(crate) async fn number(db: &DatabaseConnection) -> Result<i64, DbErr> {
         if numbered > 0 {
             let mut row: outbox_head::ActiveModel = head.into();
             row.last_sequence = Set(last);
-            row.update(&txn).await?;
+            row.update(&*txn).await?;
         }
         txn.commit().await?;
         if numbered < NUMBER_BATCH {
@@ -118,7 +121,7 @@ pub(crate) async fn prune(
     let mut deleted = 0;
     loop {
         let txn = crm_store::begin_write(db).await?;
-        let head = lock_head(&txn).await?;
+        let head = lock_head(&*txn).await?;
         // Walks the sequence index from the oldest kept event: the cost is
         // that of the rows about to be deleted.
         let first_young = outbox_event::Entity::find()
@@ -129,11 +132,33 @@ pub(crate) async fn prune(
             .order_by_asc(outbox_event::Column::Sequence)
             .limit(1)
             .into_tuple::<Option<i64>>()
-            .one(&txn)
+            .one(&*txn)
             .await?
             .flatten();
-        let through = first_young
-            .map_or(head.last_sequence, |s| s - 1)
+        let expired = first_young.map_or(head.last_sequence, |s| s - 1);
+        // A local consumer reads this outbox itself: what it has not passed
+        // yet stays, however old (it parks failing events, so it is not
+        // held up for long by any one of them).
+        let held = event_cursor::Entity::find()
+            .select_only()
+            .column_as(event_cursor::Column::Sequence.min(), "sequence")
+            .filter(event_cursor::Column::Source.eq(LOCAL))
+            .into_tuple::<Option<i64>>()
+            .one(&*txn)
+            .await?
+            .flatten();
+        if let Some(held) = held
+            && held < expired
+            && held >= head.oldest_retained
+        {
+            tracing::warn!(
+                local_cursor = held,
+                expired_through = expired,
+                "a local event consumer's cursor holds expired events back from pruning"
+            );
+        }
+        let through = expired
+            .min(held.unwrap_or(i64::MAX))
             .min(head.oldest_retained - 1 + PRUNE_BATCH);
         if through < head.oldest_retained {
             txn.commit().await?;
@@ -141,12 +166,12 @@ pub(crate) async fn prune(
         }
         let done = outbox_event::Entity::delete_many()
             .filter(outbox_event::Column::Sequence.lte(through))
-            .exec(&txn)
+            .exec(&*txn)
             .await?
             .rows_affected;
         let mut row: outbox_head::ActiveModel = head.into();
         row.oldest_retained = Set(through + 1);
-        row.update(&txn).await?;
+        row.update(&*txn).await?;
         txn.commit().await?;
         deleted += done;
     }

@@ -388,7 +388,7 @@ impl Pump {
             .filtered(after, through)
             .select_only()
             .column(Column::Sequence)
-            .column_as(Expr::cust("LENGTH(payload)"), "size")
+            .column_as(Expr::cust("CAST(LENGTH(payload) AS BIGINT)"), "size")
             .limit(self.page_size)
             .into_tuple()
             .all(&self.db)

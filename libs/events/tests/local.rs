@@ -174,3 +174,192 @@ async fn each_own_event_is_applied_exactly_once_across_crashes_and_failures() {
         "every event once"
     );
 }
+
+/// Applies every event except those whose subject starts with "poison",
+/// which it refuses for good (as a conversion request over the size limit
+/// is refused).
+struct Picky;
+
+impl LocalHandler for Picky {
+    type Plan = ();
+    type Error = String;
+
+    async fn prepare(&self, event: &Event) -> Result<(), String> {
+        if event.subject_id.starts_with("poison") {
+            return Err(format!("{} is refused", event.subject_id));
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, txn: &DatabaseTransaction, event: &Event, (): ()) -> Result<(), String> {
+        Counter {
+            fail_first: 0,
+            prepared: Arc::default(),
+        }
+        .apply(txn, event, ())
+        .await
+    }
+
+    fn is_permanent(&self, _error: &String) -> bool {
+        true
+    }
+}
+
+async fn write(db: &DatabaseConnection, events: &Events, batch: Vec<crm_events::NewEvent>) {
+    let txn = crm_store::begin_write(db).await.unwrap();
+    crm_events::append_many(&txn, batch).await.unwrap();
+    txn.commit().await.unwrap();
+    events.outbox().notify();
+}
+
+fn quick() -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+    }
+}
+
+/// Finding 5: one tenant's event that its handler refuses for good does
+/// not stop the others' (every tenant's events after it are applied), and
+/// after `max_attempts` it moves to the dead letters, counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_5_a_poison_event_of_one_tenant_does_not_stop_the_others_and_is_dead_lettered() {
+    let testdb = TestDb::new().await;
+    let db = database(&testdb.location(DB)).await;
+    let cfg = EventsConfig {
+        sequencer_tick: Duration::from_millis(20),
+        ..EventsConfig::default()
+    };
+    let events = Events::open(db.clone(), cfg).await.unwrap();
+    let shutdown = Shutdown::new();
+    events.spawn_sequencer(shutdown.clone());
+    let consumer = LocalConsumer::new("test.picky")
+        .with_types(["test.Counted"])
+        .with_backoff(quick())
+        .with_max_attempts(3);
+    let stats = consumer.stats();
+    let task = consumer.clone().spawn(&events, Picky, shutdown.clone());
+
+    let mut batch = vec![event("mallory", "test.Counted", "poison-1")];
+    for i in 0..5 {
+        batch.push(event("globex", "test.Counted", &format!("g{i}")));
+        batch.push(event("mallory", "test.Counted", &format!("m{i}")));
+    }
+    write(&db, &events, batch).await;
+    eventually(
+        Duration::from_secs(20),
+        "the others' events applied",
+        || {
+            let db = &db;
+            async move { (tally(db).await.0 == 10).then_some(()) }
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the poison event dead-lettered",
+        || {
+            let stats = Arc::clone(&stats);
+            async move { (stats.dead_lettered() == 1).then_some(()) }
+        },
+    )
+    .await;
+    let dead = consumer.dead_letters(&db).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].subject_id.as_str(),
+            dead[0].tenant_id.as_str(),
+            dead[0].attempts
+        ),
+        ("poison-1", "mallory", 3)
+    );
+    assert!(
+        dead[0].last_error.contains("refused"),
+        "{:?}",
+        dead[0].last_error
+    );
+    assert_eq!(stats.parked(), 1);
+    // Later events go on as usual.
+    write(
+        &db,
+        &events,
+        vec![event("globex", "test.Counted", "g-late")],
+    )
+    .await;
+    eventually(Duration::from_secs(20), "a later event applied", || {
+        let db = &db;
+        async move { (tally(db).await.0 == 11).then_some(()) }
+    })
+    .await;
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tally(&db).await, (11, 11, 1), "each applied once");
+}
+
+/// Finding 5: pruning never deletes events a local consumer has not
+/// passed, so a consumer that was away longer than the retention still
+/// applies every one of them instead of silently skipping the pruned ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_5_pruning_stops_at_a_local_consumers_cursor() {
+    let testdb = TestDb::new().await;
+    let db = database(&testdb.location(DB)).await;
+    let events = Events::open(db.clone(), EventsConfig::default())
+        .await
+        .unwrap();
+    let consumer = LocalConsumer::new("test.away")
+        .with_types(["test.Counted"])
+        .with_backoff(quick());
+    // The consumer applies the first events, then is away.
+    write(
+        &db,
+        &events,
+        (0..3)
+            .map(|i| event("acme", "test.Counted", &format!("a{i}")))
+            .collect(),
+    )
+    .await;
+    events.sequence().await.unwrap();
+    let shutdown = Shutdown::new();
+    let task = consumer.clone().spawn(&events, Picky, shutdown.clone());
+    eventually(Duration::from_secs(20), "the first events applied", || {
+        let db = &db;
+        async move { (tally(db).await.0 == 3).then_some(()) }
+    })
+    .await;
+    shutdown.trigger();
+    task.await.unwrap();
+    write(
+        &db,
+        &events,
+        (3..8)
+            .map(|i| event("acme", "test.Counted", &format!("a{i}")))
+            .collect(),
+    )
+    .await;
+    assert_eq!(events.sequence().await.unwrap(), 8);
+
+    // Long after the retention: only what the consumer passed may go.
+    let later = crm_store::now_micros()
+        + i64::try_from(EventsConfig::default().retention.as_micros()).unwrap()
+        + 1;
+    assert_eq!(events.prune(later).await.unwrap(), 3);
+
+    let shutdown = Shutdown::new();
+    let task = consumer.spawn(&events, Picky, shutdown.clone());
+    eventually(
+        Duration::from_secs(20),
+        "the events after the cursor applied",
+        || {
+            let db = &db;
+            async move { (tally(db).await.0 == 8).then_some(()) }
+        },
+    )
+    .await;
+    shutdown.trigger();
+    task.await.unwrap();
+    assert_eq!(tally(&db).await, (8, 8, 1));
+}
