@@ -14,7 +14,7 @@ use prost::Message;
 use sea_orm::DatabaseTransaction;
 
 use crate::{
-    app::{App, Converted},
+    app::{App, ConvertError, Converted},
     domain::{Actor, LeadError, LeadStatus, Role},
 };
 
@@ -113,21 +113,88 @@ fn system() -> Actor {
     Actor::new(CONVERTER, vec![Role::Integration])
 }
 
+/// Why an automatic conversion did not happen, and whether trying again
+/// can change that.
+#[derive(Debug)]
+pub struct ConvertFailure {
+    message: String,
+    /// A refusal (the request is invalid, too large, the lead is closed),
+    /// not an outage: the event is dead-lettered after a few attempts.
+    permanent: bool,
+}
+
+impl std::fmt::Display for ConvertFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ConvertFailure {
+    fn permanent(message: impl ToString) -> Self {
+        ConvertFailure {
+            message: message.to_string(),
+            permanent: true,
+        }
+    }
+
+    fn transient(message: impl ToString) -> Self {
+        ConvertFailure {
+            message: message.to_string(),
+            permanent: false,
+        }
+    }
+}
+
+impl From<LeadError> for ConvertFailure {
+    fn from(err: LeadError) -> Self {
+        match err {
+            // The database: it comes back.
+            LeadError::Store(_) => ConvertFailure::transient(err),
+            _ => ConvertFailure::permanent(err),
+        }
+    }
+}
+
+impl From<ConvertError> for ConvertFailure {
+    fn from(err: ConvertError) -> Self {
+        match err {
+            ConvertError::Lead(lead) => lead.into(),
+            ConvertError::Unavailable(_) => ConvertFailure::transient(err),
+            ConvertError::Refused(ref status) => {
+                let permanent = !matches!(
+                    status.code(),
+                    tonic::Code::Aborted
+                        | tonic::Code::Internal
+                        | tonic::Code::Unauthenticated
+                        | tonic::Code::DataLoss
+                );
+                ConvertFailure {
+                    message: err.to_string(),
+                    permanent,
+                }
+            }
+        }
+    }
+}
+
 impl LocalHandler for AutoConvert {
     /// What the remote step produced, or nothing to do (the lead changed
     /// since it qualified).
     type Plan = Option<Converted>;
-    type Error = String;
+    type Error = ConvertFailure;
 
-    async fn prepare(&self, event: &Event) -> Result<Option<Converted>, String> {
-        let payload = event.payload.as_ref().ok_or("event without payload")?;
-        let qualified =
-            pb::LeadQualified::decode(payload.value.as_slice()).map_err(|e| e.to_string())?;
+    async fn prepare(&self, event: &Event) -> Result<Option<Converted>, ConvertFailure> {
+        let payload = event
+            .payload
+            .as_ref()
+            .ok_or_else(|| ConvertFailure::permanent("event without payload"))?;
+        let qualified = pb::LeadQualified::decode(payload.value.as_slice())
+            .map_err(ConvertFailure::permanent)?;
         let id = qualified.lead.map(|l| l.id).unwrap_or_default();
         let lead = match self.app.get(&event.tenant_id, &id, &system()).await {
             Ok(lead) => lead,
             Err(LeadError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         if lead.status != LeadStatus::Qualified {
             return Ok(None);
@@ -141,12 +208,11 @@ impl LocalHandler for AutoConvert {
                 &[Role::Integration],
                 Duration::from_secs(300),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(ConvertFailure::transient)?;
         let converted = self
             .app
             .convert_remotely(&lead, Some(BearerToken(token)), String::new(), None)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(Some(converted))
     }
 
@@ -155,7 +221,7 @@ impl LocalHandler for AutoConvert {
         txn: &DatabaseTransaction,
         event: &Event,
         plan: Option<Converted>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConvertFailure> {
         let Some(converted) = plan else {
             return Ok(());
         };
@@ -168,9 +234,12 @@ impl LocalHandler for AutoConvert {
                 &system(),
                 crm_store::now_micros(),
             )
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .await?;
+        Ok(())
+    }
+
+    fn is_permanent(&self, error: &ConvertFailure) -> bool {
+        error.permanent
     }
 }
 
