@@ -11,7 +11,7 @@ mod migration;
 use std::collections::BTreeSet;
 
 use crm_store::uow::RequestIdReused;
-use crm_types::{AuditEntry, Money};
+use crm_types::Money;
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,
@@ -68,27 +68,6 @@ pub async fn config(
     defaults: &OpportunityConfig,
 ) -> Result<StoredConfig, OpportunityError> {
     Ok(crm_store::tenant_config::get(conn, tenant, defaults).await?)
-}
-
-/// Replaces the tenant's configuration (recorded in the audit trail) if
-/// `etag` is current.
-pub async fn replace_config(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    config: &OpportunityConfig,
-    defaults: &OpportunityConfig,
-    etag: &str,
-    actor: &str,
-    now: i64,
-) -> Result<StoredConfig, OpportunityError> {
-    use crm_store::tenant_config::{self, ConfigError};
-    let subject = format!("opportunity-config/{tenant}");
-    tenant_config::replace(conn, tenant, &subject, config, defaults, etag, actor, now)
-        .await
-        .map_err(|e| match e {
-            ConfigError::Stale(_) => OpportunityError::Stale,
-            ConfigError::Db(e) => e.into(),
-        })
 }
 
 // ---- accounts and contacts
@@ -669,16 +648,4 @@ pub async fn list_approvals(
         .all(conn)
         .await?;
     rows.into_iter().map(approval_from_row).collect()
-}
-
-// ---- audit trail
-
-pub async fn audit_entries(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    subject: Option<&str>,
-    after: Option<&str>,
-    limit: u64,
-) -> Result<Vec<AuditEntry>, OpportunityError> {
-    Ok(crm_store::audit::list(conn, tenant, subject, after, limit).await?)
 }
