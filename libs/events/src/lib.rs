@@ -176,7 +176,7 @@ impl Events {
     /// Runs the sequencer until `shutdown`: on each [`Outbox::notify`] and
     /// every `sequencer_tick` (events committed by other processes), and
     /// prunes every `prune_interval`. Each pass is whole transactions, so
-    /// stopping between passes loses nothing. Run one per process; on
+    /// stopping between or during passes loses nothing. Run one per process; on
     /// PostgreSQL several processes' sequencers take turns on a row lock.
     pub fn spawn_sequencer(&self, shutdown: Shutdown) -> JoinHandle<()> {
         let events = self.clone();
@@ -191,12 +191,24 @@ impl Events {
                     () = events.wake.notified() => {}
                     _ = tick.tick() => {}
                 }
-                if let Err(err) = events.sequence().await {
+                // A pass may wait for a write turn behind a long import:
+                // shutdown cuts it short (an open transaction rolls back).
+                let numbered = tokio::select! {
+                    biased;
+                    () = shutdown.triggered() => return,
+                    numbered = events.sequence() => numbered,
+                };
+                if let Err(err) = numbered {
                     tracing::warn!(error = %err, "numbering events failed; retrying");
                 }
                 if Instant::now() >= next_prune {
                     next_prune = Instant::now() + events.cfg.prune_interval;
-                    match events.prune(crm_store::now_micros()).await {
+                    let pruned = tokio::select! {
+                        biased;
+                        () = shutdown.triggered() => return,
+                        pruned = events.prune(crm_store::now_micros()) => pruned,
+                    };
+                    match pruned {
                         Ok(0) => {}
                         Ok(deleted) => tracing::info!(deleted, "deleted expired events"),
                         Err(err) => tracing::warn!(error = %err, "pruning events failed"),

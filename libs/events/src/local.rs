@@ -224,9 +224,19 @@ impl LocalConsumer {
                 return;
             }
             let seen = *head.borrow_and_update();
-            let (progressed, retried) = match self.step(&db, seen, &handler, &shutdown).await {
-                Ok(progressed) => (progressed, self.retry_due(&db, &handler, &shutdown).await),
-                Err(stop) => (false, Err(stop)),
+            let work = async {
+                match self.step(&db, seen, &handler, &shutdown).await {
+                    Ok(progressed) => (progressed, self.retry_due(&db, &handler, &shutdown).await),
+                    Err(stop) => (false, Err(stop)),
+                }
+            };
+            // Shutdown cuts the work short wherever it waits (a write turn,
+            // the handler): an open transaction rolls back, and an event
+            // not committed is attempted again after the restart.
+            let (progressed, retried) = tokio::select! {
+                biased;
+                () = shutdown.triggered() => return,
+                done = work => done,
             };
             let next_retry = match (progressed, retried) {
                 (_, Err(Stop::Shutdown | Stop::Expired)) => return,
