@@ -69,27 +69,115 @@ async fn bad_tokens_are_unauthenticated() {
             "no tenant",
             Some(sign_claims(
                 &pem,
-                &json!({ "sub": "amy", "roles": ["sales"], "iss": "crm", "aud": "crm", "exp": unix_now() + 600 }),
+                &json!({ "sub": "amy", "roles": ["sales"], "iss": "crm", "aud": "crm", "iat": unix_now(), "exp": unix_now() + 600 }),
             )),
         ),
     ];
+    assert_all_unauthenticated(&suite, cases).await;
+}
+
+/// Through the gateway and directly, each token is refused.
+async fn assert_all_unauthenticated(
+    suite: &TestSuite,
+    cases: impl IntoIterator<Item = (&str, Option<String>)>,
+) {
     for (what, token) in cases {
         assert_eq!(
-            list_code(&suite, token.as_deref()).await,
+            list_code(suite, token.as_deref()).await,
             Code::Unauthenticated,
             "{what}"
         );
         // A service reached without the gateway is no softer.
-        let direct = suite
-            .leads_direct(token.as_deref())
-            .list_leads(pb::ListLeadsRequest::default())
-            .await;
         assert_eq!(
-            direct.map(|_| Code::Ok).unwrap_or_else(|s| s.code()),
+            direct_code(suite, token.as_deref()).await,
             Code::Unauthenticated,
             "{what}, direct"
         );
     }
+}
+
+async fn direct_code(suite: &TestSuite, token: Option<&str>) -> Code {
+    match suite
+        .leads_direct(token)
+        .list_leads(pb::ListLeadsRequest::default())
+        .await
+    {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+/// Finding 18: a token without `iat`, or living longer than
+/// `auth.max_token_lifetime_seconds` (24 h by default), is refused.
+#[tokio::test]
+async fn finding_18_tokens_without_iat_or_too_long_lived_are_unauthenticated() {
+    let suite = start().await;
+    let pem = suite.signing_key_pem().to_vec();
+    let day = 24 * 3600;
+    let mut no_iat = claims("crm", unix_now() + 600);
+    no_iat.as_object_mut().unwrap().remove("iat");
+    assert_eq!(
+        list_code(
+            &suite,
+            Some(&sign_claims(&pem, &claims("crm", unix_now() + day)))
+        )
+        .await,
+        Code::Ok,
+        "a day exactly is allowed"
+    );
+    assert_all_unauthenticated(
+        &suite,
+        [
+            ("no iat", Some(sign_claims(&pem, &no_iat))),
+            (
+                "a day and a minute",
+                Some(sign_claims(&pem, &claims("crm", unix_now() + day + 60))),
+            ),
+        ],
+    )
+    .await;
+
+    let shorter = start_with(|s| s.auth.max_token_lifetime_seconds = 3600).await;
+    let pem = shorter.signing_key_pem().to_vec();
+    let two_hours = sign_claims(&pem, &claims("crm", unix_now() + 7200));
+    assert_all_unauthenticated(&shorter, [("two hours, 1 h allowed", Some(two_hours))]).await;
+}
+
+/// Finding 18: a rotated key file is used without a restart (re-read on
+/// every call here: `key_reload_interval_seconds = 0`), and the key it
+/// replaced is no longer trusted, through the gateway and directly.
+#[tokio::test]
+async fn finding_18_rotated_key_files_are_reloaded_without_a_restart() {
+    let dir = std::env::temp_dir().join(format!("crm-e2e-rotation-{}", std::process::id()));
+    let (old_signing, old_public) = key_pair(&dir.join("old"));
+    let (new_signing, new_public) = key_pair(&dir.join("new"));
+    let trusted = dir.join("public.pem");
+    std::fs::write(&trusted, &old_public).unwrap();
+    let suite = start_with(|s| {
+        s.auth.public_key_files = vec![trusted.clone()];
+        s.auth.key_reload_interval_seconds = 0;
+    })
+    .await;
+    let old_token = sign_claims(&old_signing, &claims("crm", unix_now() + 600));
+    let new_token = sign_claims(&new_signing, &claims("crm", unix_now() + 600));
+    assert_eq!(list_code(&suite, Some(&old_token)).await, Code::Ok);
+    assert_all_unauthenticated(&suite, [("not yet rotated", Some(new_token.clone()))]).await;
+
+    // As a secret volume does it: a new file renamed into place.
+    let next = dir.join("public.pem.next");
+    std::fs::write(&next, &new_public).unwrap();
+    std::fs::rename(&next, &trusted).unwrap();
+    assert_eq!(list_code(&suite, Some(&new_token)).await, Code::Ok);
+    assert_eq!(direct_code(&suite, Some(&new_token)).await, Code::Ok);
+    assert_all_unauthenticated(&suite, [("rotated out", Some(old_token))]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh Ed25519 pair in `dir`: (private PEM, public PEM).
+fn key_pair(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    let keys = crm_auth::DevKeys::load_or_create(dir).unwrap();
+    let signing = std::fs::read(keys.signing_key_path()).unwrap();
+    (signing, keys.public_key_pem())
 }
 
 fn base64url(bytes: &[u8]) -> String {
