@@ -9,6 +9,7 @@
 //! representation on both backends, cheap to index and to page by.
 
 pub mod audit;
+mod availability;
 pub mod idempotency;
 mod migrations;
 pub mod tenant_config;
@@ -22,6 +23,7 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
+pub use availability::is_unavailable;
 pub use migrations::{index, shared_migrations};
 pub use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 pub use write::{WriteTx, begin_write};
