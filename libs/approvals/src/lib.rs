@@ -5,7 +5,11 @@
 //! step is decided by a holder of its role, or by an integration (the OA
 //! system) on behalf of a named person; nobody decides their own request.
 //! A rejection ends the chain, the last approval approves it, and a decided
-//! approval never changes again. Tenants add steps with [`StepRule`]s (an
+//! approval never changes again. A tenant's [`Policy`] separates duties:
+//! one person decides at most one step of an approval (unless the tenant
+//! turns it off), only the integrations it names decide for others, and
+//! the person an integration names must hold the step's role in the
+//! tenant's directory of approvers. Tenants add steps with [`StepRule`]s (an
 //! amount over a threshold adds a finance step, say).
 //!
 //! The engine knows nothing of what is approved: the subject is an opaque
@@ -15,6 +19,8 @@
 //! Plain Rust: no gRPC, no SQL.
 
 mod chain;
+
+use std::collections::BTreeMap;
 
 use crm_types::{Actor, Role};
 use serde::{Deserialize, Serialize};
@@ -114,6 +120,15 @@ impl Step {
         }
     }
 
+    /// The person who decided: the one an integration named, or the caller.
+    pub fn person(&self) -> &str {
+        if self.on_behalf_of.is_empty() {
+            &self.decider_id
+        } else {
+            &self.on_behalf_of
+        }
+    }
+
     /// Who decided, as an audit trail says it: `oa-system for wang`.
     pub fn decided_by(&self) -> String {
         if self.on_behalf_of.is_empty() {
@@ -157,6 +172,31 @@ pub struct Request<'a, K> {
     pub reason: &'a str,
 }
 
+/// A tenant's separation of duties, shared by every approval it decides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Whether one person may decide more than one step of an approval
+    /// (off by default: a manager who also holds finance decides one step).
+    pub allow_repeat_deciders: bool,
+    /// The integrations (token subjects) that may decide for a person; no
+    /// other integration decides anything. Empty: none.
+    pub integration_subjects: Vec<String>,
+    /// The tenant's directory of approvers: the roles each person an
+    /// integration may name holds. A named person decides only the steps of
+    /// a role listed here.
+    pub approvers: BTreeMap<String, Vec<Role>>,
+}
+
+impl Policy {
+    /// Whether the directory lists `person` with `role`.
+    pub fn approver_holds(&self, person: &str, role: Role) -> bool {
+        self.approvers
+            .get(person)
+            .is_some_and(|roles| roles.contains(&role))
+    }
+}
+
 /// A decision of the current step, as a caller gives it.
 #[derive(Debug, Clone, Copy)]
 pub struct Decide<'a> {
@@ -168,6 +208,8 @@ pub struct Decide<'a> {
     /// When the subject names its decider (the team's delivery manager
     /// reviews the team's quote), only that person may decide.
     pub only: Option<&'a str>,
+    /// The tenant's separation of duties.
+    pub policy: &'a Policy,
 }
 
 /// What a decision did to the approval.
@@ -211,6 +253,12 @@ pub enum ApprovalError {
     SelfApproval,
     #[error("only {0} decides this approval")]
     NotTheNamedDecider(String),
+    #[error("{0} already decided a step of this approval")]
+    RepeatDecider(String),
+    #[error("{0} is not an integration this tenant lets decide approvals")]
+    IntegrationNotAllowed(String),
+    #[error("{person} is not listed as holding the {role} role in the tenant's approvers")]
+    NotAnApprover { person: String, role: Role },
 }
 
 impl<K, D: Default> Approval<K, D> {
@@ -235,6 +283,15 @@ impl<K, D: Default> Approval<K, D> {
 }
 
 impl<K, D> Approval<K, D> {
+    /// The role whose holders decide the open step, while pending: who,
+    /// beside those who see the subject, may read the approval.
+    pub fn awaiting(&self) -> Option<Role> {
+        if self.status != Status::Pending {
+            return None;
+        }
+        self.steps.get(self.current_step).map(|s| s.role)
+    }
+
     /// The step decided last, if any.
     pub fn last_decided(&self) -> Option<&Step> {
         self.steps.iter().rev().find(|s| s.decision.is_some())
@@ -254,9 +311,21 @@ impl<K, D> Approval<K, D> {
             .get(self.current_step)
             .ok_or(ApprovalError::NoOpenStep)?;
         let person = if decide.actor.has(Role::Integration) {
+            let policy = decide.policy;
+            if !policy.integration_subjects.contains(&decide.actor.id) {
+                return Err(ApprovalError::IntegrationNotAllowed(
+                    decide.actor.id.clone(),
+                ));
+            }
             let named = decide.on_behalf_of.trim();
             if named.is_empty() {
                 return Err(ApprovalError::OnBehalfOfRequired);
+            }
+            if !policy.approver_holds(named, step.role) {
+                return Err(ApprovalError::NotAnApprover {
+                    person: named.to_owned(),
+                    role: step.role,
+                });
             }
             named
         } else if decide.actor.has(step.role) {
@@ -270,6 +339,14 @@ impl<K, D> Approval<K, D> {
         };
         if person == self.requester_id {
             return Err(ApprovalError::SelfApproval);
+        }
+        let decided_before = self
+            .steps
+            .iter()
+            .take(self.current_step)
+            .any(|s| s.decision.is_some() && s.person() == person);
+        if decided_before && !decide.policy.allow_repeat_deciders {
+            return Err(ApprovalError::RepeatDecider(person.to_owned()));
         }
         match decide.only {
             Some(only) if only != person => Err(ApprovalError::NotTheNamedDecider(only.to_owned())),
@@ -347,6 +424,18 @@ mod tests {
         )
     }
 
+    /// The OA system bound to the tenant, and wang, a manager in its directory.
+    static OA_POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| Policy {
+        integration_subjects: vec!["oa-system".into()],
+        approvers: [
+            ("wang.manager".to_owned(), vec![Role::Manager]),
+            ("amy".to_owned(), vec![Role::Manager]),
+            ("fei".to_owned(), vec![Role::Finance]),
+        ]
+        .into(),
+        ..Policy::default()
+    });
+
     fn by<'a>(actor: &'a Actor, decision: Decision) -> Decide<'a> {
         Decide {
             actor,
@@ -354,6 +443,7 @@ mod tests {
             comment: "",
             on_behalf_of: "",
             only: None,
+            policy: &OA_POLICY,
         }
     }
 
@@ -393,11 +483,13 @@ mod tests {
             Ok(Decided::Advanced)
         );
         assert_eq!((a.current_step, a.status), (1, Status::Pending));
+        assert_eq!(a.awaiting(), Some(Role::Finance));
         assert_eq!(
             a.decide(by(&fay, Decision::Approve), 2),
             Ok(Decided::Approved)
         );
         assert_eq!((a.status, a.version), (Status::Approved, 3));
+        assert_eq!(a.awaiting(), None, "a decided approval awaits nobody");
         assert_eq!(a.last_decided().unwrap().decider_id, "fay");
     }
 
@@ -475,6 +567,80 @@ mod tests {
             ("oa-system", "wang.manager", "budget")
         );
         assert_eq!(step.decided_by(), "oa-system for wang.manager");
+    }
+
+    #[test]
+    fn one_person_decides_one_step_unless_the_tenant_allows_more() {
+        let boss = actor("boss", &[Role::Manager, Role::Finance]);
+        let mut a = bid(&actor("amy", &[Role::Sales]));
+        assert_eq!(
+            a.decide(by(&boss, Decision::Approve), 1),
+            Ok(Decided::Advanced)
+        );
+        assert_eq!(
+            a.decide(by(&boss, Decision::Approve), 2),
+            Err(ApprovalError::RepeatDecider("boss".into()))
+        );
+        // The same person through the OA system is still the same person.
+        let oa = actor("oa-system", &[Role::Integration]);
+        let mut b = bid(&actor("amy", &[Role::Sales]));
+        let for_wang = Decide {
+            on_behalf_of: "wang.manager",
+            ..by(&oa, Decision::Approve)
+        };
+        b.decide(for_wang, 1).unwrap();
+        let wang = actor("wang.manager", &[Role::Manager, Role::Finance]);
+        assert_eq!(
+            b.decide(by(&wang, Decision::Approve), 2),
+            Err(ApprovalError::RepeatDecider("wang.manager".into()))
+        );
+        let lenient = Policy {
+            allow_repeat_deciders: true,
+            ..Policy::default()
+        };
+        let again = Decide {
+            policy: &lenient,
+            ..by(&boss, Decision::Approve)
+        };
+        assert_eq!(a.decide(again, 2), Ok(Decided::Approved));
+    }
+
+    #[test]
+    fn only_bound_integrations_decide_and_only_for_holders_of_the_role() {
+        let mut a = bid(&actor("amy", &[Role::Sales]));
+        let rogue = actor("crm-sync", &[Role::Integration]);
+        let for_wang = |actor| Decide {
+            on_behalf_of: "wang.manager",
+            ..by(actor, Decision::Approve)
+        };
+        assert_eq!(
+            a.decide(for_wang(&rogue), 1),
+            Err(ApprovalError::IntegrationNotAllowed("crm-sync".into()))
+        );
+        let oa = actor("oa-system", &[Role::Integration]);
+        let for_fei = Decide {
+            on_behalf_of: "fei",
+            ..by(&oa, Decision::Approve)
+        };
+        assert_eq!(
+            a.decide(for_fei, 1),
+            Err(ApprovalError::NotAnApprover {
+                person: "fei".into(),
+                role: Role::Manager
+            }),
+            "fei is finance, the step is the manager's"
+        );
+        let invented = Decide {
+            on_behalf_of: "nobody",
+            ..by(&oa, Decision::Approve)
+        };
+        assert!(matches!(
+            a.decide(invented, 1),
+            Err(ApprovalError::NotAnApprover { .. })
+        ));
+        assert_eq!(a.version, 1, "refusals change nothing");
+        assert_eq!(a.decide(for_wang(&oa), 1), Ok(Decided::Advanced));
+        assert_eq!(a.decide(for_fei, 2), Ok(Decided::Approved));
     }
 
     #[test]
