@@ -41,6 +41,9 @@ pub struct EventsConfig {
     /// the server held for it.
     #[serde(with = "crm_config::duration")]
     pub subscriber_stall_timeout: Duration,
+    /// Attempts of an event that a local consumer's handler refuses for
+    /// good before it goes to the dead letters (`event_dead_letters`).
+    pub local_max_attempts: u32,
 }
 
 impl Default for EventsConfig {
@@ -54,6 +57,7 @@ impl Default for EventsConfig {
             subscriber_buffer: 64,
             subscriber_buffer_bytes: 1 << 20,
             subscriber_stall_timeout: Duration::from_secs(60),
+            local_max_attempts: 5,
         }
     }
 }
@@ -93,6 +97,9 @@ impl EventsConfig {
         }
         if self.subscriber_buffer == 0 {
             return invalid("subscriber_buffer", "must be at least 1");
+        }
+        if self.local_max_attempts == 0 {
+            return invalid("local_max_attempts", "must be at least 1");
         }
         // The byte budget is counted in semaphore permits (u32).
         if self.subscriber_buffer_bytes < 1024
@@ -169,6 +176,14 @@ mod tests {
             },
             EventsConfig {
                 subscriber_buffer: 0,
+                ..EventsConfig::default()
+            },
+            EventsConfig {
+                subscriber_buffer_bytes: 10,
+                ..EventsConfig::default()
+            },
+            EventsConfig {
+                local_max_attempts: 0,
                 ..EventsConfig::default()
             },
         ] {

@@ -106,7 +106,8 @@ pub struct LocalConsumer {
     name: String,
     types: Vec<String>,
     backoff: Backoff,
-    max_attempts: u32,
+    /// `None`: the service's `events.local_max_attempts`.
+    max_attempts: Option<u32>,
     stats: Arc<LocalStats>,
 }
 
@@ -150,7 +151,7 @@ impl LocalConsumer {
             name: name.into(),
             types: Vec::new(),
             backoff: Backoff::default(),
-            max_attempts: 5,
+            max_attempts: None,
             stats: Arc::default(),
         }
     }
@@ -168,9 +169,10 @@ impl LocalConsumer {
     }
 
     /// Attempts of an event its handler refuses for good before it is
-    /// dead-lettered (at least 1).
+    /// dead-lettered (at least 1); by default the service's
+    /// `events.local_max_attempts`.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
+        self.max_attempts = Some(attempts.max(1));
         self
     }
 
@@ -194,13 +196,19 @@ impl LocalConsumer {
     /// Runs until `shutdown`, stopping between events (or cutting an
     /// attempt short: it is repeated after a restart).
     pub fn spawn<H: LocalHandler + 'static>(
-        self,
+        mut self,
         events: &Events,
         handler: H,
         shutdown: Shutdown,
     ) -> tokio::task::JoinHandle<()> {
         let (db, head) = (events.db.clone(), events.head.subscribe());
+        let allowed = self.max_attempts.unwrap_or(events.cfg.local_max_attempts);
+        self.max_attempts = Some(allowed.max(1));
         tokio::spawn(async move { self.run(db, head, handler, shutdown).await })
+    }
+
+    fn attempts_allowed(&self) -> u32 {
+        self.max_attempts.unwrap_or(1)
     }
 
     fn cursor(&self) -> CursorRef<'_> {
@@ -410,7 +418,7 @@ impl LocalConsumer {
         {
             return txn.rollback().await;
         }
-        let dead = permanent && self.max_attempts <= 1;
+        let dead = permanent && self.attempts_allowed() <= 1;
         let failed = FailedEvent {
             row,
             attempts: 1,
@@ -514,7 +522,7 @@ impl LocalConsumer {
             q.filter(Column::Consumer.eq(self.name.as_str()))
                 .filter(Column::EventId.eq(parked.event_id.as_str()))
         };
-        if permanent && u32::try_from(attempts).unwrap_or(u32::MAX) >= self.max_attempts {
+        if permanent && u32::try_from(attempts).unwrap_or(u32::MAX) >= self.attempts_allowed() {
             let txn = crm_store::begin_write(db).await?;
             if key(event_retry::Entity::delete_many())
                 .exec(&*txn)
