@@ -5,7 +5,8 @@
 //! its idempotency record. The service's use case only says what to write;
 //! this module owns the rest:
 //!
-//! - begin a write transaction (`BEGIN IMMEDIATE` on SQLite);
+//! - begin a write transaction (`BEGIN IMMEDIATE` on SQLite, after a turn
+//!   that goes round the tenants waiting);
 //! - with a request id (AIP-155): return the first call's recorded outcome
 //!   instead of acting twice, refuse the id reused for another request;
 //! - run the work, append its audit entries and events, record the outcome;
@@ -143,7 +144,7 @@ impl<O: Outbox> UnitOfWork<O> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let tx = Tx(Arc::new(crate::begin_write(&self.db).await?));
+            let tx = Tx(Arc::new(crate::begin_write_for(&self.db, tenant).await?));
             let result = match work(tx.clone()).await {
                 Ok(effect) => self.finish(tx, tenant, effect, |_| Ok(None)).await,
                 Err(err) => Err(err),
@@ -175,7 +176,7 @@ impl<O: Outbox> UnitOfWork<O> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let tx = Tx(Arc::new(crate::begin_write(&self.db).await?));
+            let tx = Tx(Arc::new(crate::begin_write_for(&self.db, tenant).await?));
             if let Some(key) = request {
                 match idempotency::prior(&*tx, key).await? {
                     Prior::Same(outcome) => return decode(&outcome),

@@ -5,15 +5,18 @@
 //! sleeps and polls: a waiter that wakes just after the lock was taken again
 //! sleeps longer, so under a steady writer others starve (seconds), and
 //! every wait is rounded up to the next poll. Here the writers of one file
-//! in this process queue first-come first-served on an async lock and
-//! begin only when it is their turn; the busy timeout is left for other
-//! processes. PostgreSQL locks rows, not the database: no queue there.
+//! in this process queue for their turn and begin only when it comes; the
+//! busy timeout is left for other processes. The queue is fair between
+//! tenants: turns go round the tenants waiting, first come first served
+//! within each, so one tenant's burst (three big imports) delays another's
+//! write by at most one of its transactions. PostgreSQL locks rows, not
+//! the database: no queue there.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     ops::Deref,
     path::PathBuf,
-    sync::{Arc, LazyLock, Mutex, Weak},
+    sync::{Arc, LazyLock, Mutex, MutexGuard, Weak},
     time::Duration,
 };
 
@@ -21,17 +24,28 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, Statement, TransactionOptions, TransactionTrait,
 };
-use tokio::sync::{Mutex as Turn, OwnedMutexGuard};
+use tokio::sync::oneshot;
 
 /// The longest a writer waits for its turn, as long as SQLite's own busy
 /// timeout: past it the database is treated as unavailable.
 const TURN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The tenant of the service's own writes (sequencer, consumers).
+const SERVICE: &str = "";
+
 /// The queue of each SQLite file written by this process.
-static QUEUES: LazyLock<Mutex<HashMap<PathBuf, Weak<Turn<()>>>>> =
+static QUEUES: LazyLock<Mutex<HashMap<PathBuf, Weak<Queue>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn queue_of(db: &DatabaseConnection) -> Option<Arc<Turn<()>>> {
+/// Nothing panics while these locks are held: a poisoned one is still
+/// consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn queue_of(db: &DatabaseConnection) -> Option<Arc<Queue>> {
     if db.get_database_backend() != DbBackend::Sqlite {
         return None;
     }
@@ -40,17 +54,117 @@ fn queue_of(db: &DatabaseConnection) -> Option<Arc<Turn<()>>> {
         .connect_options()
         .get_filename()
         .to_path_buf();
-    // A poisoned map still holds valid entries: nothing panics while it is held.
-    let mut queues = QUEUES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(turn) = queues.get(&file).and_then(Weak::upgrade) {
-        return Some(turn);
+    let mut queues = lock(&QUEUES);
+    if let Some(queue) = queues.get(&file).and_then(Weak::upgrade) {
+        return Some(queue);
     }
-    queues.retain(|_, turn| turn.strong_count() > 0);
-    let turn = Arc::new(Turn::new(()));
-    queues.insert(file, Arc::downgrade(&turn));
-    Some(turn)
+    queues.retain(|_, queue| queue.strong_count() > 0);
+    let queue = Arc::new(Queue::default());
+    queues.insert(file, Arc::downgrade(&queue));
+    Some(queue)
+}
+
+/// Turns to write one file, round-robin over the tenants that wait.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    busy: bool,
+    /// Tenants in turn order, each with its writers in arrival order.
+    waiting: VecDeque<(String, VecDeque<oneshot::Sender<()>>)>,
+}
+
+impl Queue {
+    /// Waits for a turn of `tenant`'s.
+    async fn turn(self: &Arc<Self>, tenant: &str) -> Turn {
+        let rx = {
+            let mut state = lock(&self.state);
+            if !state.busy {
+                state.busy = true;
+                return Turn(Arc::clone(self));
+            }
+            let (tx, rx) = oneshot::channel();
+            match state.waiting.iter_mut().find(|(t, _)| t == tenant) {
+                Some((_, writers)) => writers.push_back(tx),
+                None => state
+                    .waiting
+                    .push_back((tenant.to_owned(), VecDeque::from([tx]))),
+            }
+            rx
+        };
+        let mut waiting = Waiting {
+            rx,
+            queue: Arc::clone(self),
+            taken: false,
+        };
+        // The sender is dropped only after sending: an error cannot come
+        // while the queue is alive, and the queue outlives its waiters.
+        let _ = (&mut waiting.rx).await;
+        // Taken: the drop below must not pass it on.
+        waiting.taken = true;
+        Turn(Arc::clone(self))
+    }
+
+    /// Hands the turn to the next tenant's first writer, or frees it.
+    fn pass(&self) {
+        let mut state = lock(&self.state);
+        while let Some((tenant, mut writers)) = state.waiting.pop_front() {
+            let Some(next) = writers.pop_front() else {
+                continue;
+            };
+            // The tenant goes to the back of the round if it has more.
+            if !writers.is_empty() {
+                state.waiting.push_back((tenant, writers));
+            }
+            if next.send(()).is_ok() {
+                return;
+            }
+            // That writer gave up waiting: the next one.
+        }
+        state.busy = false;
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        lock(&self.state)
+            .waiting
+            .iter()
+            .map(|(_, writers)| writers.len())
+            .sum()
+    }
+}
+
+/// A writer waiting for its turn. Dropped after the turn was handed to it
+/// but before it took it (its wait was cut short), it passes the turn on.
+struct Waiting {
+    rx: oneshot::Receiver<()>,
+    queue: Arc<Queue>,
+    taken: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        // No grant can come after `close`; one that came before is kept.
+        self.rx.close();
+        if self.rx.try_recv().is_ok() {
+            self.queue.pass();
+        }
+    }
+}
+
+/// This process's turn to write a file; passed on when dropped.
+struct Turn(Arc<Queue>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.pass();
+    }
 }
 
 /// A write transaction: a [`DatabaseTransaction`] (it derefs to one) that
@@ -60,7 +174,7 @@ pub struct WriteTx {
     // Declared first, so dropped first: the rollback is under way before
     // the next writer begins.
     txn: DatabaseTransaction,
-    _turn: Option<OwnedMutexGuard<()>>,
+    _turn: Option<Turn>,
 }
 
 impl Deref for WriteTx {
@@ -111,15 +225,21 @@ impl WriteTx {
     }
 }
 
-/// Begins a transaction that will write. On SQLite it waits for this
-/// process's turn on the file (first come, first served), then takes the
+/// Begins a transaction that will write, for the service's own work. On
+/// SQLite it waits for this process's turn on the file, then takes the
 /// write lock at BEGIN (`BEGIN IMMEDIATE`): a deferred transaction that
 /// reads first and writes later can fail with SQLITE_BUSY when another
 /// writer got in between.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTx, DbErr> {
+    begin_write_for(db, SERVICE).await
+}
+
+/// [`begin_write`] for a command of `tenant`: on SQLite the turns go round
+/// the tenants waiting, so no tenant's writes hold up another's for long.
+pub async fn begin_write_for(db: &DatabaseConnection, tenant: &str) -> Result<WriteTx, DbErr> {
     let turn = match queue_of(db) {
         Some(queue) => Some(
-            tokio::time::timeout(TURN_TIMEOUT, queue.lock_owned())
+            tokio::time::timeout(TURN_TIMEOUT, queue.turn(tenant))
                 .await
                 .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout))?,
         ),
@@ -136,7 +256,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTx, DbErr> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -150,6 +270,66 @@ mod tests {
                 .await?;
         }
         txn.commit().await
+    }
+
+    /// Finding 7: turns go round the tenants waiting, so a tenant with
+    /// three big writes queued delays another tenant's write by one of
+    /// them, not all three.
+    #[tokio::test]
+    async fn finding_7_turns_go_round_the_tenants_waiting() {
+        let queue = Arc::new(Queue::default());
+        let first = queue.turn("bulk").await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut writers = Vec::new();
+        for (i, tenant) in ["bulk", "bulk", "bulk", "acme"].into_iter().enumerate() {
+            let (mine, order) = (Arc::clone(&queue), Arc::clone(&order));
+            writers.push(tokio::spawn(async move {
+                let _turn = mine.turn(tenant).await;
+                lock(&order).push(format!("{tenant}{i}"));
+            }));
+            while queue.waiting() < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(first);
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        assert_eq!(*lock(&order), ["bulk0", "acme3", "bulk1", "bulk2"]);
+    }
+
+    /// A writer that stops waiting (its call was cancelled) does not take
+    /// the turn with it.
+    #[tokio::test]
+    async fn a_writer_that_stops_waiting_passes_its_turn_on() {
+        let queue = Arc::new(Queue::default());
+        let first = queue.turn("a").await;
+        let gone = tokio::spawn({
+            let queue = Arc::clone(&queue);
+            async move {
+                let _turn = queue.turn("b").await;
+            }
+        });
+        while queue.waiting() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let next = tokio::spawn({
+            let queue = Arc::clone(&queue);
+            async move {
+                let _turn = queue.turn("c").await;
+            }
+        });
+        while queue.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        gone.abort();
+        let _ = gone.await;
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("the turn reached the next writer")
+            .unwrap();
+        assert!(!lock(&queue.state).busy);
     }
 
     /// Finding 7: on SQLite a writer on its own connection waits its turn
