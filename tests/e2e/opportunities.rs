@@ -2,9 +2,14 @@
 //! stage gates, approvals, the delivery review, the decision chain, hours,
 //! the forecast, and bad input.
 
+use std::time::Duration;
+
 use crm_auth::Role;
 use crm_e2e::*;
-use crm_proto::crm::{common::v1 as common, leads::v1 as leads, opportunities::v1 as pb};
+use crm_proto::crm::{
+    common::v1 as common, events::v1 as ev, leads::v1 as leads, opportunities::v1 as pb,
+};
+use prost::Name;
 use prost_types::FieldMask;
 use tonic::Code;
 
@@ -219,6 +224,7 @@ async fn from_a_lead_to_a_won_opportunity() {
         .approval
         .unwrap();
     // The OA system decides for a named manager; the person is recorded.
+    bind_oa(&suite, &[("wang.manager", &[common::Role::Manager])]).await;
     let decided = approve(&mut oa, &project.id, "wang.manager").await;
     assert_eq!(decided.status, pb::ApprovalStatus::Approved as i32);
     assert_eq!(
@@ -1073,4 +1079,658 @@ async fn presales_hours_and_the_pipeline_per_owner() {
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert!(!bobs.id.is_empty());
+}
+
+/// The tenant's admin binds the OA system ("oa-system") as the integration
+/// that decides approvals, for the people of `approvers` with their roles.
+async fn bind_oa(suite: &TestSuite, approvers: &[(&str, &[common::Role])]) {
+    let mut admin = suite.opportunities_client(Some(&suite.token("acme", "root", &[Role::Admin])));
+    let mut config = admin
+        .get_opportunity_config(pb::GetOpportunityConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    config.oa_subjects = vec!["oa-system".into()];
+    config.approvers = approvers
+        .iter()
+        .map(|(person, roles)| pb::Approver {
+            person_id: (*person).into(),
+            roles: roles.iter().map(|r| *r as i32).collect(),
+        })
+        .collect();
+    admin
+        .update_opportunity_config(pb::UpdateOpportunityConfigRequest {
+            config: Some(config),
+        })
+        .await
+        .unwrap();
+}
+
+fn client_of(suite: &TestSuite, who: &str, roles: &[Role]) -> OpportunitiesClient {
+    suite.opportunities_client(Some(&suite.token("acme", who, roles)))
+}
+
+async fn create_opportunity(
+    c: &mut OpportunitiesClient,
+    opportunity: pb::Opportunity,
+) -> Result<pb::Opportunity, tonic::Status> {
+    c.create_opportunity(pb::CreateOpportunityRequest {
+        opportunity: Some(opportunity),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner().opportunity.unwrap())
+}
+
+async fn request_bid(c: &mut OpportunitiesClient, opportunity_id: &str) -> pb::Approval {
+    c.request_approval(pb::RequestApprovalRequest {
+        kind: pb::ApprovalKind::BidApproval as i32,
+        opportunity_id: opportunity_id.into(),
+        reason: "margin 3%, below the floor".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .approval
+    .unwrap()
+}
+
+async fn decide_as(
+    c: &mut OpportunitiesClient,
+    id: &str,
+    on_behalf_of: &str,
+) -> Result<pb::Approval, tonic::Status> {
+    c.decide_approval(pb::DecideApprovalRequest {
+        id: id.into(),
+        decision: pb::Decision::Approve as i32,
+        on_behalf_of: on_behalf_of.into(),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner().approval.unwrap())
+}
+
+fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, String) {
+    let err = result.unwrap_err();
+    (err.code(), reason(&err))
+}
+
+fn denied(why: &str) -> (Code, String) {
+    (Code::PermissionDenied, why.to_owned())
+}
+
+#[tokio::test]
+async fn finding_6_amounts_are_bounded_and_the_forecast_sums_them() {
+    let suite = start().await;
+    let Team {
+        mut amy, mut boss, ..
+    } = team(&suite);
+    let (account, opp) = account_and_opportunity(&mut amy, "Cyberdyne").await;
+    let huge = pb::Opportunity {
+        account_id: account.id.clone(),
+        name: "too big".into(),
+        amount: cny(5_000_000_000_000_000_000),
+        ..Default::default()
+    };
+    let err = create_opportunity(&mut amy, huge.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), violated_fields(&err)),
+        (Code::InvalidArgument, vec!["opportunity.amount".to_owned()])
+    );
+    let huge = pb::Opportunity {
+        id: opp.id.clone(),
+        ..huge
+    };
+    let err = update(&mut amy, huge, &["amount"]).await.unwrap_err();
+    assert_eq!(violated_fields(&err), ["opportunity.amount"]);
+    // Two at the maximum sum exactly.
+    let max = 1_000_000_000_000;
+    update(
+        &mut amy,
+        pb::Opportunity {
+            id: opp.id.clone(),
+            amount: cny(max),
+            ..Default::default()
+        },
+        &["amount"],
+    )
+    .await
+    .unwrap();
+    create_opportunity(
+        &mut amy,
+        pb::Opportunity {
+            account_id: account.id.clone(),
+            name: "as big as allowed".into(),
+            amount: cny(max),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let lines = boss
+        .get_forecast(pb::GetForecastRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .lines;
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].amount.as_ref().unwrap().units, 2 * max);
+    assert_eq!(
+        lines[0].weighted_amount.as_ref().unwrap().units,
+        2 * max / 10
+    );
+}
+
+#[tokio::test]
+async fn finding_7_team_filter_matches_subjects_exactly() {
+    let suite = start().await;
+    let Team { mut boss, .. } = team(&suite);
+    let (account, _) = account_and_opportunity(&mut boss, "Tyrell").await;
+    let with_alice = create_opportunity(
+        &mut boss,
+        pb::Opportunity {
+            account_id: account.id.clone(),
+            name: "Replicants".into(),
+            team: Some(pb::Team {
+                account_manager_id: "amy".into(),
+                other_member_ids: vec!["alice".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let list = |c: &mut OpportunitiesClient| {
+        let mut c = c.clone();
+        async move {
+            c.list_opportunities(pb::ListOpportunitiesRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .opportunities
+                .into_iter()
+                .map(|o| o.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    for pattern in ["%", "al_ce", "_%", "alice%"] {
+        let mut eve = client_of(&suite, pattern, &[Role::Sales]);
+        assert_eq!(list(&mut eve).await, Vec::<String>::new(), "{pattern}");
+        let err = eve
+            .get_opportunity(pb::GetOpportunityRequest {
+                id: with_alice.id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((err.code(), reason(&err)), denied("NOT_ON_TEAM"));
+    }
+    let mut alice = client_of(&suite, "alice", &[Role::Solution]);
+    assert_eq!(list(&mut alice).await, [with_alice.id.clone()]);
+    let mut amy = client_of(&suite, "amy", &[Role::Sales]);
+    assert_eq!(list(&mut amy).await, [with_alice.id.clone()]);
+    // Membership follows the team as it changes.
+    update(
+        &mut amy,
+        pb::Opportunity {
+            id: with_alice.id.clone(),
+            team: Some(pb::Team {
+                account_manager_id: "amy".into(),
+                other_member_ids: vec!["bob".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        &["team"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(list(&mut alice).await, Vec::<String>::new());
+    let mut bob = client_of(&suite, "bob", &[Role::Delivery]);
+    assert_eq!(list(&mut bob).await, [with_alice.id]);
+}
+
+#[tokio::test]
+async fn finding_8_approvals_are_read_by_those_who_see_their_subject_and_their_deciders() {
+    let suite = start().await;
+    let Team {
+        mut amy,
+        mut boss,
+        mut fay,
+        mut lee,
+        ..
+    } = team(&suite);
+    let (_, opp) = account_and_opportunity(&mut amy, "Weyland").await;
+    let bid = request_bid(&mut amy, &opp.id).await;
+    let mut eve = client_of(&suite, "eve", &[Role::Sales]);
+    let get = |c: &OpportunitiesClient| {
+        let (mut c, id) = (c.clone(), bid.id.clone());
+        async move { c.get_approval(pb::GetApprovalRequest { id }).await }
+    };
+    let listed = |c: &OpportunitiesClient| {
+        let mut c = c.clone();
+        async move {
+            c.list_approvals(pb::ListApprovalsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .approvals
+                .into_iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(refused(get(&eve).await), denied("NOT_ON_TEAM"));
+    assert_eq!(listed(&eve).await, Vec::<String>::new());
+    let filtered = eve
+        .list_approvals(pb::ListApprovalsRequest {
+            subject_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(filtered.approvals.is_empty(), "nor by naming the subject");
+    // The team and supervisors read it; finance not before its step is open.
+    assert!(get(&amy).await.is_ok());
+    assert_eq!(listed(&amy).await, [bid.id.clone()]);
+    assert_eq!(listed(&boss).await, [bid.id.clone()]);
+    assert_eq!(refused(get(&fay).await), denied("NOT_ON_TEAM"));
+    assert_eq!(listed(&fay).await, Vec::<String>::new());
+    approve(&mut boss, &bid.id, "").await;
+    assert!(get(&fay).await.is_ok(), "finance decides the open step");
+    assert_eq!(listed(&fay).await, [bid.id.clone()]);
+    assert_eq!(refused(get(&lee).await), denied("NOT_ON_TEAM"));
+    approve(&mut fay, &bid.id, "").await;
+    assert_eq!(listed(&lee).await, [bid.id.clone()]);
+    approve(&mut lee, &bid.id, "").await;
+    assert_eq!(
+        refused(get(&lee).await),
+        denied("NOT_ON_TEAM"),
+        "decided: nothing awaits legal any more"
+    );
+}
+
+#[tokio::test]
+async fn finding_9_only_the_account_manager_or_a_manager_changes_the_team() {
+    let suite = start().await;
+    let Team {
+        mut amy,
+        mut boss,
+        mut dora,
+        ..
+    } = team(&suite);
+    let (_, opp) = account_and_opportunity(&mut amy, "Oscorp").await;
+    let team_of = |am: &str, dm: &str| pb::Team {
+        account_manager_id: am.into(),
+        solution_manager_id: "sol".into(),
+        delivery_manager_id: dm.into(),
+        ..Default::default()
+    };
+    let with_team = |t: pb::Team| pb::Opportunity {
+        id: opp.id.clone(),
+        team: Some(t),
+        ..Default::default()
+    };
+    let opp = update(&mut amy, with_team(team_of("amy", "dora")), &["team"])
+        .await
+        .unwrap();
+    // The solution manager cannot make himself account manager.
+    let mut sol = client_of(&suite, "sol", &[Role::Solution]);
+    assert_eq!(
+        refused(update(&mut sol, with_team(team_of("sol", "dora")), &["team"]).await),
+        denied("NOT_ACCOUNT_MANAGER")
+    );
+    assert_eq!(
+        refused(update(&mut sol, with_team(team_of("amy", "sol")), &["team"]).await),
+        denied("NOT_ACCOUNT_MANAGER")
+    );
+    // The account manager changes the team, but names no other account manager.
+    assert_eq!(
+        refused(update(&mut amy, with_team(team_of("bob", "dora")), &["team"]).await),
+        denied("NOT_MANAGER")
+    );
+    let still = amy
+        .get_opportunity(pb::GetOpportunityRequest { id: opp.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(still.team, opp.team, "the refused changes changed nothing");
+
+    // A new delivery manager voids the review of the old one.
+    let opp = update(
+        &mut amy,
+        pb::Opportunity {
+            id: opp.id.clone(),
+            solution_summary: "MES".into(),
+            workload_person_days: 80,
+            quote: cny(400_000),
+            ..Default::default()
+        },
+        &["solution_summary", "workload_person_days", "quote"],
+    )
+    .await
+    .unwrap();
+    let review = amy
+        .request_delivery_review(pb::RequestDeliveryReviewRequest {
+            opportunity_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    approve(&mut dora, &review.id, "").await;
+    let opp = update(&mut amy, with_team(team_of("amy", "dan")), &["team"])
+        .await
+        .unwrap();
+    assert_eq!(
+        opp.delivery_review.as_ref().unwrap().status,
+        pb::ApprovalStatus::Voided as i32
+    );
+    let voided = boss
+        .get_approval(pb::GetApprovalRequest { id: review.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    assert_eq!(voided.status, pb::ApprovalStatus::Voided as i32);
+    // A manager names another account manager.
+    let moved = update(&mut boss, with_team(team_of("bob", "dan")), &["team"])
+        .await
+        .unwrap();
+    assert_eq!(moved.team.unwrap().account_manager_id, "bob");
+}
+
+#[tokio::test]
+async fn finding_10_distinct_deciders_and_bound_integrations() {
+    let suite = start().await;
+    let Team {
+        mut amy,
+        mut oa,
+        mut lee,
+        ..
+    } = team(&suite);
+    let (_, opp) = account_and_opportunity(&mut amy, "Massive Dynamic").await;
+    let bid = request_bid(&mut amy, &opp.id).await;
+    // One person holding manager, finance and legal decides one step only.
+    let mut max = client_of(&suite, "max", &[Role::Manager, Role::Finance, Role::Legal]);
+    decide_as(&mut max, &bid.id, "").await.unwrap();
+    assert_eq!(
+        refused(decide_as(&mut max, &bid.id, "").await),
+        denied("REPEAT_DECIDER")
+    );
+    // An integration the tenant has not bound decides nothing.
+    let mut rogue = client_of(&suite, "crm-sync", &[Role::Integration]);
+    assert_eq!(
+        refused(decide_as(&mut rogue, &bid.id, "fei").await),
+        denied("INTEGRATION_NOT_ALLOWED")
+    );
+    assert_eq!(
+        refused(decide_as(&mut oa, &bid.id, "fei").await),
+        denied("INTEGRATION_NOT_ALLOWED"),
+        "nor does the OA system before it is bound"
+    );
+    bind_oa(
+        &suite,
+        &[
+            ("fei", &[common::Role::Finance]),
+            ("wang", &[common::Role::Manager]),
+            ("max", &[common::Role::Finance]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refused(decide_as(&mut rogue, &bid.id, "fei").await),
+        denied("INTEGRATION_NOT_ALLOWED")
+    );
+    // The bound OA system decides for people of the directory holding the step's role.
+    assert_eq!(
+        refused(decide_as(&mut oa, &bid.id, "invented").await),
+        denied("ON_BEHALF_OF_NOT_APPROVER")
+    );
+    assert_eq!(
+        refused(decide_as(&mut oa, &bid.id, "wang").await),
+        denied("ON_BEHALF_OF_NOT_APPROVER"),
+        "wang is a manager; the open step is finance's"
+    );
+    assert_eq!(
+        refused(decide_as(&mut oa, &bid.id, "max").await),
+        denied("REPEAT_DECIDER"),
+        "max through the OA system is still max"
+    );
+    let decided = decide_as(&mut oa, &bid.id, "fei").await.unwrap();
+    assert_eq!(decided.steps[1].on_behalf_of, "fei");
+    let done = decide_as(&mut lee, &bid.id, "").await.unwrap();
+    assert_eq!(done.status, pb::ApprovalStatus::Approved as i32);
+}
+
+#[tokio::test]
+async fn finding_17_accounts_and_contacts_are_seen_by_their_owner_and_teams() {
+    let suite = start().await;
+    let Team {
+        mut amy, mut boss, ..
+    } = team(&suite);
+    let (account, opp) = account_and_opportunity(&mut amy, "Stark").await;
+    let contact = |name: &str| pb::CreateContactRequest {
+        contact: Some(pb::Contact {
+            account_id: account.id.clone(),
+            name: name.into(),
+            phone: "+86 139 0000 0000".into(),
+            email: "pepper@stark.example".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    amy.create_contact(contact("Pepper")).await.unwrap();
+    let get = |c: &OpportunitiesClient| {
+        let (mut c, id) = (c.clone(), account.id.clone());
+        async move { c.get_account(pb::GetAccountRequest { id }).await }
+    };
+    let contacts = |c: &OpportunitiesClient| {
+        let (mut c, account_id) = (c.clone(), account.id.clone());
+        async move {
+            c.list_contacts(pb::ListContactsRequest {
+                account_id,
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    let accounts = |c: &OpportunitiesClient| {
+        let mut c = c.clone();
+        async move {
+            c.list_accounts(pb::ListAccountsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .accounts
+                .into_iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut sol = client_of(&suite, "sol", &[Role::Solution]);
+    for (who, role) in [
+        ("eve", Role::Sales),
+        ("sol", Role::Solution),
+        ("dan", Role::Delivery),
+    ] {
+        let mut stranger = client_of(&suite, who, &[role]);
+        assert_eq!(
+            refused(get(&stranger).await),
+            denied("NOT_ON_TEAM"),
+            "{who}"
+        );
+        assert_eq!(
+            refused(contacts(&stranger).await),
+            denied("NOT_ON_TEAM"),
+            "{who}"
+        );
+        assert_eq!(accounts(&stranger).await, Vec::<String>::new(), "{who}");
+        assert_eq!(
+            refused(stranger.create_contact(contact("Happy")).await),
+            denied("NOT_ACCOUNT_OWNER"),
+            "{who}"
+        );
+    }
+    let mut eve = client_of(&suite, "eve", &[Role::Sales]);
+    let err = create_opportunity(
+        &mut eve,
+        pb::Opportunity {
+            account_id: account.id.clone(),
+            name: "side door".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(refused(err), denied("NOT_ON_TEAM"), "nor opens a way in");
+    // On the team of one of its opportunities: the account and contacts are visible.
+    update(
+        &mut amy,
+        pb::Opportunity {
+            id: opp.id.clone(),
+            team: Some(pb::Team {
+                account_manager_id: "amy".into(),
+                solution_manager_id: "sol".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        &["team"],
+    )
+    .await
+    .unwrap();
+    assert!(get(&sol).await.is_ok());
+    let seen = contacts(&sol).await.unwrap().into_inner().contacts;
+    assert_eq!(seen[0].phone, "+86 139 0000 0000");
+    assert_eq!(accounts(&sol).await, [account.id.clone()]);
+    assert_eq!(
+        refused(sol.create_contact(contact("Happy")).await),
+        denied("NOT_ACCOUNT_OWNER"),
+        "contacts are added by those who may change the account"
+    );
+    assert_eq!(accounts(&amy).await, [account.id.clone()]);
+    assert_eq!(accounts(&boss).await, [account.id.clone()]);
+    boss.create_contact(contact("Happy")).await.unwrap();
+}
+
+#[tokio::test]
+async fn finding_21_conversion_contacts_and_account_changes_are_audited() {
+    let suite = start().await;
+    let Team {
+        mut amy, mut boss, ..
+    } = team(&suite);
+    let converted = amy
+        .convert_lead(pb::ConvertLeadRequest {
+            lead_id: "lead-1".into(),
+            company: "Aperture".into(),
+            contact_name: "Cave".into(),
+            owner_id: "amy".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let auditor = boss.clone();
+    let audit = |subject: &str| {
+        let (mut auditor, subject_id) = (auditor.clone(), subject.to_owned());
+        async move {
+            auditor
+                .list_audit_entries(pb::ListAuditEntriesRequest {
+                    subject_id,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+                .into_iter()
+                .map(|e| e.action)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(audit(&converted.contact_id).await, ["contact.created"]);
+    let account = converted.account.unwrap();
+    let change = amy
+        .update_account(pb::UpdateAccountRequest {
+            account: Some(pb::Account {
+                id: account.id.clone(),
+                name: "Aperture Science".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["name".into()],
+            }),
+            reason: "legal name".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    assert_eq!(audit(&change.id).await, ["approval.requested"]);
+    approve(&mut boss, &change.id, "").await;
+    let mut trail = audit(&change.id).await;
+    trail.sort();
+    assert_eq!(trail, ["approval.decided", "approval.requested"]);
+}
+
+#[tokio::test]
+async fn finding_22_a_creation_is_one_created_event_first() {
+    let suite = start().await;
+    let Team { mut amy, .. } = team(&suite);
+    let oa_token = suite.token("acme", "oa-system", &[Role::Integration]);
+    let mut events = suite.events_client(&oa_token, "opportunities");
+    let mut stream = events
+        .subscribe(ev::SubscribeRequest {
+            after_sequence: 0,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (account, opp) = account_and_opportunity(&mut amy, "Black Mesa").await;
+    amy.create_contact(pb::CreateContactRequest {
+        contact: Some(pb::Contact {
+            account_id: account.id.clone(),
+            name: "Gordon".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // The contact's change comes last: everything before it is the creations.
+    let mut seen = Vec::new();
+    while seen
+        .last()
+        .is_none_or(|(t, _): &(String, String)| t != &pb::AccountChanged::full_name())
+    {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event within 10s")
+            .unwrap()
+            .expect("stream open");
+        if let Some(ev::subscribe_response::Kind::Event(e)) = next.kind {
+            seen.push((e.r#type, e.subject_id));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (pb::AccountCreated::full_name(), account.id.clone()),
+            (pb::OpportunityCreated::full_name(), opp.id),
+            (pb::AccountChanged::full_name(), seen[2].1.clone()),
+        ]
+    );
 }

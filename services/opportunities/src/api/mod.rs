@@ -99,7 +99,12 @@ impl OpportunityService for OpportunitiesApi {
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
             required_id(&body.id, "id")?;
-            let account = wire::account_pb(&self.app.get_account(&ctx.tenant, &body.id).await?);
+            let account = wire::account_pb(
+                &self
+                    .app
+                    .get_account(&ctx.caller, &ctx.tenant, &body.id)
+                    .await?,
+            );
             Ok(pb::GetAccountResponse {
                 account: Some(account),
             })
@@ -117,7 +122,7 @@ impl OpportunityService for OpportunitiesApi {
             let owner = non_empty(&body.owner_id);
             let items = self
                 .app
-                .list_accounts(&ctx.tenant, owner, rows(&page))
+                .list_accounts(&ctx.caller, &ctx.tenant, owner, rows(&page))
                 .await?;
             Ok(pb::ListAccountsResponse {
                 next_page_token: page.next_token(&items, |a| a.id.clone()),
@@ -179,7 +184,7 @@ impl OpportunityService for OpportunitiesApi {
             let account = &body.account_id;
             let items = self
                 .app
-                .list_contacts(&ctx.tenant, account, rows(&page))
+                .list_contacts(&ctx.caller, &ctx.tenant, account, rows(&page))
                 .await?;
             Ok(pb::ListContactsResponse {
                 next_page_token: page.next_token(&items, |c| c.id.clone()),
@@ -471,7 +476,10 @@ impl OpportunityService for OpportunitiesApi {
     ) -> Result<Response<pb::GetApprovalResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
             required_id(&body.id, "id")?;
-            let approval = self.app.get_approval(&ctx.tenant, &body.id).await?;
+            let approval = self
+                .app
+                .get_approval(&ctx.caller, &ctx.tenant, &body.id)
+                .await?;
             Ok(pb::GetApprovalResponse {
                 approval: Some(wire::approval_pb(&approval)),
             })
@@ -493,7 +501,7 @@ impl OpportunityService for OpportunitiesApi {
             let subject = non_empty(&body.subject_id);
             let items = self
                 .app
-                .list_approvals(&ctx.tenant, subject, status, rows(&page))
+                .list_approvals(&ctx.caller, &ctx.tenant, subject, status, rows(&page))
                 .await?;
             Ok(pb::ListApprovalsResponse {
                 next_page_token: page.next_token(&items, |a| a.id.clone()),

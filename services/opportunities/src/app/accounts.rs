@@ -3,9 +3,10 @@
 use crm_store::idempotency::RequestKey;
 use crm_types::{Actor, AuditEntry, new_id, now_micros};
 
-use super::{Page, Result, Trail, UseCases, created};
+use super::{Page, Result, Trail, UseCases, approval_requested, created};
 use crate::domain::{
-    self, Account, AccountDraft, AccountUpdate, Approval, Contact, ContactDraft, OpportunityError,
+    self, Account, AccountDraft, AccountFilter, AccountUpdate, Approval, Contact, ContactDraft,
+    OpportunityError, Visibility,
 };
 use crate::store;
 use crate::wire::events;
@@ -31,11 +32,11 @@ impl UseCases {
                 }
                 store::insert_account(&*tx, new).await?;
                 let mut trail = Trail::default();
+                trail.event(events::account_created(new, now));
                 trail.audit(
                     tenant,
                     created(&new.id, "account.created", &actor.id, &new.name, now),
                 );
-                trail.event(events::account_created(new, now));
                 trail.done(new.id.clone())
             })
             .await?;
@@ -46,17 +47,42 @@ impl UseCases {
         }
     }
 
-    pub async fn get_account(&self, tenant: &str, id: &str) -> Result<Account> {
-        store::load_account(self.db(), tenant, id).await
+    /// The account `id`, if `actor` may see it (and its contacts).
+    pub(super) async fn visible_account(
+        &self,
+        conn: &impl crm_store::ConnectionTrait,
+        actor: &Actor,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Account> {
+        let account = store::load_account(conn, tenant, id).await?;
+        let on_team = match Visibility::of(actor).team_member() {
+            Some(person) if account.owner_id != person => {
+                store::on_team_of_account(conn, tenant, id, person).await?
+            }
+            _ => false,
+        };
+        domain::check_account_visible(&account, actor, on_team)?;
+        Ok(account)
     }
 
+    pub async fn get_account(&self, actor: &Actor, tenant: &str, id: &str) -> Result<Account> {
+        self.visible_account(self.db(), actor, tenant, id).await
+    }
+
+    /// The accounts `owner` names among those `actor` may see.
     pub async fn list_accounts(
         &self,
+        actor: &Actor,
         tenant: &str,
         owner: Option<&str>,
         page: Page<'_>,
     ) -> Result<Vec<Account>> {
-        store::list_accounts(self.db(), tenant, owner, page.after, page.limit).await
+        let filter = AccountFilter {
+            visible_to: Visibility::of(actor).team_member().map(str::to_owned),
+            owner_id: owner.map(str::to_owned),
+        };
+        store::list_accounts(self.db(), tenant, &filter, page.after, page.limit).await
     }
 
     /// Applies region and owner at once; core fields become an
@@ -93,6 +119,7 @@ impl UseCases {
                     );
                     store::insert_approval(&*tx, &approval).await?;
                     account.pending_approval_id = Some(approval.id.clone());
+                    trail.audit(tenant, approval_requested(&approval, &actor.id, now));
                     trail.event(events::approval_requested(&approval, now));
                     Some(approval)
                 };
@@ -124,7 +151,9 @@ impl UseCases {
         let id: String = self
             .uow
             .run_once(tenant, request, |tx| async move {
-                store::load_account(&*tx, tenant, &new.account_id).await?;
+                // Contacts are added by those who may change the account.
+                let account = store::load_account(&*tx, tenant, &new.account_id).await?;
+                domain::check_account_owner(&account, actor)?;
                 store::insert_contact(&*tx, tenant, new).await?;
                 let mut trail = Trail::default();
                 trail.audit(
@@ -143,11 +172,13 @@ impl UseCases {
 
     pub async fn list_contacts(
         &self,
+        actor: &Actor,
         tenant: &str,
         account_id: &str,
         page: Page<'_>,
     ) -> Result<Vec<Contact>> {
-        store::load_account(self.db(), tenant, account_id).await?;
+        self.visible_account(self.db(), actor, tenant, account_id)
+            .await?;
         store::list_contacts(self.db(), tenant, account_id, page.after, page.limit).await
     }
 }

@@ -3,8 +3,8 @@
 use crm_store::idempotency::RequestKey;
 use crm_types::{Actor, AuditEntry, new_id, now_micros};
 
-use super::{Page, Result, Trail, UseCases};
-use crate::domain::{self, Approval, ApprovalKind, ApprovalStatus, Decision, Step};
+use super::{Page, Result, Trail, UseCases, approval_requested};
+use crate::domain::{self, Approval, ApprovalFilter, ApprovalKind, ApprovalStatus, Decision, Step};
 use crate::store;
 use crate::wire::events;
 
@@ -33,11 +33,7 @@ impl UseCases {
                 store::save_opportunity(&*tx, &opp, version).await?;
                 store::insert_approval(&*tx, &approval).await?;
                 let mut trail = Trail::default();
-                trail.audit(
-                    tenant,
-                    AuditEntry::new(&approval.id, "approval.requested", &actor.id, now)
-                        .with_reason(format!("{kind} for {opportunity_id}: {reason}")),
-                );
+                trail.audit(tenant, approval_requested(&approval, &actor.id, now));
                 trail.event(events::approval_requested(&approval, now));
                 trail.done(approval.id)
             })
@@ -45,18 +41,35 @@ impl UseCases {
         store::load_approval(self.db(), tenant, &id).await
     }
 
-    pub async fn get_approval(&self, tenant: &str, id: &str) -> Result<Approval> {
-        store::load_approval(self.db(), tenant, id).await
+    /// The approval `id`, if `actor` sees its subject or decides its open
+    /// step.
+    pub async fn get_approval(&self, actor: &Actor, tenant: &str, id: &str) -> Result<Approval> {
+        let approval = store::load_approval(self.db(), tenant, id).await?;
+        let subject_visible = match approval.kind {
+            ApprovalKind::AccountChange => self
+                .visible_account(self.db(), actor, tenant, &approval.subject_id)
+                .await
+                .is_ok(),
+            _ => store::load_opportunity(self.db(), tenant, &approval.subject_id)
+                .await?
+                .check_access(actor)
+                .is_ok(),
+        };
+        domain::check_approval_visible(&approval, actor, subject_visible)?;
+        Ok(approval)
     }
 
+    /// The approvals the filters name among those `actor` may read.
     pub async fn list_approvals(
         &self,
+        actor: &Actor,
         tenant: &str,
         subject: Option<&str>,
         status: Option<ApprovalStatus>,
         page: Page<'_>,
     ) -> Result<Vec<Approval>> {
-        store::list_approvals(self.db(), tenant, subject, status, page.after, page.limit).await
+        let filter = ApprovalFilter::for_actor(actor, subject.map(str::to_owned), status);
+        store::list_approvals(self.db(), tenant, &filter, page.after, page.limit).await
     }
 
     /// Decides the current step; a decision that ends the chain takes
@@ -73,6 +86,8 @@ impl UseCases {
         on_behalf_of: &str,
     ) -> Result<Approval> {
         let now = now_micros();
+        let config = self.rules(tenant).await?;
+        let rules = &config;
         self.uow
             .run(tenant, |tx| async move {
                 let mut approval = store::load_approval(&*tx, tenant, id).await?;
@@ -94,6 +109,7 @@ impl UseCases {
                     comment,
                     on_behalf_of,
                     delivery_manager,
+                    rules,
                     now,
                 )?;
                 store::save_approval(&*tx, &approval, version).await?;

@@ -55,6 +55,14 @@ fn created(id: &str, action: &str, actor: &str, name: &str, now: i64) -> AuditEn
     }])
 }
 
+/// The audit entry of a requested approval, on the approval.
+fn approval_requested(approval: &crate::domain::Approval, actor: &str, now: i64) -> AuditEntry {
+    AuditEntry::new(&approval.id, "approval.requested", actor, now).with_reason(format!(
+        "{} for {}: {}",
+        approval.kind, approval.subject_id, approval.reason
+    ))
+}
+
 /// A page of a list: where to start after, and how many.
 #[derive(Debug, Clone, Copy)]
 pub struct Page<'a> {

@@ -30,14 +30,16 @@ impl UseCases {
         let id: String = self
             .uow
             .run_once(tenant, request, |tx| async move {
-                store::load_account(&*tx, tenant, &new.account_id).await?;
+                // An opportunity is opened on an account its creator sees.
+                self.visible_account(&*tx, actor, tenant, &new.account_id)
+                    .await?;
                 store::insert_opportunity(&*tx, new).await?;
                 let mut trail = Trail::default();
+                trail.event(events::opportunity_created(new, rules, now));
                 trail.audit(
                     tenant,
                     created(&new.id, "opportunity.created", &actor.id, &new.name, now),
                 );
-                trail.event(events::opportunity_created(new, rules, now));
                 trail.done(new.id.clone())
             })
             .await?;
@@ -78,12 +80,12 @@ impl UseCases {
                     None => {
                         let new = domain::account_from_lead(lead, actor, tenant, new_id(), now);
                         store::insert_account(&*tx, &new).await?;
+                        trail.event(events::account_created(&new, now));
                         trail.audit(
                             tenant,
                             AuditEntry::new(&new.id, "account.created", &actor.id, now)
                                 .with_reason(format!("lead {}", lead.lead_id)),
                         );
-                        trail.event(events::account_created(&new, now));
                         new
                     }
                 };
@@ -97,6 +99,17 @@ impl UseCases {
                             {
                                 Some(new) => {
                                     store::insert_contact(&*tx, tenant, &new).await?;
+                                    trail.audit(
+                                        tenant,
+                                        created(
+                                            &new.id,
+                                            "contact.created",
+                                            &actor.id,
+                                            &new.name,
+                                            now,
+                                        )
+                                        .with_reason(format!("lead {}", lead.lead_id)),
+                                    );
                                     Some(new.id)
                                 }
                                 None => None,
@@ -105,12 +118,12 @@ impl UseCases {
                     };
                 let opp = domain::opportunity_from_lead(lead, &account, actor, new_id(), now);
                 store::insert_opportunity(&*tx, &opp).await?;
+                trail.event(events::opportunity_created(&opp, rules, now));
                 trail.audit(
                     tenant,
                     AuditEntry::new(&opp.id, "opportunity.created", &actor.id, now)
                         .with_reason(format!("converted from lead {}", lead.lead_id)),
                 );
-                trail.event(events::opportunity_created(&opp, rules, now));
                 trail.done((opp, account, contact))
             })
             .await?;

@@ -1,10 +1,19 @@
-//! Who sees what, and who may create what (DOMAIN 2): supervisors (managers,
-//! admins, integrations) act on every record of the tenant; sales people on
-//! the opportunities whose team they are on and the accounts they own.
+//! Who sees what, and who may create or change what (DOMAIN 2): supervisors
+//! (managers, admins, integrations) act on every record of the tenant;
+//! everyone else on the opportunities whose team they are on, the accounts
+//! (and their contacts) they own or whose opportunities they work on, and
+//! the approvals of those, plus the approvals awaiting their role's step.
 
-use crm_types::Actor;
+use crm_types::{Actor, Role};
 
-use super::{Account, AccountDraft, Opportunity, OpportunityDraft, OpportunityError, Stage, Team};
+use super::{
+    Account, AccountDraft, Approval, ApprovalKind, Opportunity, OpportunityDraft, OpportunityError,
+    Stage, Team,
+};
+
+fn not_on_team(what: String) -> OpportunityError {
+    OpportunityError::Forbidden("NOT_ON_TEAM", what)
+}
 
 /// Which opportunities a caller sees: the one rule behind Get, List's
 /// filter and every command on an opportunity.
@@ -39,6 +48,79 @@ impl Visibility {
             Visibility::TeamOf(person) => Some(person),
         }
     }
+}
+
+/// Whether `actor` sees `account` and its contacts: its owner, a member of
+/// the team of one of its opportunities (`on_team`, which the caller looks
+/// up), or a supervisor.
+pub fn check_account_visible(
+    account: &Account,
+    actor: &Actor,
+    on_team: bool,
+) -> Result<(), OpportunityError> {
+    if actor.supervisor() || account.owner_id == actor.id || on_team {
+        Ok(())
+    } else {
+        Err(not_on_team(format!(
+            "{} neither owns account {} nor works on its opportunities",
+            actor.id, account.id
+        )))
+    }
+}
+
+/// The role whose holders may read a pending approval beside those who see
+/// its subject: the open step's. A delivery review awaits the team's
+/// delivery manager only, who is on the team anyway.
+pub fn awaiting_role(approval: &Approval) -> Option<Role> {
+    match approval.kind {
+        ApprovalKind::DeliveryReview => None,
+        _ => approval.awaiting(),
+    }
+}
+
+/// Whether `actor` may read `approval`: whoever sees its subject
+/// (`subject_visible`, the opportunity's or the account's rule), and the
+/// holders of the role its open step awaits.
+pub fn check_approval_visible(
+    approval: &Approval,
+    actor: &Actor,
+    subject_visible: bool,
+) -> Result<(), OpportunityError> {
+    let decides = awaiting_role(approval).is_some_and(|role| actor.has(role));
+    if actor.supervisor() || subject_visible || decides {
+        Ok(())
+    } else {
+        Err(not_on_team(format!(
+            "{} neither sees the subject of approval {} nor decides its open step",
+            actor.id, approval.id
+        )))
+    }
+}
+
+/// Whether `actor` may change an opportunity's team from `before` to
+/// `after`: its account manager or a manager changes the team, and only a
+/// manager names another account manager.
+pub fn check_team_change(
+    before: &Team,
+    after: &Team,
+    actor: &Actor,
+) -> Result<(), OpportunityError> {
+    if before == after || actor.has(Role::Manager) {
+        return Ok(());
+    }
+    if before.account_manager_id != actor.id {
+        return Err(OpportunityError::Forbidden(
+            "NOT_ACCOUNT_MANAGER",
+            "only the account manager or a manager changes the team".into(),
+        ));
+    }
+    if after.account_manager_id != before.account_manager_id {
+        return Err(OpportunityError::Forbidden(
+            "NOT_MANAGER",
+            "only managers name another account manager".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A new account: owned by its creator unless a supervisor names another
@@ -92,10 +174,13 @@ pub fn new_opportunity(
         team.account_manager_id = actor.id.clone();
     }
     if !Visibility::of(actor).admits(&team) {
-        return Err(OpportunityError::Forbidden(
-            "NOT_ON_TEAM",
+        return Err(not_on_team(
             "sales create opportunities they are on the team of".into(),
         ));
+    }
+    let violations = super::rules::money_violations(&draft.amount, &None);
+    if !violations.is_empty() {
+        return Err(OpportunityError::Invalid(violations));
     }
     Ok(Opportunity {
         id,
@@ -253,6 +338,98 @@ mod tests {
             check_account_owner(&account, &actor("bob", &[Role::Sales])),
             Err(OpportunityError::Forbidden("NOT_ACCOUNT_OWNER", _))
         ));
+    }
+
+    #[test]
+    fn an_account_is_seen_by_its_owner_its_teams_and_supervisors() {
+        let account = new_account(
+            draft("amy"),
+            &actor("amy", &[Role::Sales]),
+            "t",
+            "a1".into(),
+            1,
+        )
+        .unwrap();
+        let see = |who: &Actor, on_team| check_account_visible(&account, who, on_team).is_ok();
+        assert!(see(&actor("amy", &[Role::Sales]), false), "the owner");
+        assert!(see(&actor("sol", &[Role::Solution]), true), "a team member");
+        assert!(see(&actor("boss", &[Role::Manager]), false), "a supervisor");
+        for stranger in [Role::Sales, Role::Solution, Role::Delivery] {
+            assert!(matches!(
+                check_account_visible(&account, &actor("eve", &[stranger]), false),
+                Err(OpportunityError::Forbidden("NOT_ON_TEAM", _))
+            ));
+        }
+    }
+
+    fn approval(kind: ApprovalKind, chain: &[Role]) -> Approval {
+        Approval::new(
+            crm_approvals::Request {
+                id: "ap".into(),
+                tenant: "t",
+                kind,
+                subject_id: "o1",
+                requester: &actor("amy", &[Role::Sales]),
+                chain,
+                reason: "why",
+            },
+            1,
+        )
+    }
+
+    #[test]
+    fn an_approval_is_seen_with_its_subject_and_by_its_open_steps_deciders() {
+        let bid = approval(ApprovalKind::BidApproval, &[Role::Finance, Role::Legal]);
+        let see = |who: &Actor, subject| check_approval_visible(&bid, who, subject).is_ok();
+        assert!(see(&actor("amy", &[Role::Sales]), true));
+        assert!(!see(&actor("eve", &[Role::Sales]), false), "another team");
+        assert!(
+            see(&actor("fay", &[Role::Finance]), false),
+            "decides step 1"
+        );
+        assert!(
+            !see(&actor("lee", &[Role::Legal]), false),
+            "step 2 is not open"
+        );
+        assert!(see(&actor("oa", &[Role::Integration]), false));
+        let mut decided = bid.clone();
+        decided.status = crm_approvals::Status::Rejected;
+        assert_eq!(awaiting_role(&decided), None);
+        let review = approval(ApprovalKind::DeliveryReview, &[Role::Delivery]);
+        assert!(
+            check_approval_visible(&review, &actor("dan", &[Role::Delivery]), false).is_err(),
+            "a review awaits the team's delivery manager, not every delivery user"
+        );
+    }
+
+    #[test]
+    fn the_account_manager_or_a_manager_changes_the_team() {
+        let before = team_of("amy", &[]);
+        let with_sol = Team {
+            solution_manager_id: "sol".into(),
+            ..before.clone()
+        };
+        let sol_as_am = Team {
+            account_manager_id: "sol".into(),
+            ..with_sol.clone()
+        };
+        let amy = actor("amy", &[Role::Sales]);
+        let sol = actor("sol", &[Role::Solution]);
+        let boss = actor("boss", &[Role::Manager]);
+        assert!(check_team_change(&before, &with_sol, &amy).is_ok());
+        assert!(
+            check_team_change(&with_sol, &with_sol, &sol).is_ok(),
+            "no change"
+        );
+        assert!(matches!(
+            check_team_change(&with_sol, &sol_as_am, &sol),
+            Err(OpportunityError::Forbidden("NOT_ACCOUNT_MANAGER", _))
+        ));
+        assert!(matches!(
+            check_team_change(&with_sol, &sol_as_am, &amy),
+            Err(OpportunityError::Forbidden("NOT_MANAGER", _))
+        ));
+        assert!(check_team_change(&with_sol, &sol_as_am, &boss).is_ok());
     }
 
     #[test]

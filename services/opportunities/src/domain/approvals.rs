@@ -130,8 +130,10 @@ pub fn request_account_change(
     approval
 }
 
-/// Decides the current step. `delivery_manager` is the team's delivery
+/// Decides the current step under the tenant's separation of duties
+/// (`config.approval_policy`). `delivery_manager` is the team's delivery
 /// manager when the approval is a delivery review: only they decide it.
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     approval: &mut Approval,
     actor: &Actor,
@@ -139,6 +141,7 @@ pub fn decide(
     comment: &str,
     on_behalf_of: &str,
     delivery_manager: Option<&str>,
+    config: &OpportunityConfig,
     now: i64,
 ) -> Result<Decided, OpportunityError> {
     let only = match approval.kind {
@@ -152,6 +155,7 @@ pub fn decide(
         comment,
         on_behalf_of,
         only,
+        policy: &config.approval_policy,
     };
     approval.decide(decide, now).map_err(|err| {
         let message = err.to_string();
@@ -168,6 +172,15 @@ pub fn decide(
                 "NOT_DELIVERY_MANAGER",
                 "only the team's delivery manager reviews solution, workload and quote".into(),
             ),
+            ApprovalError::RepeatDecider(_) => {
+                OpportunityError::Forbidden("REPEAT_DECIDER", message)
+            }
+            ApprovalError::IntegrationNotAllowed(_) => {
+                OpportunityError::Forbidden("INTEGRATION_NOT_ALLOWED", message)
+            }
+            ApprovalError::NotAnApprover { .. } => {
+                OpportunityError::Forbidden("ON_BEHALF_OF_NOT_APPROVER", message)
+            }
         }
     })
 }
@@ -375,12 +388,22 @@ mod tests {
                 "",
                 "",
                 Some("dora"),
+                &OpportunityConfig::default(),
                 6
             ),
             Err(OpportunityError::Forbidden("NOT_DELIVERY_MANAGER", _))
         ));
         assert!(matches!(
-            decide(&mut approval, &dan, Decision::Approve, "", "", None, 6),
+            decide(
+                &mut approval,
+                &dan,
+                Decision::Approve,
+                "",
+                "",
+                None,
+                &OpportunityConfig::default(),
+                6
+            ),
             Err(OpportunityError::Forbidden("NOT_DELIVERY_MANAGER", _))
         ));
         let dora = actor("dora", &[Role::Delivery]);
@@ -392,6 +415,7 @@ mod tests {
                 "",
                 "",
                 Some("dora"),
+                &OpportunityConfig::default(),
                 6
             )
             .unwrap(),
@@ -426,18 +450,75 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(
-            refused(decide(&mut bid, &fay, Decision::Approve, "", "", None, 6)),
+            refused(decide(
+                &mut bid,
+                &fay,
+                Decision::Approve,
+                "",
+                "",
+                None,
+                &config,
+                6
+            )),
             "APPROVER_ROLE_REQUIRED"
         );
         assert_eq!(
-            refused(decide(&mut bid, &amy, Decision::Approve, "", "", None, 6)),
+            refused(decide(
+                &mut bid,
+                &amy,
+                Decision::Approve,
+                "",
+                "",
+                None,
+                &config,
+                6
+            )),
             "SELF_APPROVAL"
         );
         assert_eq!(
-            refused(decide(&mut bid, &oa, Decision::Approve, "", "", None, 6)),
+            refused(decide(
+                &mut bid,
+                &oa,
+                Decision::Reject,
+                "",
+                "wang",
+                None,
+                &config,
+                6
+            )),
+            "INTEGRATION_NOT_ALLOWED",
+            "no integration decides until the tenant binds one"
+        );
+        let mut bound = config.clone();
+        bound.approval_policy.integration_subjects = vec!["oa".into()];
+        assert_eq!(
+            refused(decide(
+                &mut bid,
+                &oa,
+                Decision::Approve,
+                "",
+                "",
+                None,
+                &bound,
+                6
+            )),
             "INVALID"
         );
-        decide(&mut bid, &oa, Decision::Reject, "", "wang", None, 6).unwrap();
+        assert_eq!(
+            refused(decide(
+                &mut bid,
+                &oa,
+                Decision::Reject,
+                "",
+                "wang",
+                None,
+                &bound,
+                6
+            )),
+            "ON_BEHALF_OF_NOT_APPROVER"
+        );
+        bound.approval_policy.approvers = [("wang".to_owned(), vec![Role::Manager])].into();
+        decide(&mut bid, &oa, Decision::Reject, "", "wang", None, &bound, 6).unwrap();
         assert_eq!(
             refused(decide(
                 &mut bid,
@@ -446,6 +527,7 @@ mod tests {
                 "",
                 "wang",
                 None,
+                &bound,
                 7
             )),
             "APPROVAL_DECIDED"
@@ -465,6 +547,7 @@ mod tests {
             "",
             "",
             Some("dora"),
+            &OpportunityConfig::default(),
             6,
         )
         .unwrap();

@@ -45,6 +45,10 @@ pub struct OpportunityConfig {
     pub allow_skipping_stages: bool,
     pub allow_moving_back: bool,
     pub approval_chains: BTreeMap<ApprovalKind, Vec<Role>>,
+    /// Separation of duties: distinct deciders per approval, the OA
+    /// integrations that may decide for a person, and the directory of
+    /// approvers they may name.
+    pub approval_policy: crm_approvals::Policy,
 }
 
 impl Default for OpportunityConfig {
@@ -118,6 +122,7 @@ impl Default for OpportunityConfig {
             ]
             .into_iter()
             .collect(),
+            approval_policy: crm_approvals::Policy::default(),
         }
     }
 }
@@ -173,6 +178,29 @@ impl OpportunityConfig {
                         format!("unknown field {f:?}; one of {}", GATE_FIELDS.join(", ")),
                     ));
                 }
+            }
+        }
+        let policy = &self.approval_policy;
+        for (i, subject) in policy.integration_subjects.iter().enumerate() {
+            if !(1..=64).contains(&subject.chars().count()) {
+                v.push(Violation::new(
+                    format!("config.oa_subjects[{i}]"),
+                    "1 to 64 characters",
+                ));
+            }
+        }
+        for (i, (person, roles)) in policy.approvers.iter().enumerate() {
+            if !(1..=64).contains(&person.chars().count()) {
+                v.push(Violation::new(
+                    format!("config.approvers[{i}].person_id"),
+                    "1 to 64 characters",
+                ));
+            }
+            if roles.is_empty() {
+                v.push(Violation::new(
+                    format!("config.approvers[{i}].roles"),
+                    "at least one role",
+                ));
             }
         }
         for (kind, roles) in &self.approval_chains {

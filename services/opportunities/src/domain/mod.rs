@@ -11,7 +11,10 @@ mod model;
 mod rules;
 mod values;
 
-pub use access::{Visibility, check_account_owner, forecast_owner, new_account, new_opportunity};
+pub use access::{
+    Visibility, awaiting_role, check_account_owner, check_account_visible, check_approval_visible,
+    check_team_change, forecast_owner, new_account, new_opportunity,
+};
 pub use approvals::{
     Approval, ApprovalDetail, ApprovalKind, ApprovalStatus, DELIVERY_REVIEW_FIELDS, Decided,
     Decision, Effect, Step, decide, effect, record_review, request_account_change,
@@ -27,12 +30,14 @@ pub use model::{
     Qualification, ReviewState, Stage, Team, WorkHours, name_key,
 };
 pub use rules::{
-    OpportunityPatch, StageViolation, Updated, account_core_change, advance, check_contact_of,
-    check_etag, finish_account_update, update, update_account, void_review_if_changed,
+    MAX_MONEY_UNITS, OpportunityPatch, StageViolation, Updated, account_core_change, advance,
+    check_contact_of, check_etag, finish_account_update, money_violation, update, update_account,
+    void_review_if_changed,
 };
 pub use values::{
-    AccountDraft, AccountUpdate, ActivityDraft, ContactDraft, ForecastLine, LeadSnapshot,
-    OpportunityDraft, OpportunityFilter, StageTotal, WorkHoursDraft, forecast,
+    AccountDraft, AccountFilter, AccountUpdate, ActivityDraft, ApprovalFilter, ApprovalReader,
+    ContactDraft, ForecastLine, LeadSnapshot, OpportunityDraft, OpportunityFilter, StageTotal,
+    WorkHoursDraft, forecast,
 };
 
 /// The resource names errors give the service's records.

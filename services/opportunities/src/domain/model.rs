@@ -119,6 +119,19 @@ pub struct Team {
 }
 
 impl Team {
+    /// Everyone on the team, once each: what membership rows hold.
+    pub fn members(&self) -> std::collections::BTreeSet<&str> {
+        [
+            self.account_manager_id.as_str(),
+            self.solution_manager_id.as_str(),
+            self.delivery_manager_id.as_str(),
+        ]
+        .into_iter()
+        .chain(self.other_member_ids.iter().map(String::as_str))
+        .filter(|m| !m.is_empty())
+        .collect()
+    }
+
     pub fn includes(&self, person: &str) -> bool {
         !person.is_empty()
             && (self.account_manager_id == person
@@ -189,10 +202,12 @@ impl Opportunity {
         }
     }
 
-    /// What the delivery manager reviews, in one comparable string.
+    /// What the delivery manager reviews, and who reviews it, in one
+    /// comparable string: another delivery manager has not reviewed it.
     pub fn review_snapshot(&self) -> String {
         format!(
-            "{}\u{1f}{}\u{1f}{}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            self.team.delivery_manager_id,
             self.solution_summary,
             self.workload_person_days
                 .map(|d| d.to_string())

@@ -6,8 +6,8 @@ use crm_types::{Actor, Change, Date, Etag, Money, Role, Violation};
 
 use super::{
     Account, AccountUpdate, ApprovalStatus, Contact, GateFacts, Grade, Missing, Opportunity,
-    OpportunityConfig, OpportunityError, Qualification, Stage, Team, check_account_owner,
-    check_advance,
+    OpportunityConfig, OpportunityError, Qualification, Stage, Team, access::check_team_change,
+    check_account_owner, check_advance,
 };
 
 /// Field changes an update asks for.
@@ -118,20 +118,51 @@ pub fn check_etag(etag: &str, version: i64) -> Result<(), OpportunityError> {
     }
 }
 
-/// Checks the money-like fields every write shares.
+/// The largest amount or quote, in whole units of its currency (one
+/// trillion): far above any deal, and low enough that sums of millions of
+/// them stay exact in the forecast's 64-bit units.
+pub const MAX_MONEY_UNITS: i64 = 1_000_000_000_000;
+
+/// What is wrong with a money field: negative, or over [`MAX_MONEY_UNITS`].
+pub fn money_violation(field: &str, m: &Option<Money>) -> Option<Violation> {
+    let m = m.as_ref()?;
+    if m.is_negative() {
+        Some(Violation::new(field, "must not be negative"))
+    } else if m.total_nanos() > i128::from(MAX_MONEY_UNITS) * 1_000_000_000 {
+        Some(Violation::new(
+            field,
+            format!("at most {MAX_MONEY_UNITS} units"),
+        ))
+    } else {
+        None
+    }
+}
+
+/// The bad money fields of an opportunity: its amount and quote.
+pub fn money_violations(amount: &Option<Money>, quote: &Option<Money>) -> Vec<Violation> {
+    [
+        money_violation("opportunity.amount", amount),
+        money_violation("opportunity.quote", quote),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Checks the fields every write shares.
 pub fn validate(opp: &Opportunity) -> Vec<Violation> {
-    let mut v = Vec::new();
+    let mut v = money_violations(&opp.amount, &opp.quote);
     if opp.name.trim().is_empty() {
         v.push(Violation::new("opportunity.name", "required"));
     }
     if opp.name.chars().count() > 200 {
         v.push(Violation::new("opportunity.name", "at most 200 characters"));
     }
-    if opp.amount.as_ref().is_some_and(Money::is_negative) {
-        v.push(Violation::new("opportunity.amount", "must not be negative"));
-    }
-    if opp.quote.as_ref().is_some_and(Money::is_negative) {
-        v.push(Violation::new("opportunity.quote", "must not be negative"));
+    if opp.team.account_manager_id.trim().is_empty() {
+        v.push(Violation::new(
+            "opportunity.team.account_manager_id",
+            "required",
+        ));
     }
     if opp.workload_person_days.is_some_and(|d| d < 0) {
         v.push(Violation::new(
@@ -150,8 +181,9 @@ pub struct Updated {
     pub voided_review: Option<String>,
 }
 
-/// Applies an update. Changing what the delivery manager reviewed voids the
-/// review.
+/// Applies an update. Only the account manager or a manager changes the
+/// team (only a manager its account manager); changing what the delivery
+/// manager reviewed, or the delivery manager, voids the review.
 pub fn update(
     opp: &mut Opportunity,
     patches: Vec<OpportunityPatch>,
@@ -180,6 +212,10 @@ pub fn update(
             OpportunityPatch::WorkloadPersonDays(v) => opp.workload_person_days = v,
             OpportunityPatch::Quote(v) => opp.quote = v,
         }
+    }
+    if let Err(refused) = check_team_change(&before.team, &opp.team, actor) {
+        *opp = before;
+        return Err(refused);
     }
     let violations = validate(opp);
     if !violations.is_empty() {
@@ -609,6 +645,78 @@ mod tests {
         assert_eq!(
             o2.delivery_review.as_ref().map(|r| r.status),
             Some(ApprovalStatus::Approved)
+        );
+        // Another delivery manager has not reviewed it: the review is void.
+        let mut team = o2.team.clone();
+        team.delivery_manager_id = "dan".into();
+        let updated = update(&mut o2, vec![OpportunityPatch::Team(team)], &amy, 4).unwrap();
+        assert_eq!(updated.voided_review.as_deref(), Some("r2"));
+    }
+
+    #[test]
+    fn amounts_are_bounded_and_the_team_keeps_an_account_manager() {
+        let amy = actor("amy", &[Role::Sales]);
+        let mut o = opp(Stage::Validate);
+        let at_most = Money::new("CNY", MAX_MONEY_UNITS, 0);
+        assert!(
+            update(
+                &mut o,
+                vec![OpportunityPatch::Amount(Some(at_most))],
+                &amy,
+                1
+            )
+            .is_ok()
+        );
+        let over = Money::new("CNY", MAX_MONEY_UNITS, 1);
+        let err = update(&mut o, vec![OpportunityPatch::Quote(Some(over))], &amy, 2);
+        assert!(
+            matches!(err, Err(OpportunityError::Invalid(v)) if v[0].field == "opportunity.quote")
+        );
+        let five_e18 = Money::new("CNY", 5_000_000_000_000_000_000, 0);
+        assert!(money_violation("amount", &Some(five_e18)).is_some());
+        let boss = actor("boss", &[Role::Manager]);
+        let err = update(
+            &mut o,
+            vec![OpportunityPatch::Team(Team::default())],
+            &boss,
+            3,
+        );
+        assert!(
+            matches!(err, Err(OpportunityError::Invalid(v)) if v[0].field == "opportunity.team.account_manager_id")
+        );
+    }
+
+    #[test]
+    fn a_team_member_does_not_rewrite_the_team() {
+        let mut o = opp(Stage::Validate);
+        o.team.solution_manager_id = "sol".into();
+        let takeover = Team {
+            account_manager_id: "sol".into(),
+            solution_manager_id: "sol".into(),
+            ..Team::default()
+        };
+        let err = update(
+            &mut o,
+            vec![OpportunityPatch::Team(takeover.clone())],
+            &actor("sol", &[Role::Solution]),
+            1,
+        );
+        assert!(matches!(
+            err,
+            Err(OpportunityError::Forbidden("NOT_ACCOUNT_MANAGER", _))
+        ));
+        assert_eq!(
+            o.team.account_manager_id, "amy",
+            "a refused update changes nothing"
+        );
+        assert!(
+            update(
+                &mut o,
+                vec![OpportunityPatch::Team(takeover)],
+                &actor("boss", &[Role::Manager]),
+                2
+            )
+            .is_ok()
         );
     }
 

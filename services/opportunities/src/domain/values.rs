@@ -141,12 +141,68 @@ pub struct LeadSnapshot {
     pub amount: Option<Money>,
 }
 
-/// The open pipeline of one stage in one currency, as stored.
+/// The open pipeline of one stage in one currency, as stored: the exact sum
+/// in billionths, which may exceed what a `Money` holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageTotal {
     pub stage: Stage,
+    pub currency: String,
     pub count: i64,
-    pub amount: Money,
+    pub total_nanos: i128,
+}
+
+/// `total` billionths of `currency`, capped at the largest `Money` (a sum
+/// that large needs millions of opportunities at the maximum amount).
+fn capped(currency: &str, total: i128) -> Money {
+    let most = Money::new(currency, i64::MAX, 999_999_999);
+    Money::from_total_nanos(currency, total.min(most.total_nanos())).unwrap_or(most)
+}
+
+/// Which accounts a list returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountFilter {
+    /// Set from [`super::Visibility`]: only accounts this person owns or
+    /// works on an opportunity of.
+    pub visible_to: Option<String>,
+    pub owner_id: Option<String>,
+}
+
+/// Who a list of approvals is narrowed to: those whose subject the person
+/// sees, and the pending ones awaiting one of their roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalReader {
+    pub person: String,
+    pub roles: Vec<crm_types::Role>,
+}
+
+/// Which approvals a list returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalFilter {
+    /// Set from [`super::Visibility`]; `None` for supervisors.
+    pub reader: Option<ApprovalReader>,
+    pub subject_id: Option<String>,
+    pub status: Option<super::ApprovalStatus>,
+}
+
+impl ApprovalFilter {
+    /// The filter as `actor` may apply it.
+    pub fn for_actor(
+        actor: &Actor,
+        subject_id: Option<String>,
+        status: Option<super::ApprovalStatus>,
+    ) -> Self {
+        let reader = super::Visibility::of(actor)
+            .team_member()
+            .map(|person| ApprovalReader {
+                person: person.to_owned(),
+                roles: actor.roles.clone(),
+            });
+        ApprovalFilter {
+            reader,
+            subject_id,
+            status,
+        }
+    }
 }
 
 /// One stage's pipeline in one currency, weighted by the stage's
@@ -164,11 +220,14 @@ pub struct ForecastLine {
 pub fn forecast(totals: Vec<StageTotal>, config: &OpportunityConfig) -> Vec<ForecastLine> {
     let mut lines: Vec<ForecastLine> = totals
         .into_iter()
-        .map(|t| ForecastLine {
-            weighted: t.amount.percent(config.probability(t.stage)),
-            stage: t.stage,
-            count: t.count,
-            amount: t.amount,
+        .map(|t| {
+            let weighted = t.total_nanos * i128::from(config.probability(t.stage)) / 100;
+            ForecastLine {
+                weighted: capped(&t.currency, weighted),
+                amount: capped(&t.currency, t.total_nanos),
+                stage: t.stage,
+                count: t.count,
+            }
         })
         .collect();
     lines.sort_by(|a, b| (a.stage, &a.amount.currency).cmp(&(b.stage, &b.amount.currency)));
@@ -181,10 +240,11 @@ mod tests {
 
     #[test]
     fn the_forecast_weights_each_stage_by_its_probability() {
-        let total = |stage, currency: &str, units| StageTotal {
+        let total = |stage, currency: &str, units: i64| StageTotal {
             stage,
+            currency: currency.into(),
             count: 2,
-            amount: Money::new(currency, units, 0),
+            total_nanos: i128::from(units) * 1_000_000_000,
         };
         let lines = forecast(
             vec![
@@ -205,6 +265,36 @@ mod tests {
                 (Stage::Proposal, "CNY", 1_000),
                 (Stage::Proposal, "USD", 500),
             ]
+        );
+    }
+
+    #[test]
+    fn a_pipeline_beyond_what_money_holds_is_capped_not_lost() {
+        let huge = StageTotal {
+            stage: Stage::Proposal,
+            currency: "CNY".into(),
+            count: 20_000_000,
+            total_nanos: i128::from(i64::MAX) * 4_000_000_000,
+        };
+        let lines = forecast(vec![huge], &OpportunityConfig::default());
+        assert_eq!(lines.len(), 1, "the line is kept");
+        assert_eq!(lines[0].amount.units, i64::MAX);
+        assert_eq!(
+            lines[0].weighted.units,
+            i64::MAX,
+            "half of 4 x max is still over"
+        );
+        let small = StageTotal {
+            stage: Stage::Proposal,
+            currency: "CNY".into(),
+            count: 3,
+            total_nanos: 3 * i128::from(crate::domain::MAX_MONEY_UNITS) * 1_000_000_000,
+        };
+        let lines = forecast(vec![small], &OpportunityConfig::default());
+        assert_eq!(
+            (lines[0].amount.units, lines[0].weighted.units),
+            (3_000_000_000_000, 1_500_000_000_000),
+            "bounded amounts sum exactly"
         );
     }
 }

@@ -98,6 +98,27 @@ pub mod opportunity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// One person on one opportunity's team: what the team filter of a list
+/// matches, exactly.
+pub mod team_member {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "opportunity_team_members")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub opportunity_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub person_id: String,
+        pub tenant_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod member {
     use sea_orm::entity::prelude::*;
 
@@ -165,6 +186,9 @@ pub mod approval {
         pub reason: String,
         pub proposed: String,
         pub snapshot: String,
+        /// The role the open step awaits (see `domain::awaiting_role`):
+        /// who beside the subject's readers lists it.
+        pub awaiting_role: Option<String>,
         pub create_time: i64,
         pub update_time: i64,
     }

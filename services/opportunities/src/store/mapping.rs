@@ -4,12 +4,12 @@ use crm_types::{Date, Money};
 use sea_orm::{ActiveValue::Set, DbErr};
 
 use super::entities::{
-    account, activity, approval, contact, member, opportunity, violation, work_hours,
+    account, activity, approval, contact, member, opportunity, team_member, violation, work_hours,
 };
 use crate::domain::{
     Account, Activity, ActivityKind, Approval, ApprovalDetail, ApprovalKind, ApprovalStatus,
     Contact, DecisionRole, Grade, Member, Opportunity, OpportunityError, ReviewState, Stage,
-    StageViolation, Team, WorkHours, name_key,
+    StageViolation, Team, WorkHours, awaiting_role, name_key,
 };
 
 fn corrupt(what: &str, id: &str) -> OpportunityError {
@@ -283,6 +283,7 @@ pub fn approval_to_row(a: &Approval) -> Result<approval::ActiveModel, Opportunit
         reason: Set(a.reason.clone()),
         proposed: Set(json(&a.detail.proposed)?),
         snapshot: Set(a.detail.snapshot.clone()),
+        awaiting_role: Set(awaiting_role(a).map(|r| r.as_str().to_owned())),
         create_time: Set(a.create_time),
         update_time: Set(a.update_time),
     })
@@ -340,4 +341,17 @@ pub fn violation_to_row(
         reason: Set(v.reason.clone()),
         time: Set(v.time),
     })
+}
+
+/// The membership rows of an opportunity's team.
+pub fn team_rows(o: &Opportunity) -> Vec<team_member::ActiveModel> {
+    o.team
+        .members()
+        .into_iter()
+        .map(|person| team_member::ActiveModel {
+            opportunity_id: Set(o.id.clone()),
+            person_id: Set(person.to_owned()),
+            tenant_id: Set(o.tenant.clone()),
+        })
+        .collect()
 }

@@ -1,7 +1,11 @@
 //! The opportunities schema. Every list filter has an index that serves it.
 
 use crm_store::index;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use sea_orm_migration::{prelude::*, schema::*};
+
+use super::entities::{approval, opportunity, team_member};
+use super::mapping::{approval_from_row, opportunity_from_row, team_rows};
 
 pub struct Migrator;
 
@@ -10,6 +14,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut all = crm_store::shared_migrations();
         all.push(Box::new(CreateOpportunities));
+        all.push(Box::new(TeamMembersAndApprovalReaders));
         all.extend(crm_events::migrations());
         all
     }
@@ -328,6 +333,112 @@ impl MigrationTrait for CreateOpportunities {
                 &["tenant_id", "opportunity_id", "id"],
             ))
             .await?;
+        Ok(())
+    }
+}
+
+/// Team membership as rows, matched exactly by the team filter (it was a
+/// LIKE on the JSON of the other members, where `%` and `_` matched
+/// anyone); and the role a pending approval awaits, which lets its deciders
+/// list it. Both are filled in from the existing rows.
+struct TeamMembersAndApprovalReaders;
+
+impl MigrationName for TeamMembersAndApprovalReaders {
+    fn name(&self) -> &str {
+        "m0003_team_members_and_approval_readers"
+    }
+}
+
+/// Rows per batch while filling in existing data.
+const BATCH: u64 = 500;
+
+fn unreadable(err: crate::domain::OpportunityError) -> DbErr {
+    DbErr::Migration(format!("existing row cannot be read: {err}"))
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for TeamMembersAndApprovalReaders {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("opportunity_team_members")
+                    .if_not_exists()
+                    .col(string("opportunity_id"))
+                    .col(string("person_id"))
+                    .col(string("tenant_id"))
+                    .primary_key(Index::create().col("opportunity_id").col("person_id"))
+                    .to_owned(),
+            )
+            .await?;
+        // Serves "the opportunities whose team includes this person".
+        manager
+            .create_index(index(
+                "opportunity_team_members_person",
+                "opportunity_team_members",
+                &["tenant_id", "person_id", "opportunity_id"],
+            ))
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("approvals")
+                    .add_column(string_null("awaiting_role"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "approvals_awaiting",
+                "approvals",
+                &["tenant_id", "awaiting_role", "id"],
+            ))
+            .await?;
+        let db = manager.get_connection();
+        let mut after = String::new();
+        loop {
+            let rows = opportunity::Entity::find()
+                .filter(opportunity::Column::Id.gt(after.as_str()))
+                .order_by_asc(opportunity::Column::Id)
+                .limit(BATCH)
+                .all(db)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id.clone();
+            for row in rows {
+                let members = team_rows(&opportunity_from_row(row).map_err(unreadable)?);
+                if !members.is_empty() {
+                    team_member::Entity::insert_many(members)
+                        .exec_without_returning(db)
+                        .await?;
+                }
+            }
+        }
+        let mut after = String::new();
+        loop {
+            let rows = approval::Entity::find()
+                .filter(approval::Column::Id.gt(after.as_str()))
+                .filter(approval::Column::Status.eq("pending"))
+                .order_by_asc(approval::Column::Id)
+                .limit(BATCH)
+                .all(db)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id.clone();
+            for row in rows {
+                let id = row.id.clone();
+                let awaiting =
+                    crate::domain::awaiting_role(&approval_from_row(row).map_err(unreadable)?);
+                approval::Entity::update_many()
+                    .col_expr(
+                        approval::Column::AwaitingRole,
+                        Expr::value(awaiting.map(|r| r.as_str().to_owned())),
+                    )
+                    .filter(approval::Column::Id.eq(id))
+                    .exec(db)
+                    .await?;
+            }
+        }
         Ok(())
     }
 }

@@ -11,20 +11,21 @@ mod migration;
 use std::collections::BTreeSet;
 
 use crm_store::uow::RequestIdReused;
-use crm_types::Money;
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 
 use crate::domain::{
-    Account, Activity, ActivityKind, Approval, ApprovalKind, ApprovalStatus, Contact, DecisionRole,
-    GateFacts, Member, Opportunity, OpportunityConfig, OpportunityError, OpportunityFilter, Stage,
-    StageTotal, StageViolation, WorkHours, name_key,
+    Account, AccountFilter, Activity, ActivityKind, Approval, ApprovalFilter, ApprovalKind,
+    ApprovalStatus, Contact, DecisionRole, GateFacts, Member, Opportunity, OpportunityConfig,
+    OpportunityError, OpportunityFilter, Stage, StageTotal, StageViolation, WorkHours, name_key,
     resource::{ACCOUNT, APPROVAL, CONTACT, OPPORTUNITY},
 };
-use entities::{account, activity, approval, contact, member, opportunity, violation, work_hours};
+use entities::{
+    account, activity, approval, contact, member, opportunity, team_member, violation, work_hours,
+};
 use mapping::*;
 
 pub use migration::Migrator;
@@ -126,16 +127,61 @@ pub async fn save_account(
     saved(&done)
 }
 
+/// The ids of the opportunities whose team includes `person`.
+fn teams_of(tenant: &str, person: &str) -> SelectStatement {
+    team_member::Entity::find()
+        .select_only()
+        .column(team_member::Column::OpportunityId)
+        .filter(team_member::Column::TenantId.eq(tenant))
+        .filter(team_member::Column::PersonId.eq(person))
+        .into_query()
+}
+
+/// The ids of the accounts `person` owns or works on an opportunity of.
+fn accounts_of(tenant: &str, person: &str) -> Condition {
+    let worked_on = opportunity::Entity::find()
+        .select_only()
+        .column(opportunity::Column::AccountId)
+        .filter(opportunity::Column::TenantId.eq(tenant))
+        .filter(opportunity::Column::Id.in_subquery(teams_of(tenant, person)))
+        .into_query();
+    Condition::any()
+        .add(account::Column::OwnerId.eq(person))
+        .add(account::Column::Id.in_subquery(worked_on))
+}
+
+/// Whether `person` is on the team of one of the account's opportunities.
+pub async fn on_team_of_account(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    account_id: &str,
+    person: &str,
+) -> Result<bool, OpportunityError> {
+    let found = opportunity::Entity::find()
+        .select_only()
+        .column(opportunity::Column::Id)
+        .filter(opportunity::Column::TenantId.eq(tenant))
+        .filter(opportunity::Column::AccountId.eq(account_id))
+        .filter(opportunity::Column::Id.in_subquery(teams_of(tenant, person)))
+        .into_tuple::<String>()
+        .one(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
 pub async fn list_accounts(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    owner: Option<&str>,
+    f: &AccountFilter,
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Account>, OpportunityError> {
     let mut q = account::Entity::find().filter(account::Column::TenantId.eq(tenant));
-    if let Some(owner) = owner {
-        q = q.filter(account::Column::OwnerId.eq(owner));
+    if let Some(person) = &f.visible_to {
+        q = q.filter(accounts_of(tenant, person));
+    }
+    if let Some(owner) = &f.owner_id {
+        q = q.filter(account::Column::OwnerId.eq(owner.as_str()));
     }
     if let Some(after) = after {
         q = q.filter(account::Column::Id.lt(after));
@@ -249,6 +295,22 @@ pub async fn insert_opportunity(
     opportunity::Entity::insert(opportunity_to_row(o)?)
         .exec_without_returning(conn)
         .await?;
+    put_team(conn, o).await
+}
+
+/// Replaces the opportunity's membership rows with its team.
+async fn put_team(conn: &impl ConnectionTrait, o: &Opportunity) -> Result<(), OpportunityError> {
+    team_member::Entity::delete_many()
+        .filter(team_member::Column::TenantId.eq(o.tenant.as_str()))
+        .filter(team_member::Column::OpportunityId.eq(o.id.as_str()))
+        .exec(conn)
+        .await?;
+    let rows = team_rows(o);
+    if !rows.is_empty() {
+        team_member::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -269,7 +331,8 @@ pub async fn save_opportunity(
         .filter(opportunity::Column::Version.eq(version))
         .exec(conn)
         .await?;
-    saved(&done)
+    saved(&done)?;
+    put_team(conn, o).await
 }
 
 pub async fn list_opportunities(
@@ -282,13 +345,7 @@ pub async fn list_opportunities(
     use opportunity::Column;
     let mut q = opportunity::Entity::find().filter(Column::TenantId.eq(tenant));
     if let Some(me) = &f.team_member {
-        q = q.filter(
-            Condition::any()
-                .add(Column::AccountManagerId.eq(me.as_str()))
-                .add(Column::SolutionManagerId.eq(me.as_str()))
-                .add(Column::DeliveryManagerId.eq(me.as_str()))
-                .add(Column::OtherMembers.contains(format!("{me:?}"))),
-        );
+        q = q.filter(Column::Id.in_subquery(teams_of(tenant, me)));
     }
     if let Some(stage) = f.stage {
         q = q.filter(Column::Stage.eq(stage.as_str()));
@@ -391,9 +448,14 @@ pub async fn open_pipeline(
         stage: String,
         amount_currency: String,
         count: i64,
+        millions: i64,
         units: i64,
         nanos: i64,
     }
+    // Summed in parts that cannot overflow a BIGINT (whole millions, the
+    // units below a million, nanos) and put together exactly in i128.
+    const PART: i64 = 1_000_000;
+    let part_sum = |e: Expr| Expr::from(Func::cast_as(Func::sum(e), "BIGINT"));
     use opportunity::Column;
     let open: Vec<&str> = Stage::ALL
         .iter()
@@ -407,13 +469,14 @@ pub async fn open_pipeline(
         .column_as(Column::Id.count(), "count")
         // SUM of BIGINT is NUMERIC on PostgreSQL: back to BIGINT for both backends.
         .column_as(
-            Expr::from(Func::cast_as(Column::AmountUnits.sum(), "BIGINT")),
-            "units",
+            part_sum(Expr::col(Column::AmountUnits).div(PART)),
+            "millions",
         )
         .column_as(
-            Expr::from(Func::cast_as(Column::AmountNanos.sum(), "BIGINT")),
-            "nanos",
+            part_sum(Expr::col(Column::AmountUnits).modulo(PART)),
+            "units",
         )
+        .column_as(part_sum(Expr::col(Column::AmountNanos)), "nanos")
         .filter(Column::TenantId.eq(tenant))
         .filter(Column::Stage.is_in(open))
         .filter(Column::AmountCurrency.is_not_null());
@@ -429,11 +492,12 @@ pub async fn open_pipeline(
     Ok(rows
         .into_iter()
         .filter_map(|r| {
-            let total = i128::from(r.units) * 1_000_000_000 + i128::from(r.nanos);
+            let units = i128::from(r.millions) * i128::from(PART) + i128::from(r.units);
             Some(StageTotal {
                 stage: Stage::parse(&r.stage)?,
+                currency: r.amount_currency,
                 count: r.count,
-                amount: Money::from_total_nanos(&r.amount_currency, total)?,
+                total_nanos: units * 1_000_000_000 + i128::from(r.nanos),
             })
         })
         .collect())
@@ -627,16 +691,30 @@ pub async fn save_approval(
 pub async fn list_approvals(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    subject: Option<&str>,
-    status: Option<ApprovalStatus>,
+    f: &ApprovalFilter,
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Approval>, OpportunityError> {
     let mut q = approval::Entity::find().filter(approval::Column::TenantId.eq(tenant));
-    if let Some(subject) = subject {
-        q = q.filter(approval::Column::SubjectId.eq(subject));
+    if let Some(reader) = &f.reader {
+        let accounts = account::Entity::find()
+            .select_only()
+            .column(account::Column::Id)
+            .filter(account::Column::TenantId.eq(tenant))
+            .filter(accounts_of(tenant, &reader.person))
+            .into_query();
+        let roles: Vec<&str> = reader.roles.iter().map(|r| r.as_str()).collect();
+        q = q.filter(
+            Condition::any()
+                .add(approval::Column::SubjectId.in_subquery(teams_of(tenant, &reader.person)))
+                .add(approval::Column::SubjectId.in_subquery(accounts))
+                .add(approval::Column::AwaitingRole.is_in(roles)),
+        );
     }
-    if let Some(status) = status {
+    if let Some(subject) = &f.subject_id {
+        q = q.filter(approval::Column::SubjectId.eq(subject.as_str()));
+    }
+    if let Some(status) = f.status {
         q = q.filter(approval::Column::Status.eq(status.as_str()));
     }
     if let Some(after) = after {

@@ -10,8 +10,15 @@ use crm_types::AuditEntry;
 use super::mapping;
 use crate::domain::{Account, Approval, Opportunity, OpportunityConfig, Stage, StageViolation};
 
+/// The actions whose record is published whole by its own `...Created`
+/// event: a creation is that one event, not also a change.
+const CREATIONS: &[&str] = &["account.created", "opportunity.created"];
+
 /// The event of an audit entry, if others care about its kind of record.
 pub fn of_entry(tenant: &str, entry: &AuditEntry) -> Option<NewEvent> {
+    if CREATIONS.contains(&entry.action.as_str()) {
+        return None;
+    }
     let audit = Some(crm_rpc::audit_entry(entry.clone()));
     let (subject, time) = (entry.subject_id.as_str(), entry.time);
     if entry.action.starts_with("account.") || entry.action.starts_with("contact.") {
@@ -122,4 +129,24 @@ pub fn approval_decided(a: &Approval, time: i64) -> NewEvent {
             approval: Some(mapping::approval_pb(a)),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_creation_is_published_by_its_created_event_only() {
+        for action in ["account.created", "opportunity.created"] {
+            let entry = AuditEntry::new("x", action, "amy", 1);
+            assert!(of_entry("t", &entry).is_none(), "{action}");
+        }
+        let changed = AuditEntry::new("x", "opportunity.updated", "amy", 1);
+        assert!(of_entry("t", &changed).is_some());
+        let contact = AuditEntry::new("c", "contact.created", "amy", 1);
+        assert!(
+            of_entry("t", &contact).is_some(),
+            "a new contact changes its account"
+        );
+    }
 }

@@ -69,19 +69,20 @@ enum_map!(role, role_pb, common::Role, Role, "role", {
     Finance => Role::Finance, Legal => Role::Legal, Manager => Role::Manager, Admin => Role::Admin, Integration => Role::Integration,
 });
 
-/// A money field: currency and sign checked; negative amounts refused.
+/// A money field: currency checked; negative amounts and amounts over the
+/// domain's maximum refused.
 pub fn money(m: Option<&common::Money>, field: &str, v: &mut Vec<FieldViolation>) -> Option<Money> {
     let m = m?;
     if let Err(e) = fields::money(m, field) {
         v.push(e);
         return None;
     }
-    let value = Money::new(m.currency_code.clone(), m.units, m.nanos);
-    if value.is_negative() {
-        v.push(FieldViolation::new(field, "must not be negative"));
+    let value = Some(Money::new(m.currency_code.clone(), m.units, m.nanos));
+    if let Some(bad) = crate::domain::money_violation(field, &value) {
+        v.push(field_violation(bad));
         return None;
     }
-    Some(value)
+    value
 }
 
 pub fn money_pb(m: &Money) -> common::Money {
@@ -597,6 +598,17 @@ pub fn config_pb(
             .collect(),
         update_time: fields::opt_timestamp(update_time),
         updater: updater.to_owned(),
+        allow_repeat_deciders: c.approval_policy.allow_repeat_deciders,
+        oa_subjects: c.approval_policy.integration_subjects.clone(),
+        approvers: c
+            .approval_policy
+            .approvers
+            .iter()
+            .map(|(person, roles)| pb::Approver {
+                person_id: person.clone(),
+                roles: roles.iter().map(|r| role_pb(*r)).collect(),
+            })
+            .collect(),
     }
 }
 
@@ -703,12 +715,39 @@ pub fn config(c: &pb::OpportunityConfig) -> Result<OpportunityConfig, Vec<FieldV
             chains.insert(kind, roles);
         }
     }
+    let mut approvers = BTreeMap::new();
+    for (i, a) in c.approvers.iter().enumerate() {
+        let field = format!("config.approvers[{i}]");
+        let roles: Vec<Role> = a
+            .roles
+            .iter()
+            .enumerate()
+            .filter_map(|(j, r)| {
+                required(
+                    role(*r, &format!("{field}.roles[{j}]")),
+                    &format!("{field}.roles[{j}]"),
+                    &mut v,
+                )
+            })
+            .collect();
+        if approvers.insert(a.person_id.clone(), roles).is_some() {
+            v.push(FieldViolation::new(
+                format!("{field}.person_id"),
+                "one entry per person",
+            ));
+        }
+    }
     let config = OpportunityConfig {
         stage_probabilities: probabilities,
         gates,
         allow_skipping_stages: c.allow_skipping_stages,
         allow_moving_back: c.allow_moving_back,
         approval_chains: chains,
+        approval_policy: crm_approvals::Policy {
+            allow_repeat_deciders: c.allow_repeat_deciders,
+            integration_subjects: c.oa_subjects.clone(),
+            approvers,
+        },
     };
     v.extend(config.validate().into_iter().map(field_violation));
     if v.is_empty() { Ok(config) } else { Err(v) }
