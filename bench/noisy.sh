@@ -4,7 +4,8 @@
 # big imports, endless request bodies, one user hammering), with every fair
 # share at its default. One process (`crm serve`) on SQLite, loopback only,
 # on ports of its own. Tunables: DURATION=10s WARMUP=2s CONCURRENCY=8
-# CONNECTIONS=2 BIN_DIR=<dir with crm and crm-bench> OUT=<json file>.
+# CONNECTIONS=2 BIN_DIR=<dir with crm and crm-bench> OUT=<json file>;
+# NOISE=streams,slow,imports,endless,hammer picks kinds of noise (all by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}

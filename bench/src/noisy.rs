@@ -131,10 +131,13 @@ pub async fn run(args: &Args) -> Result<NoisyReport, BoxError> {
 
     // The quiet tenant's lead, and the noisy tenant's backlog of big events
     // for its slow consumers.
-    let quiet_token = mint(&quiet, "quinn", Role::Sales)?;
+    let quiet_tokens = (0..4)
+        .map(|i| mint(&quiet, &format!("quinn-{i}"), Role::Manager))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quiet_token = &quiet_tokens[0];
     let quiet_id = LeadServiceClient::new(channel.clone())
         .create_lead(authorized(
-            &quiet_token,
+            quiet_token,
             pb::CreateLeadRequest {
                 lead: Some(lead("Quiet", run, 0)),
                 ..Default::default()
@@ -157,7 +160,7 @@ pub async fn run(args: &Args) -> Result<NoisyReport, BoxError> {
         )?)
         .await?;
 
-    let quiet_load = || quiet_phase(args, &quiet_token, &quiet_id);
+    let quiet_load = || quiet_phase(args, &quiet_tokens, &quiet_id);
     let alone = quiet_load().await?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -185,9 +188,14 @@ pub async fn run(args: &Args) -> Result<NoisyReport, BoxError> {
     })
 }
 
-/// The quiet tenant's GetLeads: `concurrency` callers over `connections`
-/// connections for the warm-up and then `duration`.
-async fn quiet_phase(args: &Args, token: &str, id: &str) -> Result<Phase, BoxError> {
+/// Calls a second per quiet caller: the quiet tenant stays well inside its
+/// fair share (four users, each under the per-subject rate).
+const QUIET_RATE: u64 = 10;
+
+/// The quiet tenant's GetLeads: `concurrency` callers, each paced at
+/// [`QUIET_RATE`], over `connections` connections for the warm-up and then
+/// `duration`.
+async fn quiet_phase(args: &Args, tokens: &[String], id: &str) -> Result<Phase, BoxError> {
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
         channels.push(endpoint(args)?.connect().await?);
@@ -197,10 +205,12 @@ async fn quiet_phase(args: &Args, token: &str, id: &str) -> Result<Phase, BoxErr
     let mut callers = JoinSet::new();
     for i in 0..args.concurrency.max(1) {
         let mut client = LeadServiceClient::new(channels[i % channels.len()].clone());
-        let (token, id) = (token.to_owned(), id.to_owned());
+        let (token, id) = (tokens[i % tokens.len()].clone(), id.to_owned());
         callers.spawn(async move {
             let mut tally = Tally::new()?;
+            let mut pace = tokio::time::interval(Duration::from_millis(1000 / QUIET_RATE));
             while Instant::now() < stop_at {
+                pace.tick().await;
                 let begin = Instant::now();
                 let mut request = authorized(&token, pb::GetLeadRequest { id: id.clone() })?;
                 request.set_timeout(Duration::from_secs(10));
@@ -254,10 +264,14 @@ impl Noisy {
             .mint(subject, &self.tenant, &[role], Duration::from_secs(3600))?)
     }
 
+    /// Spawns each kind of noise named in `NOISE` (comma separated:
+    /// streams, slow, imports, endless, hammer; all when unset).
     fn spawn_all(&self, noise: &mut Tasks) -> Result<(), BoxError> {
+        let kinds = std::env::var("NOISE").unwrap_or_default();
+        let on = |kind: &str| kinds.is_empty() || kinds.split(',').any(|k| k == kind);
         let shared = self.endpoint.connect_lazy();
         // A flood of streams, read as they come, from a few accounts.
-        for i in 0..STREAMS {
+        for i in (0..STREAMS).filter(|_| on("streams")) {
             let token = self.token(&format!("erp-{}", i % 4), Role::Integration)?;
             let counters = Arc::clone(&self.counters);
             let mut client = EventServiceClient::new(shared.clone());
@@ -278,7 +292,7 @@ impl Noisy {
         }
         // Slow consumers: one event a second, each on a connection of its
         // own with the smallest windows, over the backlog of big events.
-        for _ in 0..SLOW_CONSUMERS {
+        for _ in (0..SLOW_CONSUMERS).filter(|_| on("slow")) {
             let token = self.token("warehouse", Role::Integration)?;
             let channel = self
                 .endpoint
@@ -300,11 +314,12 @@ impl Noisy {
             });
         }
         // Big imports, back to back.
-        for importer in 0..IMPORTERS {
+        for importer in (0..IMPORTERS).filter(|_| on("imports")) {
             let token = self.token("importer", Role::Manager)?;
             let (stop, counters) = (Arc::clone(&self.stop), Arc::clone(&self.counters));
             let mut client = LeadServiceClient::new(shared.clone());
-            let base = (self.run * 100 + importer as u64 + 1) * 10_000_000;
+            // Unique valid phones: run, importer, batch and row.
+            let base = (self.run % 1_000) * 1_000_000_000 + importer as u64 * 100_000_000;
             noise.spawn(async move {
                 let mut batch = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -326,8 +341,14 @@ impl Noisy {
                                 .imported_rows
                                 .fetch_add(accepted, Ordering::Relaxed);
                         }
-                        Err(_) => {
-                            counters.imports_refused.fetch_add(1, Ordering::Relaxed);
+                        Err(status) => {
+                            if counters.imports_refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!(
+                                    "an import refused: {:?} {}",
+                                    status.code(),
+                                    status.message()
+                                );
+                            }
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     }
@@ -336,7 +357,7 @@ impl Noisy {
             });
         }
         // Request bodies that never end, opened again as soon as they fail.
-        for _ in 0..ENDLESS_BODIES {
+        for _ in (0..ENDLESS_BODIES).filter(|_| on("endless")) {
             let token = self.token("spammer", Role::Sales)?;
             let (stop, counters) = (Arc::clone(&self.stop), Arc::clone(&self.counters));
             let channel = shared.clone();
@@ -353,13 +374,13 @@ impl Noisy {
                         .endless_bodies_ended
                         .fetch_add(1, Ordering::Relaxed);
                     // A refused call comes back at once: do not spin.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
                 }
                 Ok(())
             });
         }
         // One user hammering a cheap call.
-        for _ in 0..HAMMERS {
+        for _ in (0..HAMMERS).filter(|_| on("hammer")) {
             let token = self.token("hammer", Role::Sales)?;
             let (stop, counters) = (Arc::clone(&self.stop), Arc::clone(&self.counters));
             let mut client = LeadServiceClient::new(shared.clone());
