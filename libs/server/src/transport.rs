@@ -58,7 +58,8 @@ impl Stream for Incoming {
                 Poll::Pending => return Poll::Pending,
             };
             let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-                tracing::warn!("refused a connection: at max_connections");
+                // Debug, not warn: a flood of connections must not become a flood of logs.
+                tracing::debug!("refused a connection: at max_connections");
                 drop(stream);
                 continue;
             };
@@ -174,5 +175,64 @@ impl AsyncWrite for Conn {
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_stream::StreamExt as _;
+
+    use super::*;
+
+    const LIMITS: ConnLimits = ConnLimits {
+        handshake_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(400),
+    };
+
+    /// Accepts one connection through [`Incoming`] and reads it to its end.
+    async fn serve_one(incoming: &mut Incoming) -> io::Result<Vec<u8>> {
+        let mut conn = incoming.next().await.unwrap()?;
+        let mut read = Vec::new();
+        conn.read_to_end(&mut read).await.map(|_| read)
+    }
+
+    /// Finding 10: a socket that sends nothing is let go of after the
+    /// handshake timeout; one that sent its preface, after the idle timeout;
+    /// one over `max_connections`, at once.
+    #[tokio::test]
+    async fn finding_10_silent_and_idle_connections_are_closed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = Incoming::new(TcpIncoming::from(listener), 1, LIMITS);
+
+        let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(10), serve_one(&mut incoming)).await;
+        let err = closed.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+
+        let mut talker = tokio::net::TcpStream::connect(addr).await.unwrap();
+        talker.write_all(&[b'P'; PREFACE_LEN]).await.unwrap();
+        let mut conn = incoming.next().await.unwrap().unwrap();
+        let mut preface = [0; PREFACE_LEN];
+        conn.read_exact(&mut preface).await.unwrap();
+        // Now silent: the idle timeout, not the handshake's, ends it.
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        let idle = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
+        assert_eq!(idle.unwrap().unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= LIMITS.idle_timeout);
+
+        // Over the cap (the held connection takes the only slot): closed
+        // as soon as accepted.
+        let _held = conn;
+        let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accept = tokio::spawn(async move { incoming.next().await.map(|c| c.is_ok()) });
+        let mut buf = Vec::new();
+        let eof = tokio::time::timeout(Duration::from_secs(10), extra.read_to_end(&mut buf)).await;
+        assert!(matches!(eof, Ok(Ok(0)) | Ok(Err(_))), "{eof:?}");
+        accept.abort();
     }
 }
