@@ -7,10 +7,10 @@
 //! every wait is rounded up to the next poll. Here the writers of one file
 //! in this process queue for their turn and begin only when it comes; the
 //! busy timeout is left for other processes. The queue is fair between
-//! tenants: turns go round the tenants waiting, first come first served
-//! within each, so one tenant's burst (three big imports) delays another's
-//! write by at most one of its transactions. PostgreSQL locks rows, not
-//! the database: no queue there.
+//! tenants: the waiting tenant served least recently goes next, first come
+//! first served within each, so one tenant's burst (three big imports)
+//! delays another's write by about one of its transactions. PostgreSQL
+//! locks rows, not the database: no queue there.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -64,17 +64,36 @@ fn queue_of(db: &DatabaseConnection) -> Option<Arc<Queue>> {
     Some(queue)
 }
 
-/// Turns to write one file, round-robin over the tenants that wait.
+/// Turns to write one file: the waiting tenant served least recently goes
+/// next, first come first served within a tenant.
 #[derive(Default)]
 struct Queue {
     state: Mutex<QueueState>,
 }
 
+/// Tenants remembered when they last wrote; past this, those not waiting
+/// are forgotten (they count as never served, which only helps them).
+const REMEMBERED_TENANTS: usize = 10_000;
+
 #[derive(Default)]
 struct QueueState {
     busy: bool,
-    /// Tenants in turn order, each with its writers in arrival order.
-    waiting: VecDeque<(String, VecDeque<oneshot::Sender<()>>)>,
+    /// Tenants with writers waiting, in arrival order.
+    waiting: Vec<(String, VecDeque<oneshot::Sender<()>>)>,
+    /// The turn number each tenant was last given.
+    served: HashMap<String, u64>,
+    turns: u64,
+}
+
+impl QueueState {
+    fn served(&mut self, tenant: &str) {
+        self.turns += 1;
+        if self.served.len() >= REMEMBERED_TENANTS {
+            let waiting: Vec<&String> = self.waiting.iter().map(|(t, _)| t).collect();
+            self.served.retain(|t, _| waiting.contains(&t));
+        }
+        self.served.insert(tenant.to_owned(), self.turns);
+    }
 }
 
 impl Queue {
@@ -84,6 +103,7 @@ impl Queue {
             let mut state = lock(&self.state);
             if !state.busy {
                 state.busy = true;
+                state.served(tenant);
                 return Turn(Arc::clone(self));
             }
             let (tx, rx) = oneshot::channel();
@@ -91,7 +111,7 @@ impl Queue {
                 Some((_, writers)) => writers.push_back(tx),
                 None => state
                     .waiting
-                    .push_back((tenant.to_owned(), VecDeque::from([tx]))),
+                    .push((tenant.to_owned(), VecDeque::from([tx]))),
             }
             rx
         };
@@ -108,23 +128,34 @@ impl Queue {
         Turn(Arc::clone(self))
     }
 
-    /// Hands the turn to the next tenant's first writer, or frees it.
+    /// Hands the turn to the first writer of the waiting tenant served
+    /// least recently, or frees it.
     fn pass(&self) {
         let mut state = lock(&self.state);
-        while let Some((tenant, mut writers)) = state.waiting.pop_front() {
-            let Some(next) = writers.pop_front() else {
-                continue;
+        loop {
+            let next = state
+                .waiting
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, (tenant, _))| (state.served.get(tenant).copied().unwrap_or(0), *i))
+                .map(|(i, _)| i);
+            let Some(i) = next else {
+                state.busy = false;
+                return;
             };
-            // The tenant goes to the back of the round if it has more.
-            if !writers.is_empty() {
-                state.waiting.push_back((tenant, writers));
+            let (tenant, writer) = {
+                let (tenant, writers) = &mut state.waiting[i];
+                (tenant.clone(), writers.pop_front())
+            };
+            if state.waiting[i].1.is_empty() {
+                state.waiting.remove(i);
             }
-            if next.send(()).is_ok() {
+            // A writer that gave up waiting is skipped.
+            if writer.is_some_and(|w| w.send(()).is_ok()) {
+                state.served(&tenant);
                 return;
             }
-            // That writer gave up waiting: the next one.
         }
-        state.busy = false;
     }
 
     #[cfg(test)]
@@ -234,8 +265,9 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTx, DbErr> {
     begin_write_for(db, SERVICE).await
 }
 
-/// [`begin_write`] for a command of `tenant`: on SQLite the turns go round
-/// the tenants waiting, so no tenant's writes hold up another's for long.
+/// [`begin_write`] for a command of `tenant`: on SQLite the waiting tenant
+/// served least recently goes next, so no tenant's writes hold up
+/// another's for long.
 pub async fn begin_write_for(db: &DatabaseConnection, tenant: &str) -> Result<WriteTx, DbErr> {
     let turn = match queue_of(db) {
         Some(queue) => Some(
@@ -295,7 +327,8 @@ mod tests {
         for writer in writers {
             writer.await.unwrap();
         }
-        assert_eq!(*lock(&order), ["bulk0", "acme3", "bulk1", "bulk2"]);
+        // bulk was writing: acme goes first, then the round goes on.
+        assert_eq!(*lock(&order), ["acme3", "bulk0", "bulk1", "bulk2"]);
     }
 
     /// A writer that stops waiting (its call was cancelled) does not take
