@@ -7,6 +7,7 @@
 
 mod auth;
 mod events;
+mod fairness_data;
 mod fairness_transport;
 mod leads;
 mod opportunities;
