@@ -264,7 +264,7 @@ mod tests {
         (db, name, dir)
     }
 
-    async fn insert_lead(db: &DatabaseConnection, tenant: &str, id: &str, deadline: i64) {
+    async fn insert_lead(db: &impl ConnectionTrait, tenant: &str, id: &str, deadline: i64) {
         db.execute_unprepared(&format!(
             "INSERT INTO leads (id, tenant_id, version, company, contact_name, phone, phone_key, \
              email, email_key, name_key, industry, region, company_size, budget, source_channel, \
@@ -373,6 +373,73 @@ mod tests {
             .expect("the sweeper stops at shutdown")
             .unwrap();
         if postgres {
+            let _ = db
+                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await;
+        }
+        db.close().await.unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    async fn returned(db: &DatabaseConnection) -> i64 {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM leads WHERE owner_id IS NULL",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get("", "n").unwrap()
+    }
+
+    /// Finding 14: shutdown stops the sweeper in the middle of a long
+    /// sweep, not after it: every task stops within the grace period.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finding_14_shutdown_cuts_a_long_sweep_short() {
+        const OVERDUE: i64 = 3000;
+        let (db, schema, dir) = test_db().await;
+        let leads = Leads::open_on(db.clone(), LeadsSettings::default(), None, None)
+            .await
+            .unwrap();
+        let txn = db.begin().await.unwrap();
+        for i in 0..OVERDUE {
+            insert_lead(&txn, &format!("t{}", i % 7), &format!("l{i}"), 10 + i).await;
+        }
+        txn.commit().await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sweeper = spawn_sweeper(
+            leads.app.clone(),
+            SWEEPER,
+            Duration::from_millis(50),
+            50,
+            async move {
+                let _ = stopped.await;
+            },
+        );
+        // The sweep is under way.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while returned(&db).await == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the sweep began");
+            tokio::task::yield_now().await;
+        }
+        let _ = stop.send(());
+        let began = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), sweeper)
+            .await
+            .unwrap()
+            .unwrap();
+        let took = began.elapsed();
+        let done = returned(&db).await;
+        assert!(
+            done < OVERDUE,
+            "the sweep ran to its end ({done} leads) after shutdown"
+        );
+        assert!(
+            took < Duration::from_millis(500),
+            "the sweeper took {took:?} to stop"
+        );
+        if db.get_database_backend() == DbBackend::Postgres {
             let _ = db
                 .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 .await;
