@@ -1725,12 +1725,15 @@ async fn finding_22_a_creation_is_one_created_event_first() {
             seen.push((e.r#type, e.subject_id));
         }
     }
+    let types: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
-        seen,
+        types,
         [
-            (pb::AccountCreated::full_name(), account.id.clone()),
-            (pb::OpportunityCreated::full_name(), opp.id),
-            (pb::AccountChanged::full_name(), seen[2].1.clone()),
+            pb::AccountCreated::full_name(),
+            pb::OpportunityCreated::full_name(),
+            pb::AccountChanged::full_name(),
         ]
     );
+    let subjects: Vec<&str> = seen.iter().take(2).map(|(_, s)| s.as_str()).collect();
+    assert_eq!(subjects, [account.id.as_str(), opp.id.as_str()]);
 }

@@ -117,7 +117,12 @@ impl OpportunityService for OpportunitiesApi {
         req: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
-            let binding = ctx.binding().with("owner", &body.owner_id);
+            // A page token is bound to whose list it is.
+            let caller = Visibility::of(&ctx.caller);
+            let binding = ctx
+                .binding()
+                .with("caller", caller.team_member().unwrap_or_default())
+                .with("owner", &body.owner_id);
             let page = self.page(body.page_size, &body.page_token, binding)?;
             let owner = non_empty(&body.owner_id);
             let items = self
@@ -493,8 +498,10 @@ impl OpportunityService for OpportunitiesApi {
     ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
             let status = wire::approval_status(body.status, "status")?;
+            let caller = Visibility::of(&ctx.caller);
             let binding = ctx
                 .binding()
+                .with("caller", caller.team_member().unwrap_or_default())
                 .with("subject", &body.subject_id)
                 .with("status", body.status);
             let page = self.page(body.page_size, &body.page_token, binding)?;

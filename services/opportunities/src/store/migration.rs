@@ -442,3 +442,108 @@ impl MigrationTrait for TeamMembersAndApprovalReaders {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
+    use super::*;
+    use crate::domain::{Opportunity, Stage, Team};
+    use crate::store::mapping::opportunity_to_row;
+
+    /// One in-memory database (one connection, or each would have its own).
+    async fn at_m0002() -> DatabaseConnection {
+        let mut options = ConnectOptions::new("sqlite::memory:");
+        options.max_connections(1).min_connections(1);
+        let db = Database::connect(options).await.unwrap();
+        let upto = crm_store::shared_migrations().len() as u32 + 1;
+        Migrator::up(&db, Some(upto)).await.unwrap();
+        db
+    }
+
+    fn opportunity(id: &str, team: Team) -> Opportunity {
+        Opportunity {
+            id: id.into(),
+            tenant: "t".into(),
+            version: 1,
+            account_id: "a1".into(),
+            name: id.into(),
+            amount: None,
+            expected_close_date: None,
+            grade: None,
+            team,
+            competitors: vec![],
+            stage: Stage::Validate,
+            win_loss_reason: String::new(),
+            qualification: None,
+            solution_summary: String::new(),
+            workload_person_days: None,
+            quote: None,
+            delivery_review: None,
+            lead_id: None,
+            create_time: 0,
+            update_time: 0,
+            creator: "amy".into(),
+            updater: "amy".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn existing_teams_and_pending_approvals_are_filled_in() {
+        let db = at_m0002().await;
+        let team = Team {
+            account_manager_id: "amy".into(),
+            solution_manager_id: "sol".into(),
+            delivery_manager_id: "amy".into(),
+            other_member_ids: vec!["alice".into()],
+        };
+        opportunity::Entity::insert(opportunity_to_row(&opportunity("o1", team)).unwrap())
+            .exec_without_returning(&db)
+            .await
+            .unwrap();
+        let steps = r#"[{"role":"manager","decision":"approve","decider_id":"boss","on_behalf_of":"","decide_time":1,"comment":""},{"role":"finance","decision":null,"decider_id":"","on_behalf_of":"","decide_time":null,"comment":""}]"#;
+        for (id, kind, status) in [
+            ("p1", "bid_approval", "pending"),
+            ("p2", "delivery_review", "pending"),
+            ("p3", "bid_approval", "rejected"),
+        ] {
+            db.execute_unprepared(&format!(
+                "INSERT INTO approvals (id, tenant_id, version, kind, subject_id, requester_id, \
+                 status, steps, current_step, reason, proposed, snapshot, create_time, update_time) \
+                 VALUES ('{id}', 't', 1, '{kind}', 'o1', 'amy', '{status}', '{steps}', 1, '', '{{}}', '', 0, 0)"
+            ))
+            .await
+            .unwrap();
+        }
+
+        Migrator::up(&db, Some(1)).await.unwrap();
+
+        let mut members: Vec<String> = team_member::Entity::find()
+            .filter(team_member::Column::OpportunityId.eq("o1"))
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.person_id)
+            .collect();
+        members.sort();
+        assert_eq!(members, ["alice", "amy", "sol"]);
+        let mut awaiting: Vec<(String, Option<String>)> = approval::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.id, a.awaiting_role))
+            .collect();
+        awaiting.sort();
+        assert_eq!(
+            awaiting,
+            [
+                ("p1".to_owned(), Some("finance".to_owned())),
+                ("p2".to_owned(), None),
+                ("p3".to_owned(), None),
+            ]
+        );
+    }
+}
