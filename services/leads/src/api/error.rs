@@ -33,6 +33,12 @@ impl DomainError for LeadError {
                 existing_id,
                 message,
             },
+            LeadError::MergeConflict { existing_id, .. } => RpcError::AlreadyExists {
+                reason: "MERGE_CONFLICT",
+                resource: LEAD,
+                existing_id,
+                message,
+            },
             LeadError::NotOwner(_) | LeadError::NotManager => RpcError::PermissionDenied {
                 reason: "NOT_LEAD_OWNER",
                 message,

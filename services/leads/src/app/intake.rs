@@ -6,7 +6,7 @@ use super::{App, Effect, RequestKey, entry, recorded};
 use crate::{
     domain::{
         Admission, AuditEntry, Draft, DuplicateIndex, Intake, Lead, LeadError, Merge, RowOutcome,
-        Violation,
+        Violation, check_visible,
     },
     store, wire,
 };
@@ -84,6 +84,8 @@ impl App {
             })
             .await?;
         let lead = store::load(self.db(), tenant, &created.lead_id).await?;
+        // A replay returns the recorded lead: only to who may see it now.
+        check_visible(&lead, actor)?;
         Ok((lead, created.merged))
     }
 

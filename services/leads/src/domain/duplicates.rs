@@ -79,6 +79,11 @@ impl DuplicateIndex {
         }
     }
 
+    /// The lead indexed under `key`.
+    pub fn get(&self, key: &DuplicateKey) -> Option<&Lead> {
+        self.by_key.get(key)
+    }
+
     /// The lead `keys` duplicate and the key they share, by precedence.
     pub fn find(&self, keys: &DuplicateKeys) -> Option<(&'static str, &Lead)> {
         keys.in_precedence()

@@ -10,8 +10,18 @@ pub enum LeadError {
     NotFound(String),
     #[error("the lead was changed since etag {given} was read (now {current})")]
     StaleEtag { given: String, current: String },
-    #[error("a lead with the same {key} exists: {existing_id}")]
+    /// `existing_id` is empty when the caller may not see that lead.
+    #[error("a lead with the same {key} exists{}", named(existing_id))]
     Duplicate {
+        key: &'static str,
+        existing_id: String,
+    },
+    /// A merge would give the lead a key another lead has.
+    #[error(
+        "merging would give the lead the {key} of another lead{}",
+        named(existing_id)
+    )]
+    MergeConflict {
         key: &'static str,
         existing_id: String,
     },
@@ -33,6 +43,15 @@ pub enum LeadError {
     StaleConfig(String),
     #[error("storage: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// ": id", or nothing for a lead the caller may not see.
+fn named(id: &str) -> String {
+    if id.is_empty() {
+        String::new()
+    } else {
+        format!(": {id}")
+    }
 }
 
 impl LeadError {

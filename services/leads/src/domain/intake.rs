@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Actor, Change, DuplicateIndex, Lead, LeadConfig, LeadError, Profile, Violation, merge_into,
-    new_lead,
+    new_lead, visibility,
 };
 
 /// What to do when a new lead matches an existing one.
@@ -113,19 +113,53 @@ impl Intake<'_> {
                 error,
             });
         };
+        // The duplicate is named only to a caller who may see it, lest a
+        // refusal tell who else has a customer.
+        let shown = |lead: &Lead| {
+            if visibility(self.actor).allows(lead) {
+                lead.id.clone()
+            } else {
+                String::new()
+            }
+        };
         let refuse = |error| Refusal {
-            duplicate_of: Some((key, found.id.clone())),
+            duplicate_of: Some((key, shown(found))),
             error,
         };
-        if self.on_duplicate == OnDuplicate::Reject {
-            return Err(refuse(LeadError::Duplicate {
+        let duplicate = || {
+            refuse(LeadError::Duplicate {
                 key,
-                existing_id: found.id.clone(),
-            }));
+                existing_id: shown(found),
+            })
+        };
+        if self.on_duplicate == OnDuplicate::Reject {
+            return Err(duplicate());
         }
         let mut lead = found.clone();
-        let changes =
-            merge_into(&mut lead, &draft.profile, self.actor, self.now).map_err(refuse)?;
+        let changes = match merge_into(&mut lead, &draft.profile, self.actor, self.now) {
+            Ok(changes) => changes,
+            // Not the caller's to change: refused as a duplicate, nothing
+            // of the lead shown.
+            Err(LeadError::NotOwner(_)) => return Err(duplicate()),
+            Err(error) => return Err(refuse(error)),
+        };
+        // A filled-in phone or email another lead has would make two
+        // leads one customer (and break the store's unique keys).
+        if let Some((taken, other)) = lead
+            .profile
+            .duplicate_keys()
+            .in_precedence()
+            .find_map(|k| existing.get(&k).filter(|o| o.id != lead.id).map(|o| (k, o)))
+        {
+            let existing_id = shown(other);
+            return Err(Refusal {
+                duplicate_of: Some((taken.name(), existing_id.clone())),
+                error: LeadError::MergeConflict {
+                    key: taken.name(),
+                    existing_id,
+                },
+            });
+        }
         Ok(Admission::Merged(Merge {
             read_version: found.version,
             lead,
@@ -238,6 +272,12 @@ fn refused_row(refusal: Refusal) -> Rejection {
             reason: "DUPLICATE_LEAD".into(),
             field: key.into(),
             description: format!("a lead with the same {key} exists"),
+            existing_lead_id: existing,
+        },
+        (Some((key, existing)), LeadError::MergeConflict { .. }) => Rejection {
+            reason: "MERGE_CONFLICT".into(),
+            field: key.into(),
+            description: format!("merging would give the lead the {key} of another lead"),
             existing_lead_id: existing,
         },
         // The duplicate could not take the merge (it is closed).
@@ -388,6 +428,92 @@ mod tests {
             "the second row merges into the lead as the first left it"
         );
         assert_eq!(second.read_version, 2);
+    }
+
+    fn intake<'a>(actor: &'a Actor, config: &'a LeadConfig, on: OnDuplicate) -> Intake<'a> {
+        Intake {
+            tenant: "t",
+            on_duplicate: on,
+            actor,
+            config,
+            now: 0,
+        }
+    }
+
+    #[test]
+    fn a_merge_needs_the_right_to_change_the_target() {
+        let config = LeadConfig::default();
+        let amys = existing("123456", "amy@acme.cn");
+        let index = DuplicateIndex::new([amys.clone()]);
+        let bob = sales("bob");
+        let refused = intake(&bob, &config, OnDuplicate::Merge).admit(
+            "n".into(),
+            &draft("123456", ""),
+            &index,
+        );
+        assert!(
+            matches!(refused, Err(LeadError::Duplicate { key: "phone", ref existing_id }) if existing_id.is_empty()),
+            "refused, and amy's lead not named to bob"
+        );
+        let amy = sales("amy");
+        let merged = intake(&amy, &config, OnDuplicate::Merge).admit(
+            "n".into(),
+            &draft("123456", ""),
+            &index,
+        );
+        assert!(matches!(merged, Ok(Admission::Merged(_))));
+        let mut pool = amys;
+        pool.owner_id = None;
+        let refused = intake(&bob, &config, OnDuplicate::Merge).admit(
+            "n".into(),
+            &draft("123456", ""),
+            &DuplicateIndex::new([pool]),
+        );
+        assert!(
+            matches!(refused, Err(LeadError::Duplicate { ref existing_id, .. }) if existing_id == "old"),
+            "a pool lead is seen but must be claimed before it changes"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_is_named_only_to_who_may_see_it() {
+        let rows = vec![Ok(draft("123456", ""))];
+        let leads = vec![existing("123456", "")];
+        for (actor, shown) in [
+            (sales("bob"), ""),
+            (sales("amy"), "old"),
+            (manager(), "old"),
+        ] {
+            let plan = plan(rows.clone(), leads.clone(), OnDuplicate::Reject, &actor);
+            assert_eq!(
+                reason(&plan.outcomes[0]),
+                ("DUPLICATE_LEAD", "phone", shown),
+                "{}",
+                actor.id
+            );
+        }
+    }
+
+    #[test]
+    fn a_merge_filling_another_leads_key_is_rejected() {
+        let mut third = existing("", "taken@acme.cn");
+        third.id = "third".into();
+        let rows = vec![
+            Ok(draft("123456", "taken@acme.cn")),
+            Ok(draft("654321", "")),
+        ];
+        let plan = plan(
+            rows,
+            vec![existing("123456", ""), third],
+            OnDuplicate::Merge,
+            &manager(),
+        );
+        assert_eq!(
+            reason(&plan.outcomes[0]),
+            ("MERGE_CONFLICT", "email", "third")
+        );
+        assert!(plan.outcomes[1].rejection.is_none());
+        assert_eq!(plan.admitted.len(), 1, "the other row is still taken");
     }
 
     #[test]

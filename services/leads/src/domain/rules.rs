@@ -91,13 +91,15 @@ pub fn new_lead(
 }
 
 /// Merges a duplicate into the lead it duplicates: empty fields are filled
-/// from the newcomer, its notes are appended; nothing is overwritten.
+/// from the newcomer, its notes are appended; nothing is overwritten. Only
+/// who may change the lead merges into it (its owner or a supervisor).
 pub fn merge_into(
     existing: &mut Lead,
     incoming: &Profile,
     actor: &Actor,
     now: i64,
 ) -> Result<Vec<Change>, LeadError> {
+    check_may_change(existing, actor)?;
     check_open(existing)?;
     let before = existing.clone();
     let p = &mut existing.profile;
