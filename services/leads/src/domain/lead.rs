@@ -171,6 +171,12 @@ impl Profile {
         max_len("notes", &self.notes, 10_000);
         if self.company.is_empty() {
             violations.push(Violation::new("company", "required"));
+        } else if normalize::fold(&self.company).is_empty() {
+            // It would fold to the same (empty) key as every such name.
+            violations.push(Violation::new("company", "needs a letter or digit"));
+        }
+        if !self.contact_name.is_empty() && normalize::fold(&self.contact_name).is_empty() {
+            violations.push(Violation::new("contact_name", "needs a letter or digit"));
         }
         if !self.phone.is_empty() && normalize::phone(&self.phone).is_none() {
             violations.push(Violation::new(
@@ -331,7 +337,26 @@ pub(super) fn budget_text(b: &Option<Budget>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{LeadError, testing};
+    #![allow(clippy::unwrap_used)]
+    use super::super::{LeadConfig, LeadError, testing};
+
+    #[test]
+    fn a_company_or_contact_without_a_letter_or_digit_is_refused() {
+        for (company, contact, field) in [
+            ("...", "Li", "company"),
+            ("🚀", "Li", "company"),
+            ("ACME", "!!", "contact_name"),
+        ] {
+            let mut profile = testing::profile();
+            profile.company = company.into();
+            profile.contact_name = contact.into();
+            let violations = profile.validated(&LeadConfig::default()).unwrap_err();
+            assert_eq!(violations[0].field, field, "{company:?} / {contact:?}");
+        }
+        let mut wide = testing::profile();
+        wide.company = "ＡＣＭＥ".into();
+        assert!(wide.validated(&LeadConfig::default()).is_ok());
+    }
 
     #[test]
     fn the_etag_is_opaque_and_names_one_version() {

@@ -1,9 +1,14 @@
 //! Normal forms for duplicate detection: two spellings of one phone number,
-//! email address or company/contact pair compare equal.
+//! email address or company/contact pair compare equal. Every key is taken
+//! from the NFKC form, so full-width and compatibility spellings (`ＡＣＭＥ`,
+//! `１３８`) equal their plain ones.
+
+use unicode_normalization::UnicodeNormalization;
 
 /// Digits with a leading `+` when the number had one (`00` counts as `+`);
 /// `None` unless it has 6 to 15 digits and only phone punctuation.
 pub fn phone(raw: &str) -> Option<String> {
+    let raw: String = raw.nfkc().collect();
     let raw = raw.trim();
     let (international, rest) = if let Some(rest) = raw.strip_prefix('+') {
         (true, rest)
@@ -32,7 +37,7 @@ pub fn phone(raw: &str) -> Option<String> {
 
 /// Lower-cased and trimmed; `None` unless it looks like `local@domain.tld`.
 pub fn email(raw: &str) -> Option<String> {
-    let email = raw.trim().to_lowercase();
+    let email = raw.nfkc().collect::<String>().trim().to_lowercase();
     let (local, domain) = email.split_once('@')?;
     let plausible = !local.is_empty()
         && local.len() <= 64
@@ -46,16 +51,20 @@ pub fn email(raw: &str) -> Option<String> {
     plausible.then_some(email)
 }
 
-/// Company and contact folded together: lower case, letters and digits only
-/// (so "ACME Ltd." / "Zhang San" equals "acme ltd" / "zhang  san"). `None`
-/// without a contact name: a company alone is not a person to call.
+/// A name folded for comparison: NFKC, lower case, letters and digits only
+/// (so "ACME Ltd." equals "acme ltd" and "ＡＣＭＥ"). Empty for a name of
+/// only punctuation or emoji, which names nothing to compare.
+pub fn fold(name: &str) -> String {
+    name.nfkc()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Company and contact folded together (see [`fold`]), so "ACME Ltd." /
+/// "Zhang San" equals "acme ltd" / "zhang  san". `None` without a contact
+/// name: a company alone is not a person to call.
 pub fn company_contact(company: &str, contact: &str) -> Option<String> {
-    let fold = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
     let (company, contact) = (fold(company), fold(contact));
     (!company.is_empty() && !contact.is_empty()).then(|| format!("{company}|{contact}"))
 }
@@ -113,5 +122,22 @@ mod tests {
             Some("北京科技有限公司|王五")
         );
         assert_eq!(company_contact("ACME", ""), None);
+    }
+
+    #[test]
+    fn compatibility_spellings_fold_to_one_key() {
+        assert_eq!(
+            company_contact("ＡＣＭＥ", "Ｌｉ Ｌｅｉ"),
+            company_contact("ACME", "li lei")
+        );
+        assert_eq!(
+            phone("＋８６ １３８ ００１３ ８０００"),
+            phone("+86 138 0013 8000")
+        );
+        assert_eq!(email("ＬＩ＠ａｃｍｅ．ｃｎ").as_deref(), Some("li@acme.cn"));
+        for nothing in ["...", "!!!", "🚀🚀", "  -- "] {
+            assert_eq!(fold(nothing), "", "{nothing:?}");
+            assert_eq!(company_contact(nothing, "Li Lei"), None, "{nothing:?}");
+        }
     }
 }
