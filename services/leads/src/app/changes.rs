@@ -195,6 +195,8 @@ impl App {
             .await
             .map_err(|_| LeadError::NotFound(lead_id.to_owned()))?;
         let lead = store::load(self.db(), tenant, lead_id).await?;
+        // A replay answers only who may still see the lead.
+        check_visible(&lead, actor)?;
         Ok((interaction, lead))
     }
 
@@ -245,6 +247,7 @@ impl App {
         };
         self.uow
             .run(tenant, |tx| async move {
+                store::lock_claimer(&*tx, tenant, &actor.id).await?;
                 let window = ClaimWindow::of(actor, now);
                 let claims = store::count_claims(&*tx, tenant, &window).await?;
                 let applied = apply(&*tx, action, |lead| {

@@ -176,18 +176,26 @@ pub async fn save(
     Ok(())
 }
 
-/// Deletes a lead (at its version) and its interactions.
+/// Deletes a lead if it is still at its version, then its interactions: a
+/// concurrent change in between makes this one fail as stale and leaves
+/// both in place.
 pub async fn delete(conn: &impl ConnectionTrait, lead: &Lead) -> Result<(), LeadError> {
-    interaction::Entity::delete_many()
-        .filter(interaction::Column::TenantId.eq(lead.tenant.as_str()))
-        .filter(interaction::Column::LeadId.eq(lead.id.as_str()))
-        .exec(conn)
-        .await
-        .map_err(db)?;
-    lead::Entity::delete_many()
+    let done = lead::Entity::delete_many()
         .filter(lead::Column::TenantId.eq(lead.tenant.as_str()))
         .filter(lead::Column::Id.eq(lead.id.as_str()))
         .filter(lead::Column::Version.eq(lead.version))
+        .exec(conn)
+        .await
+        .map_err(db)?;
+    if done.rows_affected == 0 {
+        return Err(LeadError::StaleEtag {
+            given: lead.version.to_string(),
+            current: "newer".into(),
+        });
+    }
+    interaction::Entity::delete_many()
+        .filter(interaction::Column::TenantId.eq(lead.tenant.as_str()))
+        .filter(interaction::Column::LeadId.eq(lead.id.as_str()))
         .exec(conn)
         .await
         .map_err(db)?;
@@ -565,6 +573,28 @@ pub async fn count_claims(
         .await
         .map_err(db)?;
     Ok(u32::try_from(claims).unwrap_or(u32::MAX))
+}
+
+/// Serialises `claimer`'s claims until this transaction ends, so that
+/// counting them and adding one is not raced by their other claims. On
+/// PostgreSQL a transaction-scoped advisory lock on the claimer (a hash
+/// collision only makes two claimers wait for each other); SQLite's write
+/// transaction already excludes every other writer.
+pub async fn lock_claimer(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    claimer: &str,
+) -> Result<(), LeadError> {
+    if conn.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    let statement = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        [format!("lead-claims/{tenant}/{claimer}").into()],
+    );
+    conn.execute_raw(statement).await.map_err(db)?;
+    Ok(())
 }
 
 pub async fn record_claim(
