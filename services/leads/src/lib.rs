@@ -53,6 +53,10 @@ pub struct LeadsSettings {
     /// Longest wait between attempts while the opportunities service is down.
     #[serde(with = "crm_config::duration")]
     pub conversion_retry_max: Duration,
+    /// The longest ConvertLead waits for the opportunities service; a
+    /// caller's earlier deadline cuts it shorter.
+    #[serde(with = "crm_config::duration")]
+    pub convert_timeout: Duration,
 }
 
 impl Default for LeadsSettings {
@@ -67,6 +71,7 @@ impl Default for LeadsSettings {
             events: crm_events::EventsConfig::default(),
             auto_convert: true,
             conversion_retry_max: Duration::from_secs(30),
+            convert_timeout: app::DEFAULT_CONVERT_TIMEOUT,
         }
     }
 }
@@ -105,7 +110,8 @@ impl Leads {
             .map(app::OpportunitiesClient::new);
         Ok(Leads {
             converts: opportunities.is_some(),
-            app: App::new(uow, config.defaults.clone(), opportunities),
+            app: App::new(uow, config.defaults.clone(), opportunities)
+                .with_convert_timeout(config.convert_timeout),
             config,
             events,
             identity,

@@ -389,6 +389,13 @@ impl LeadService for LeadsApi {
     ) -> Result<Response<pb::ConvertLeadResponse>, Status> {
         // Forwarded: the opportunities service is asked as the caller.
         let token = crm_auth::bearer_token(&req).cloned();
+        // The caller's deadline, which the remote call must not outlast.
+        let deadline = req
+            .metadata()
+            .as_ref()
+            .get(crm_server::grpc::GRPC_TIMEOUT)
+            .and_then(crm_server::grpc::parse_grpc_timeout)
+            .and_then(|left| std::time::Instant::now().checked_add(left));
         LeadError::handle(req, |ctx, body| async move {
             required_id(&body.id, "id")?;
             if let Some(m) = &body.amount {
@@ -407,6 +414,7 @@ impl LeadService for LeadsApi {
                     token,
                     body.opportunity_name,
                     body.amount,
+                    deadline,
                     ctx.now,
                 )
                 .await

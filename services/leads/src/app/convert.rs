@@ -3,6 +3,8 @@
 //! creates at most one opportunity per lead, so the whole may be repeated
 //! after any failure.
 
+use std::time::{Duration, Instant};
+
 use crm_auth::BearerToken;
 use crm_proto::crm::{
     common::v1 as common, opportunities::v1::opportunity_service_client::OpportunityServiceClient,
@@ -41,10 +43,33 @@ pub enum ConvertError {
     Refused(tonic::Status),
 }
 
+/// Attempts of a conversion without an etag that lost a race to a
+/// concurrent change: each reads the lead again, as it is then.
+const RACE_ATTEMPTS: u32 = 5;
+
+/// The share of the caller's remaining time the remote call gets: the rest
+/// is left to answer the caller before its deadline.
+const REMOTE_SHARE: (u32, u32) = (9, 10);
+
+impl ConvertError {
+    /// A concurrent change won an optimistic race, here or in the
+    /// opportunities service: trying again reads what it left.
+    fn lost_a_race(&self) -> bool {
+        match self {
+            ConvertError::Lead(LeadError::StaleEtag { .. }) => true,
+            ConvertError::Refused(status) => status.code() == tonic::Code::Aborted,
+            _ => false,
+        }
+    }
+}
+
 impl App {
     /// Converts a lead the actor may see and change: asks the
     /// opportunities service as the caller (`token`), then marks the lead
-    /// converted. A lead already converted is returned as it is.
+    /// converted. A lead already converted is returned as it is. Without
+    /// an etag ("whatever is current") a concurrent change is not the
+    /// caller's conflict: the conversion is tried again on the lead as it
+    /// is now. `deadline` is the caller's; the remote call ends before it.
     pub async fn convert(
         &self,
         tenant: &str,
@@ -54,6 +79,42 @@ impl App {
         token: Option<BearerToken>,
         opportunity_name: String,
         amount: Option<common::Money>,
+        deadline: Option<Instant>,
+        now: i64,
+    ) -> Result<Lead, ConvertError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tried = self
+                .convert_once(
+                    tenant,
+                    id,
+                    etag,
+                    actor,
+                    token.clone(),
+                    opportunity_name.clone(),
+                    amount.clone(),
+                    deadline,
+                    now,
+                )
+                .await;
+            match tried {
+                Err(err) if etag.is_empty() && attempt < RACE_ATTEMPTS && err.lost_a_race() => {}
+                done => return done,
+            }
+        }
+    }
+
+    async fn convert_once(
+        &self,
+        tenant: &str,
+        id: &str,
+        etag: &str,
+        actor: &Actor,
+        token: Option<BearerToken>,
+        opportunity_name: String,
+        amount: Option<common::Money>,
+        deadline: Option<Instant>,
         now: i64,
     ) -> Result<Lead, ConvertError> {
         let lead = self.get(tenant, id, actor).await?;
@@ -61,8 +122,9 @@ impl App {
         if !check_convertible(&lead, actor)? {
             return Ok(lead);
         }
+        let timeout = self.remote_timeout(deadline);
         let converted = self
-            .convert_remotely(&lead, token, opportunity_name, amount)
+            .convert_remotely_within(&lead, token, opportunity_name, amount, timeout)
             .await?;
         let converted = &converted;
         let lead = self
@@ -75,14 +137,39 @@ impl App {
         Ok(lead)
     }
 
+    /// How long the remote call may take: the setting's cap, or less when
+    /// the caller's deadline leaves less.
+    fn remote_timeout(&self, deadline: Option<Instant>) -> Duration {
+        let cap = self.convert_timeout;
+        let Some(deadline) = deadline else {
+            return cap;
+        };
+        let (share, of) = REMOTE_SHARE;
+        let left = deadline.saturating_duration_since(Instant::now());
+        (left * share / of).min(cap)
+    }
+
     /// Asks the opportunities service to convert `lead`, with `token`
-    /// and within the current trace.
+    /// and within the current trace, in the configured time.
     pub async fn convert_remotely(
         &self,
         lead: &Lead,
         token: Option<BearerToken>,
         opportunity_name: String,
         amount: Option<common::Money>,
+    ) -> Result<Converted, ConvertError> {
+        let timeout = self.convert_timeout;
+        self.convert_remotely_within(lead, token, opportunity_name, amount, timeout)
+            .await
+    }
+
+    async fn convert_remotely_within(
+        &self,
+        lead: &Lead,
+        token: Option<BearerToken>,
+        opportunity_name: String,
+        amount: Option<common::Money>,
+        timeout: Duration,
     ) -> Result<Converted, ConvertError> {
         let Some(mut client) = self.opportunities.clone() else {
             return Err(ConvertError::Unavailable(
@@ -92,7 +179,7 @@ impl App {
         let call = crm_service::outbound(
             wire::convert_request(lead, opportunity_name, amount),
             token.as_ref(),
-            std::time::Duration::from_secs(10),
+            timeout,
         );
         match client.convert_lead(call).await {
             Ok(reply) => {

@@ -28,6 +28,9 @@ impl From<RequestIdReused> for LeadError {
     }
 }
 
+/// The longest a conversion's remote call takes unless configured.
+pub const DEFAULT_CONVERT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The leads service's use cases over its database and outbox.
 #[derive(Clone)]
 pub struct App {
@@ -35,6 +38,8 @@ pub struct App {
     /// The lead configuration of tenants that have not set their own.
     defaults: LeadConfig,
     opportunities: Option<OpportunitiesClient>,
+    /// The longest a conversion's remote call may take.
+    convert_timeout: std::time::Duration,
 }
 
 impl App {
@@ -47,7 +52,15 @@ impl App {
             uow,
             defaults,
             opportunities,
+            convert_timeout: DEFAULT_CONVERT_TIMEOUT,
         }
+    }
+
+    /// Caps a conversion's remote call at `timeout` (the caller's
+    /// remaining time may cut it shorter).
+    pub fn with_convert_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.convert_timeout = timeout;
+        self
     }
 
     /// The connection, for the handlers every service shares (the
