@@ -809,3 +809,414 @@ async fn a_reminder_puts_a_lead_on_the_due_list_before_its_deadline() {
         .collect();
     assert_eq!(later, [reminded.id, first.id], "soonest first");
 }
+
+/// A lead as `client` sees it, or the status that refused it.
+async fn get(client: &mut LeadsClient, id: &str) -> Result<pb::Lead, tonic::Status> {
+    let reply = client
+        .get_lead(pb::GetLeadRequest { id: id.into() })
+        .await?;
+    Ok(reply.into_inner().lead.unwrap())
+}
+
+/// Asserts `err` refuses a duplicate without naming the lead `hidden`.
+fn refused_without_naming(err: &tonic::Status, hidden: &str, reason_given: &str) {
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert_eq!(reason(err), reason_given);
+    let named = err
+        .get_error_details()
+        .resource_info()
+        .map(|r| r.resource_name.clone())
+        .unwrap_or_default();
+    assert_eq!(named, "", "the lead is not named");
+    assert!(!err.message().contains(hidden), "{}", err.message());
+}
+
+/// Imports `rows`: each row's rejection as (reason, field, the lead it
+/// names), empty for an accepted row.
+async fn import(
+    client: &mut LeadsClient,
+    rows: Vec<pb::Lead>,
+    on_duplicate: pb::DuplicatePolicy,
+) -> Vec<(String, String, String)> {
+    client
+        .batch_create_leads(pb::BatchCreateLeadsRequest {
+            leads: rows,
+            on_duplicate: on_duplicate as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+        .into_iter()
+        .map(|r| {
+            let r = r.rejection.unwrap_or_default();
+            (r.reason, r.field, r.existing_lead_id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn finding_1_a_merge_needs_the_right_to_change_the_target() {
+    let suite = start().await;
+    let People {
+        mut amy,
+        mut bob,
+        mut boss,
+    } = people(&suite);
+    let private = pb::Lead {
+        email: "li.lei@acme.cn".into(),
+        notes: "amy's private notes".into(),
+        ..lead("ACME", "+86 138 0013 8000")
+    };
+    let amys = create(&mut amy, private).await;
+    let bobs = pb::Lead {
+        notes: "bob was here".into(),
+        ..lead("Other Co", "+86 138 0013 8000")
+    };
+    let err = bob
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(bobs.clone()),
+            on_duplicate: pb::DuplicatePolicy::Merge as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    refused_without_naming(&err, &amys.id, "DUPLICATE_LEAD");
+    assert!(!err.message().contains("li.lei"), "{}", err.message());
+    let rows = import(&mut bob, vec![bobs.clone()], pb::DuplicatePolicy::Merge).await;
+    assert_eq!(
+        rows[0],
+        ("DUPLICATE_LEAD".into(), "phone".into(), String::new())
+    );
+    assert_eq!(get(&mut amy, &amys.id).await.unwrap(), amys, "untouched");
+
+    // Who may change the lead merges into it.
+    let merged = boss
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(bobs),
+            on_duplicate: pb::DuplicatePolicy::Merge as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(merged.merged);
+    assert!(merged.lead.unwrap().notes.contains("bob was here"));
+}
+
+/// The suite without rate limits, for the races' bursts of calls.
+async fn start_unlimited(tweak: impl FnOnce(&mut Settings)) -> TestSuite {
+    start_with(|s| {
+        for limit in [&mut s.gateway.rate_limit, &mut s.server.rate_limit] {
+            limit.requests_per_second = 0;
+            limit.subject_requests_per_second = 0;
+        }
+        tweak(s);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn finding_5_a_delete_racing_an_update_deletes_all_or_nothing() {
+    let suite = start_unlimited(|_| {}).await;
+    let People { mut boss, .. } = people(&suite);
+    for round in 0..30 {
+        let l = create(
+            &mut boss,
+            lead(
+                &format!("Race {round}"),
+                &format!("+86 139 0000 {round:04}"),
+            ),
+        )
+        .await;
+        log(&mut boss, &l.id, pb::InteractionKind::CallConnected)
+            .await
+            .unwrap();
+        let etag = get(&mut boss, &l.id).await.unwrap().etag;
+        let (mut deleter, mut updater) = (boss.clone(), boss.clone());
+        let delete = deleter.delete_lead(pb::DeleteLeadRequest {
+            id: l.id.clone(),
+            etag: etag.clone(),
+        });
+        let update = updater.update_lead(pb::UpdateLeadRequest {
+            lead: Some(pb::Lead {
+                id: l.id.clone(),
+                industry: format!("round {round}"),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["industry".into()],
+            }),
+            ..Default::default()
+        });
+        let (deleted, _) = tokio::join!(delete, update);
+        let now = get(&mut boss, &l.id).await;
+        match deleted {
+            Ok(_) => assert_eq!(now.unwrap_err().code(), Code::NotFound, "round {round}"),
+            Err(err) => {
+                assert_eq!(err.code(), Code::Aborted, "round {round}: {err:?}");
+                assert!(
+                    now.is_ok(),
+                    "round {round}: refused, so still there: {now:?}"
+                );
+                let interactions = boss
+                    .list_interactions(pb::ListInteractionsRequest {
+                        lead_id: l.id.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .interactions;
+                assert_eq!(
+                    interactions.len(),
+                    1,
+                    "round {round}: its interactions kept"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn finding_11_parallel_claims_keep_the_daily_limit() {
+    let suite = start_unlimited(|s| s.leads.defaults.daily_claim_limit = 1).await;
+    let People { mut boss, .. } = people(&suite);
+    for round in 0..10 {
+        let token = suite.token("acme", &format!("rep-{round}"), &[Role::Sales]);
+        let rep = suite.leads_client(Some(&token));
+        let a = create(
+            &mut boss,
+            lead(
+                &format!("Pool {round}a"),
+                &format!("+86 137 0000 {round:02}01"),
+            ),
+        )
+        .await;
+        let b = create(
+            &mut boss,
+            lead(
+                &format!("Pool {round}b"),
+                &format!("+86 137 0000 {round:02}02"),
+            ),
+        )
+        .await;
+        let claim = |id: String| {
+            let mut rep = rep.clone();
+            async move {
+                rep.claim_lead(pb::ClaimLeadRequest {
+                    id,
+                    ..Default::default()
+                })
+                .await
+            }
+        };
+        let (first, second) = tokio::join!(claim(a.id), claim(b.id));
+        let refused: Vec<_> = [first, second]
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        assert_eq!(refused.len(), 1, "round {round}: exactly one claim");
+        assert_eq!(refused[0].code(), Code::FailedPrecondition);
+        assert_eq!(reason(&refused[0]), "CLAIM_LIMIT_REACHED");
+    }
+}
+
+#[tokio::test]
+async fn finding_12_parallel_conversions_without_an_etag_all_succeed() {
+    let suite = start_unlimited(|_| {}).await;
+    let People { mut amy, .. } = people(&suite);
+    for round in 0..10 {
+        let l = create(
+            &mut amy,
+            lead(
+                &format!("Convert {round}"),
+                &format!("+86 136 0000 {round:04}"),
+            ),
+        )
+        .await;
+        let convert = || {
+            let mut amy = amy.clone();
+            let id = l.id.clone();
+            async move {
+                amy.convert_lead(pb::ConvertLeadRequest {
+                    id,
+                    amount: cny(1_000),
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner().lead.unwrap().opportunity_id)
+            }
+        };
+        let (a, b, c) = tokio::join!(convert(), convert(), convert());
+        let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        assert!(
+            !a.is_empty() && a == b && b == c,
+            "round {round}: one opportunity"
+        );
+    }
+}
+
+#[tokio::test]
+async fn finding_14_a_merge_onto_a_third_leads_key_rejects_that_row() {
+    let suite = start().await;
+    let People { mut boss, .. } = people(&suite);
+    let target = create(&mut boss, lead("Target", "+86 135 0000 0001")).await;
+    let third = create(
+        &mut boss,
+        pb::Lead {
+            email: "taken@acme.cn".into(),
+            ..lead("Third", "")
+        },
+    )
+    .await;
+    let conflicting = pb::Lead {
+        email: "taken@acme.cn".into(),
+        ..lead("Target", "+86 135 0000 0001")
+    };
+    let rows = import(
+        &mut boss,
+        vec![conflicting.clone(), lead("Fresh", "+86 135 0000 0002")],
+        pb::DuplicatePolicy::Merge,
+    )
+    .await;
+    assert_eq!(rows[0], ("MERGE_CONFLICT".into(), "email".into(), third.id));
+    assert_eq!(rows[1].0, "", "the other row is imported");
+    let err = boss
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(conflicting),
+            on_duplicate: pb::DuplicatePolicy::Merge as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::AlreadyExists, "MERGE_CONFLICT")
+    );
+    assert_eq!(get(&mut boss, &target.id).await.unwrap().email, "");
+}
+
+#[tokio::test]
+async fn finding_15_a_duplicate_or_a_replay_shows_only_visible_leads() {
+    let suite = start().await;
+    let People {
+        mut amy, mut bob, ..
+    } = people(&suite);
+    let request = pb::CreateLeadRequest {
+        lead: Some(lead("ACME", "+86 134 0000 0001")),
+        request_id: "f15-create".into(),
+        ..Default::default()
+    };
+    let amys = amy.create_lead(request.clone()).await.unwrap().into_inner();
+    let amys = amys.lead.unwrap();
+
+    let err = bob
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(lead("Other", "+86 134 0000 0001")),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    refused_without_naming(&err, &amys.id, "DUPLICATE_LEAD");
+    let rows = import(
+        &mut bob,
+        vec![lead("Other", "+86 134 0000 0001")],
+        pb::DuplicatePolicy::Reject,
+    )
+    .await;
+    assert_eq!(
+        rows[0],
+        ("DUPLICATE_LEAD".into(), "phone".into(), String::new())
+    );
+
+    // Bob replays amy's request: her lead stays hers.
+    let err = bob.create_lead(request.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    let again = amy.create_lead(request).await.unwrap().into_inner();
+    assert_eq!(again.lead.unwrap().id, amys.id, "amy's own replay");
+}
+
+#[tokio::test]
+async fn finding_20_names_are_compared_in_their_nfkc_form() {
+    let suite = start().await;
+    let People { mut amy, .. } = people(&suite);
+    let wide = pb::Lead {
+        contact_name: "Ｌｉ Ｌｅｉ".into(),
+        ..lead("ＡＣＭＥ", "")
+    };
+    create(&mut amy, wide).await;
+    let err = amy
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(pb::Lead {
+                contact_name: "Li Lei".into(),
+                ..lead("ACME", "")
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::AlreadyExists, "DUPLICATE_LEAD")
+    );
+    for nothing in ["...", "🚀🚀", "!?"] {
+        let err = amy
+            .create_lead(pb::CreateLeadRequest {
+                lead: Some(lead(nothing, "")),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{nothing:?}");
+        assert_eq!(violated_fields(&err), ["lead.company"], "{nothing:?}");
+    }
+}
+
+/// An "opportunities service" that accepts connections and never answers.
+async fn silent_peer() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+/// Converts a new lead of amy's against a silent opportunities service
+/// with `deadline`: the status and how long it took.
+async fn convert_against_silence(cap: Duration, deadline: Duration) -> (tonic::Status, Duration) {
+    let url = silent_peer().await;
+    let suite = start_with(|s| {
+        s.leads.opportunities_url = Some(url);
+        s.leads.convert_timeout = cap;
+    })
+    .await;
+    let People { mut amy, .. } = people(&suite);
+    let l = create(&mut amy, lead("Slow Co", "+86 133 0000 0001")).await;
+    let mut request = tonic::Request::new(pb::ConvertLeadRequest {
+        id: l.id,
+        ..Default::default()
+    });
+    request.set_timeout(deadline);
+    let started = std::time::Instant::now();
+    let err = amy.convert_lead(request).await.unwrap_err();
+    (err, started.elapsed())
+}
+
+#[tokio::test]
+async fn finding_23_conversion_waits_no_longer_than_the_caller_or_the_setting() {
+    // The caller's deadline: answered before it, as the peer being late.
+    let (err, _) = convert_against_silence(Duration::from_secs(60), Duration::from_secs(2)).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(reason(&err), "OPPORTUNITIES_UNAVAILABLE");
+    // The setting's cap, for a caller with time to spare.
+    let (err, took) =
+        convert_against_silence(Duration::from_millis(300), Duration::from_secs(25)).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
