@@ -17,6 +17,7 @@ mod config;
 mod outbound;
 mod peers;
 mod replay;
+mod storage;
 
 use std::{future::Future, sync::Arc};
 
@@ -29,6 +30,7 @@ pub use config::{ConfigWire, TenantConfigs};
 pub use outbound::outbound;
 pub use peers::{PeerError, Peers, channel};
 pub use replay::Replay;
+pub use storage::storage_error;
 
 /// What a service is given when its process opens it.
 #[derive(Clone)]

@@ -25,7 +25,7 @@ use sea_orm::{
 
 pub use availability::is_unavailable;
 pub use migrations::{index, shared_migrations};
-pub use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+pub use sea_orm::{ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbErr};
 pub use write::{WriteTx, begin_write, begin_write_for};
 
 /// Where one service keeps its data.

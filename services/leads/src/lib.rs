@@ -129,8 +129,8 @@ impl Leads {
     }
 
     /// Returns overdue leads to the pool every `sweep_interval` until
-    /// `shutdown` completes. A sweep is one transaction per batch, so
-    /// stopping between batches loses nothing and repeats nothing.
+    /// `shutdown` completes. Each lead returns in a transaction of its own,
+    /// so stopping mid-sweep loses nothing and repeats nothing.
     fn spawn_sweeper(
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,

@@ -50,7 +50,7 @@ impl DomainError for LeadError {
             LeadError::RequestIdReused => {
                 RpcError::InvalidArgument(vec![FieldViolation::new("request_id", message)])
             }
-            LeadError::Store(e) => RpcError::Internal(e),
+            LeadError::Store(e) => crm_service::storage_error(e),
         }
     }
 }

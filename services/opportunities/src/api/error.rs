@@ -57,7 +57,7 @@ impl DomainError for OpportunityError {
                     "already used for a different request",
                 )])
             }
-            OpportunityError::Store(e) => RpcError::Internal(e),
+            OpportunityError::Store(e) => crm_service::storage_error(e),
         }
     }
 }
