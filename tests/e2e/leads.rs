@@ -948,7 +948,6 @@ async fn finding_5_a_delete_racing_an_update_deletes_all_or_nothing() {
             update_mask: Some(FieldMask {
                 paths: vec!["industry".into()],
             }),
-            ..Default::default()
         });
         let (deleted, _) = tokio::join!(delete, update);
         let now = get(&mut boss, &l.id).await;

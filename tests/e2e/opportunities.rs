@@ -1271,9 +1271,9 @@ async fn finding_7_team_filter_matches_subjects_exactly() {
         assert_eq!((err.code(), reason(&err)), denied("NOT_ON_TEAM"));
     }
     let mut alice = client_of(&suite, "alice", &[Role::Solution]);
-    assert_eq!(list(&mut alice).await, [with_alice.id.clone()]);
+    assert_eq!(list(&mut alice).await, [with_alice.id.as_str()]);
     let mut amy = client_of(&suite, "amy", &[Role::Sales]);
-    assert_eq!(list(&mut amy).await, [with_alice.id.clone()]);
+    assert_eq!(list(&mut amy).await, [with_alice.id.as_str()]);
     // Membership follows the team as it changes.
     update(
         &mut amy,
@@ -1338,16 +1338,16 @@ async fn finding_8_approvals_are_read_by_those_who_see_their_subject_and_their_d
     assert!(filtered.approvals.is_empty(), "nor by naming the subject");
     // The team and supervisors read it; finance not before its step is open.
     assert!(get(&amy).await.is_ok());
-    assert_eq!(listed(&amy).await, [bid.id.clone()]);
-    assert_eq!(listed(&boss).await, [bid.id.clone()]);
+    assert_eq!(listed(&amy).await, [bid.id.as_str()]);
+    assert_eq!(listed(&boss).await, [bid.id.as_str()]);
     assert_eq!(refused(get(&fay).await), denied("NOT_ON_TEAM"));
     assert_eq!(listed(&fay).await, Vec::<String>::new());
     approve(&mut boss, &bid.id, "").await;
     assert!(get(&fay).await.is_ok(), "finance decides the open step");
-    assert_eq!(listed(&fay).await, [bid.id.clone()]);
+    assert_eq!(listed(&fay).await, [bid.id.as_str()]);
     assert_eq!(refused(get(&lee).await), denied("NOT_ON_TEAM"));
     approve(&mut fay, &bid.id, "").await;
-    assert_eq!(listed(&lee).await, [bid.id.clone()]);
+    assert_eq!(listed(&lee).await, [bid.id.as_str()]);
     approve(&mut lee, &bid.id, "").await;
     assert_eq!(
         refused(get(&lee).await),
@@ -1613,14 +1613,14 @@ async fn finding_17_accounts_and_contacts_are_seen_by_their_owner_and_teams() {
     assert!(get(&sol).await.is_ok());
     let seen = contacts(&sol).await.unwrap().into_inner().contacts;
     assert_eq!(seen[0].phone, "+86 139 0000 0000");
-    assert_eq!(accounts(&sol).await, [account.id.clone()]);
+    assert_eq!(accounts(&sol).await, [account.id.as_str()]);
     assert_eq!(
         refused(sol.create_contact(contact("Happy")).await),
         denied("NOT_ACCOUNT_OWNER"),
         "contacts are added by those who may change the account"
     );
-    assert_eq!(accounts(&amy).await, [account.id.clone()]);
-    assert_eq!(accounts(&boss).await, [account.id.clone()]);
+    assert_eq!(accounts(&amy).await, [account.id.as_str()]);
+    assert_eq!(accounts(&boss).await, [account.id.as_str()]);
     boss.create_contact(contact("Happy")).await.unwrap();
 }
 
