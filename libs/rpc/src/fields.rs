@@ -1,4 +1,6 @@
-//! Mapping helpers for request fields: masks, times, money, request ids.
+//! Mapping helpers for request fields: masks, times, money, request ids,
+//! and the one set of text rules every string, id and list a request
+//! carries is checked by ([`text`], [`id`], [`ids`]).
 
 use prost_types::{FieldMask, Timestamp};
 use sha2::{Digest, Sha256};
@@ -30,6 +32,114 @@ pub fn mask_paths(
         }
     }
     Ok(paths)
+}
+
+/// The most characters an id may have (ids are UUIDv7s; a longer one is
+/// never a record's and would only be echoed back).
+pub const MAX_ID_CHARS: usize = 64;
+/// A name: company, account or opportunity name.
+pub const MAX_NAME_CHARS: usize = 200;
+/// A short label: contact name, phone, industry, region, channel, title.
+pub const MAX_SHORT_CHARS: usize = 100;
+/// An email address (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Free text a person writes: notes, reasons, summaries.
+pub const MAX_NOTES_CHARS: usize = 10_000;
+/// The most ids one list field may name (contacts of an activity, team
+/// members, competitors).
+pub const MAX_LIST_ITEMS: usize = 100;
+
+/// Whether a string field may hold line breaks (free text) or not (names,
+/// labels, ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    Single,
+    Multi,
+}
+
+/// Checks a string field: at most `max` characters, and no NUL or other
+/// control character except newlines and tabs where `lines` allows them.
+/// Empty is fine (required-ness is the caller's). A bad value is a
+/// violation of `field`, which never quotes the value.
+pub fn text(value: &str, field: &str, max: usize, lines: Lines) -> Result<(), FieldViolation> {
+    // Counting stops one past the limit, so a huge value costs no more
+    // than a legal one.
+    if value.chars().take(max + 1).count() > max {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    let allowed = |c: char| lines == Lines::Multi && matches!(c, '\n' | '\r' | '\t');
+    if value.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Err(FieldViolation::new(
+            field,
+            "must not contain NUL or other control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a field that holds an id, which may be empty: at most
+/// [`MAX_ID_CHARS`] characters and no control or whitespace characters.
+pub fn id(value: &str, field: &str) -> Result<(), FieldViolation> {
+    if value.chars().take(MAX_ID_CHARS + 1).count() > MAX_ID_CHARS
+        || value.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(FieldViolation::new(
+            field,
+            format!(
+                "must be an id of at most {MAX_ID_CHARS} characters, without spaces or control characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a repeated id field: at most `max` items, each a non-empty
+/// [`id`]; returns them deduplicated, first occurrence kept, so a caller
+/// repeating one id costs no more than naming it once.
+pub fn ids(values: &[String], field: &str, max: usize) -> Result<Vec<String>, FieldViolation> {
+    if values.len() > max {
+        return Err(FieldViolation::new(
+            field,
+            format!("must name at most {max} ids"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        if value.is_empty() {
+            return Err(FieldViolation::new(
+                format!("{field}[{i}]"),
+                "must not be empty",
+            ));
+        }
+        id(value, &format!("{field}[{i}]"))?;
+        if !out.contains(value) {
+            out.push(value.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a repeated string field: at most `max_items` items, each a
+/// single-line [`text`] of at most `max_chars` characters.
+pub fn texts(
+    values: &[String],
+    field: &str,
+    max_items: usize,
+    max_chars: usize,
+) -> Result<(), FieldViolation> {
+    if values.len() > max_items {
+        return Err(FieldViolation::new(
+            field,
+            format!("must have at most {max_items} items"),
+        ));
+    }
+    for (i, value) in values.iter().enumerate() {
+        text(value, &format!("{field}[{i}]"), max_chars, Lines::Single)?;
+    }
+    Ok(())
 }
 
 /// Unix microseconds as a protobuf timestamp.
@@ -156,6 +266,58 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn text_refuses_nul_controls_and_long_values() {
+        assert!(text("East", "region", 10, Lines::Single).is_ok());
+        assert!(text("a\nb", "notes", 10, Lines::Multi).is_ok());
+        assert_eq!(
+            text("East\0", "region", 10, Lines::Single)
+                .unwrap_err()
+                .field,
+            "region"
+        );
+        assert!(text("a\nb", "company", 10, Lines::Single).is_err());
+        assert!(text("a\0b", "notes", 10, Lines::Multi).is_err());
+        assert!(text(&"字".repeat(10), "company", 10, Lines::Single).is_ok());
+        assert!(text(&"字".repeat(11), "company", 10, Lines::Single).is_err());
+    }
+
+    #[test]
+    fn ids_are_bounded_and_deduplicated() {
+        assert!(id("abc\0", "id").is_err());
+        assert!(id(&"x".repeat(MAX_ID_CHARS + 1), "id").is_err());
+        let repeated = vec!["c1".to_owned(); 50];
+        assert_eq!(ids(&repeated, "contact_ids", 100).unwrap(), vec!["c1"]);
+        assert!(ids(&vec!["c1".to_owned(); 101], "contact_ids", 100).is_err());
+        assert_eq!(
+            ids(&["c1".into(), String::new()], "contact_ids", 100)
+                .unwrap_err()
+                .field,
+            "contact_ids[1]"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever a caller sends, the checks answer with a verdict that
+        /// names the field, and what they accept is clean and bounded.
+        #[test]
+        fn text_rules_hold_for_any_string(value in "(?s).{0,300}", max in 0usize..200) {
+            match text(&value, "f", max, Lines::Single) {
+                Ok(()) => {
+                    proptest::prop_assert!(value.chars().count() <= max);
+                    proptest::prop_assert!(!value.contains('\0'));
+                }
+                Err(v) => proptest::prop_assert_eq!(v.field, "f"),
+            }
+            match id(&value, "id") {
+                Ok(()) => proptest::prop_assert!(value.chars().count() <= MAX_ID_CHARS && !value.contains('\0')),
+                Err(v) => proptest::prop_assert_eq!(v.field, "id"),
+            }
+        }
     }
 
     #[test]

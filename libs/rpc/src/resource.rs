@@ -5,16 +5,16 @@ use crm_types::Etag;
 
 use crate::{FieldViolation, fields};
 
-/// Checks an id a request names a record by: required, at most 64
-/// characters (ids are UUIDv7s).
+/// Checks an id a request names a record by: required, and as
+/// [`fields::id`] allows (at most 64 characters, no control characters).
 pub fn required_id(id: &str, field: &str) -> Result<(), FieldViolation> {
-    if id.is_empty() || id.len() > 64 {
+    if id.is_empty() {
         return Err(FieldViolation::new(
             field,
             "required: an id of at most 64 characters",
         ));
     }
-    Ok(())
+    fields::id(id, field)
 }
 
 /// The opaque etag of a record at `version`, as every resource carries it.

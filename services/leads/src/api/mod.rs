@@ -147,6 +147,11 @@ impl LeadService for LeadsApi {
             let scope = wire::scope_from_proto(body.scope)
                 .map_err(|e| violations.push(e))
                 .unwrap_or_default();
+            wire::check(&mut violations, fields::id(&body.owner_id, "owner_id"));
+            wire::check(
+                &mut violations,
+                wire::short_text(&body.source_channel, "source_channel"),
+            );
             let non_empty = |s: &String| (!s.is_empty()).then(|| s.clone());
             let filter = ListFilter::new(
                 me,
@@ -219,9 +224,7 @@ impl LeadService for LeadsApi {
             if let Err(e) = ctx.replayable(&body.request_id, &body) {
                 violations.push(e);
             }
-            if body.lead_id.is_empty() {
-                violations.push(FieldViolation::new("lead_id", "required"));
-            }
+            wire::check(&mut violations, required_id(&body.lead_id, "lead_id"));
             let input = body.interaction.clone().unwrap_or_default();
             let kind = wire::kind_from_proto(input.kind, "interaction.kind")
                 .map_err(|e| violations.push(e))
@@ -239,12 +242,10 @@ impl LeadService for LeadsApi {
                     "must not be in the future",
                 ));
             }
-            if input.notes.chars().count() > 10_000 {
-                violations.push(FieldViolation::new(
-                    "interaction.notes",
-                    "at most 10,000 characters",
-                ));
-            }
+            wire::check(
+                &mut violations,
+                wire::notes(&input.notes, "interaction.notes"),
+            );
             let Some(kind) = kind.filter(|_| violations.is_empty()) else {
                 return Err(violations.into());
             };
@@ -301,13 +302,12 @@ impl LeadService for LeadsApi {
     ) -> Result<Response<pb::AssignLeadResponse>, Status> {
         LeadError::handle(req, |ctx, body| async move {
             required_id(&body.id, "id")?;
-            if body.owner_id.is_empty() || body.owner_id.len() > 128 {
-                return Err(FieldViolation::new(
-                    "owner_id",
-                    "required: the sales user's id, at most 128 characters",
-                )
-                .into());
+            if body.owner_id.is_empty() {
+                return Err(
+                    FieldViolation::new("owner_id", "required: the sales user's id").into(),
+                );
             }
+            fields::id(&body.owner_id, "owner_id")?;
             let config = self.app.config(&ctx.tenant).await?;
             let (id, etag, owner) = (&body.id, &body.etag, &body.owner_id);
             let lead = self
@@ -346,6 +346,7 @@ impl LeadService for LeadsApi {
     ) -> Result<Response<pb::ReleaseLeadResponse>, Status> {
         LeadError::handle(req, |ctx, body| async move {
             required_id(&body.id, "id")?;
+            wire::notes(&body.reason, "reason")?;
             let (id, etag, reason) = (&body.id, &body.etag, body.reason.trim());
             let lead = self
                 .app
@@ -364,6 +365,7 @@ impl LeadService for LeadsApi {
     ) -> Result<Response<pb::DisqualifyLeadResponse>, Status> {
         LeadError::handle(req, |ctx, body| async move {
             required_id(&body.id, "id")?;
+            wire::notes(&body.reason, "reason")?;
             if body.reason.trim().is_empty() {
                 return Err(FieldViolation::new(
                     "reason",
@@ -398,6 +400,7 @@ impl LeadService for LeadsApi {
             .and_then(|left| std::time::Instant::now().checked_add(left));
         LeadError::handle(req, |ctx, body| async move {
             required_id(&body.id, "id")?;
+            wire::name(&body.opportunity_name, "opportunity_name")?;
             if let Some(m) = &body.amount {
                 fields::money(m, "amount")?;
                 if m.units < 0 || m.nanos < 0 {
@@ -432,6 +435,7 @@ impl LeadService for LeadsApi {
     ) -> Result<Response<pb::ListDueFollowUpsResponse>, Status> {
         LeadError::handle(req, |ctx, body| async move {
             let me = &ctx.caller;
+            fields::id(&body.owner_id, "owner_id")?;
             let owner = self.app.due_owner(me, &body.owner_id)?;
             let before = match &body.due_before {
                 Some(ts) => fields::micros(ts, "due_before")?,
@@ -495,6 +499,7 @@ impl LeadService for LeadsApi {
         req: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
         LeadError::handle(req, |ctx, body| async move {
+            fields::id(&body.lead_id, "lead_id")?;
             let lead = ("lead", body.lead_id.as_str());
             let (entries, next_page_token) = self
                 .audit

@@ -128,6 +128,54 @@ fn money(a: Amount, currency: &str) -> common::Money {
     }
 }
 
+/// Pushes a failed field check onto `v`.
+pub fn check(v: &mut Vec<FieldViolation>, result: Result<(), FieldViolation>) {
+    if let Err(e) = result {
+        v.push(e);
+    }
+}
+
+/// A free-text field (notes, reasons): lines allowed, bounded.
+pub fn notes(value: &str, field: &str) -> Result<(), FieldViolation> {
+    fields::text(value, field, fields::MAX_NOTES_CHARS, fields::Lines::Multi)
+}
+
+/// A name (company, opportunity): one line, bounded.
+pub fn name(value: &str, field: &str) -> Result<(), FieldViolation> {
+    fields::text(value, field, fields::MAX_NAME_CHARS, fields::Lines::Single)
+}
+
+/// A short label (channel, region): one line, bounded.
+pub fn short_text(value: &str, field: &str) -> Result<(), FieldViolation> {
+    fields::text(value, field, fields::MAX_SHORT_CHARS, fields::Lines::Single)
+}
+
+/// The lead's text fields within the contract's bounds and free of control
+/// characters; checked before any normalising, so a huge value costs
+/// nothing. Returns whether they all are.
+fn profile_text(lead: &pb::Lead, v: &mut Vec<FieldViolation>) -> bool {
+    use fields::{Lines, MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_NOTES_CHARS, MAX_SHORT_CHARS};
+    let before = v.len();
+    let single = [
+        ("lead.company", &lead.company, MAX_NAME_CHARS),
+        ("lead.contact_name", &lead.contact_name, MAX_SHORT_CHARS),
+        ("lead.phone", &lead.phone, MAX_SHORT_CHARS),
+        ("lead.email", &lead.email, MAX_EMAIL_CHARS),
+        ("lead.industry", &lead.industry, MAX_SHORT_CHARS),
+        ("lead.region", &lead.region, MAX_SHORT_CHARS),
+        ("lead.source_channel", &lead.source_channel, MAX_SHORT_CHARS),
+    ];
+    for (field, value, max) in single {
+        check(v, fields::text(value, field, max, Lines::Single));
+    }
+    check(
+        v,
+        fields::text(&lead.notes, "lead.notes", MAX_NOTES_CHARS, Lines::Multi),
+    );
+    check(v, fields::id(&lead.owner_id, "lead.owner_id"));
+    v.len() == before
+}
+
 /// The profile fields of a lead message, checked for form (money, enums);
 /// the tenant's rules are checked by the domain.
 fn profile(lead: &pb::Lead, v: &mut Vec<FieldViolation>) -> Profile {
@@ -182,6 +230,7 @@ fn profile(lead: &pb::Lead, v: &mut Vec<FieldViolation>) -> Profile {
 /// A new lead from a create or import row, fully validated.
 pub fn draft(lead: &pb::Lead, config: &LeadConfig) -> Result<Draft, Vec<FieldViolation>> {
     let mut v = Vec::new();
+    let clean = profile_text(lead, &mut v);
     let profile = profile(lead, &mut v);
     let next_follow_up_time = match &lead.next_follow_up_time {
         Some(ts) => fields::micros(ts, "lead.next_follow_up_time")
@@ -189,13 +238,8 @@ pub fn draft(lead: &pb::Lead, config: &LeadConfig) -> Result<Draft, Vec<FieldVio
             .ok(),
         None => None,
     };
-    if lead.owner_id.len() > 128 {
-        v.push(FieldViolation::new(
-            "lead.owner_id",
-            "at most 128 characters",
-        ));
-    }
     let profile = match profile.validated(config) {
+        _ if !clean => None,
         Ok(p) => Some(p),
         Err(vs) => {
             v.extend(violations(vs, "lead"));
@@ -263,6 +307,9 @@ pub const UPDATABLE: &[&str] = &[
 /// field that is set in the message.
 pub fn patches(lead: &pb::Lead, paths: &[String]) -> Result<Vec<Patch>, Vec<FieldViolation>> {
     let mut v = Vec::new();
+    if !profile_text(lead, &mut v) {
+        return Err(v);
+    }
     let profile = profile(lead, &mut v);
     let set = |path: &str| -> bool {
         if !paths.is_empty() {
@@ -609,4 +656,73 @@ pub fn config_from_proto(c: &pb::LeadConfig) -> Result<LeadConfig, Vec<FieldViol
         v.extend(violations(domain, "config"));
     }
     Err(v)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(?s).{0,300}",
+            "[\\x00-\\x1f\\u{4e00}-\\u{9fff}\\u{1F600}-\\u{1F64F}\\u{0300}-\\u{036F}0-9a-z@.+-]{0,300}",
+            (0usize..20_000).prop_map(|n| "-".repeat(n)),
+        ]
+    }
+
+    #[test]
+    fn finding_10_a_phone_of_a_million_dashes_is_refused() {
+        let lead = pb::Lead {
+            company: "ACME".into(),
+            phone: format!("{}13800138", "-".repeat(1_000_000)),
+            source_channel: "referral".into(),
+            ..Default::default()
+        };
+        let refused = draft(&lead, &LeadConfig::default()).unwrap_err();
+        assert_eq!(refused[0].field, "lead.phone");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the strings, a create or an update either refuses
+        /// naming fields (INVALID_ARGUMENT) or carries no NUL and nothing
+        /// over its bound.
+        #[test]
+        fn lead_decoders_refuse_or_yield_clean_values(
+            a in any_text(),
+            b in any_text(),
+            c in any_text(),
+            units in any::<i64>(),
+        ) {
+            let lead = pb::Lead {
+                company: a.clone(),
+                contact_name: b.clone(),
+                phone: c.clone(),
+                email: b.clone(),
+                region: c.clone(),
+                source_channel: "referral".into(),
+                notes: a.clone(),
+                owner_id: b.clone(),
+                budget_min: Some(common::Money { currency_code: "CNY".into(), units, nanos: 0 }),
+                ..Default::default()
+            };
+            match draft(&lead, &LeadConfig::default()) {
+                Ok(d) => {
+                    let p = &d.profile;
+                    for s in [&p.company, &p.contact_name, &p.phone, &p.email, &p.region, &p.notes] {
+                        prop_assert!(!s.contains('\0') && s.chars().count() <= fields::MAX_NOTES_CHARS);
+                    }
+                    prop_assert!(p.company.chars().count() <= fields::MAX_NAME_CHARS);
+                }
+                Err(v) => prop_assert!(!v.is_empty()),
+            }
+            match patches(&lead, &[]) {
+                Ok(p) => prop_assert!(!p.is_empty()),
+                Err(v) => prop_assert!(!v.is_empty()),
+            }
+        }
+    }
 }

@@ -117,6 +117,7 @@ impl OpportunityService for OpportunitiesApi {
         req: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
+            fields::id(&body.owner_id, "owner_id")?;
             // A page token is bound to whose list it is.
             let caller = Visibility::of(&ctx.caller);
             let binding = ctx
@@ -260,6 +261,8 @@ impl OpportunityService for OpportunitiesApi {
     ) -> Result<Response<pb::ListOpportunitiesResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
             let stage = wire::stage(body.stage, "stage")?;
+            fields::id(&body.account_id, "account_id")?;
+            fields::id(&body.owner_id, "owner_id")?;
             // A page token is bound to whose list it is.
             let visibility = Visibility::of(&ctx.caller);
             let binding = ctx
@@ -319,6 +322,7 @@ impl OpportunityService for OpportunitiesApi {
             required_id(&body.id, "id")?;
             let target = wire::stage(body.target_stage, "target_stage")?
                 .ok_or(FieldViolation::new("target_stage", "required"))?;
+            wire::notes(&body.override_reason, "override_reason")?;
             let (id, etag, reason) = (&body.id, &body.etag, &body.override_reason);
             let (opportunity, violation, config) = self
                 .app
@@ -417,6 +421,7 @@ impl OpportunityService for OpportunitiesApi {
         OpportunityError::handle(req, |mut ctx, body| async move {
             ctx.replayable(&body.request_id, &body)?;
             required_id(&body.opportunity_id, "opportunity_id")?;
+            wire::notes(&body.reason, "reason")?;
             // Two kinds have their own methods, which carry what they need.
             let kind = match wire::approval_kind(body.kind, "kind")? {
                 Some(ApprovalKind::AccountChange) => {
@@ -455,6 +460,7 @@ impl OpportunityService for OpportunitiesApi {
         OpportunityError::handle(req, |mut ctx, body| async move {
             ctx.replayable(&body.request_id, &body)?;
             required_id(&body.opportunity_id, "opportunity_id")?;
+            wire::notes(&body.reason, "reason")?;
             let (key, opportunity) = (ctx.request_key(), &body.opportunity_id);
             let kind = ApprovalKind::DeliveryReview;
             let approval = self
@@ -498,6 +504,7 @@ impl OpportunityService for OpportunitiesApi {
     ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
             let status = wire::approval_status(body.status, "status")?;
+            fields::id(&body.subject_id, "subject_id")?;
             let caller = Visibility::of(&ctx.caller);
             let binding = ctx
                 .binding()
@@ -524,6 +531,8 @@ impl OpportunityService for OpportunitiesApi {
     ) -> Result<Response<pb::DecideApprovalResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
             required_id(&body.id, "id")?;
+            wire::notes(&body.comment, "comment")?;
+            fields::id(&body.on_behalf_of, "on_behalf_of")?;
             let decision = wire::decision(body.decision, "decision")?.ok_or(
                 FieldViolation::new("decision", "required: approve or reject"),
             )?;
@@ -593,6 +602,7 @@ impl OpportunityService for OpportunitiesApi {
         req: Request<pb::ListStageViolationsRequest>,
     ) -> Result<Response<pb::ListStageViolationsResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
+            fields::id(&body.opportunity_id, "opportunity_id")?;
             let binding = ctx.binding().with("opportunity", &body.opportunity_id);
             let page = self.page(body.page_size, &body.page_token, binding)?;
             let opportunity = non_empty(&body.opportunity_id);
@@ -613,6 +623,7 @@ impl OpportunityService for OpportunitiesApi {
         req: Request<pb::GetForecastRequest>,
     ) -> Result<Response<pb::GetForecastResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
+            fields::id(&body.owner_id, "owner_id")?;
             let owner = &body.owner_id;
             let lines = self.app.forecast(&ctx.caller, &ctx.tenant, owner).await?;
             Ok(pb::GetForecastResponse {
@@ -653,6 +664,7 @@ impl OpportunityService for OpportunitiesApi {
         req: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
         OpportunityError::handle(req, |ctx, body| async move {
+            fields::id(&body.subject_id, "subject_id")?;
             let (size, token) = (body.page_size, &body.page_token);
             let subject = ("subject", body.subject_id.as_str());
             let (entries, next) = self.audit.list(&ctx, subject, size, token).await?;

@@ -325,9 +325,10 @@ impl UseCases {
             .run_once(tenant, request, |tx| async move {
                 let opp = store::load_opportunity(&*tx, tenant, opportunity_id).await?;
                 opp.check_access(actor)?;
-                for (i, contact_id) in new.contact_ids.iter().enumerate() {
-                    let contact = store::load_contact(&*tx, tenant, contact_id).await?;
-                    domain::check_contact_of(&opp, &contact, format!("activity.contact_ids[{i}]"))?;
+                // The ids are deduplicated and bounded by the wire: one query.
+                let contacts = store::load_contacts(&*tx, tenant, &new.contact_ids).await?;
+                for (i, contact) in contacts.iter().enumerate() {
+                    domain::check_contact_of(&opp, contact, format!("activity.contact_ids[{i}]"))?;
                 }
                 store::insert_activity(&*tx, tenant, new, now).await?;
                 let mut trail = Trail::default();

@@ -208,6 +208,33 @@ pub async fn load_contact(
         .ok_or_else(|| OpportunityError::not_found(CONTACT, id))
 }
 
+/// The contacts `ids` name, in their order, read with one query; the first
+/// id with no contact is NOT_FOUND.
+pub async fn load_contacts(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<Contact>, OpportunityError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows: std::collections::HashMap<String, contact::Model> = contact::Entity::find()
+        .filter(contact::Column::TenantId.eq(tenant))
+        .filter(contact::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect();
+    ids.iter()
+        .map(|id| {
+            rows.remove(id)
+                .map(contact_from_row)
+                .ok_or_else(|| OpportunityError::not_found(CONTACT, id))
+        })
+        .collect()
+}
+
 /// The contact of `account_id` whose name matches `name`, if any.
 pub async fn contact_named(
     conn: &impl ConnectionTrait,

@@ -147,7 +147,8 @@ fn team(t: Option<&pb::Team>) -> Team {
         account_manager_id: t.account_manager_id.clone(),
         solution_manager_id: t.solution_manager_id.clone(),
         delivery_manager_id: t.delivery_manager_id.clone(),
-        other_member_ids: t.other_member_ids.clone(),
+        // Checked by `team_text`; here only deduplicated.
+        other_member_ids: fields::ids(&t.other_member_ids, "", usize::MAX).unwrap_or_default(),
     })
     .unwrap_or_default()
 }
@@ -162,6 +163,86 @@ fn qualification(q: Option<&pb::Qualification>) -> Option<Qualification> {
     })
 }
 
+/// Pushes a failed field check onto `v`.
+pub fn check(v: &mut Vec<FieldViolation>, result: Result<(), FieldViolation>) {
+    if let Err(e) = result {
+        v.push(e);
+    }
+}
+
+/// A name (account, contact, opportunity, company): one line, bounded.
+pub fn name(value: &str, field: &str) -> Result<(), FieldViolation> {
+    fields::text(value, field, fields::MAX_NAME_CHARS, fields::Lines::Single)
+}
+
+/// A short label (region, industry, phone, title): one line, bounded.
+pub fn short_text(value: &str, field: &str) -> Result<(), FieldViolation> {
+    fields::text(value, field, fields::MAX_SHORT_CHARS, fields::Lines::Single)
+}
+
+/// Free text (notes, reasons, comments): lines allowed, bounded.
+pub fn notes(value: &str, field: &str) -> Result<(), FieldViolation> {
+    fields::text(value, field, fields::MAX_NOTES_CHARS, fields::Lines::Multi)
+}
+
+/// A repeated id field: bounded, each a clean id, deduplicated.
+fn id_list(values: &[String], field: &str, v: &mut Vec<FieldViolation>) -> Vec<String> {
+    fields::ids(values, field, fields::MAX_LIST_ITEMS).unwrap_or_else(|e| {
+        v.push(e);
+        Vec::new()
+    })
+}
+
+/// An account's text fields within their bounds, named under `parent`.
+fn account_text(a: &pb::Account, parent: &str, v: &mut Vec<FieldViolation>) {
+    check(v, name(&a.name, &format!("{parent}.name")));
+    for (field, value) in [
+        ("registration_number", &a.registration_number),
+        ("industry", &a.industry),
+        ("region", &a.region),
+    ] {
+        check(v, short_text(value, &format!("{parent}.{field}")));
+    }
+    check(v, fields::id(&a.owner_id, &format!("{parent}.owner_id")));
+}
+
+/// A team's member ids: clean, bounded, the others deduplicated.
+fn team_text(t: Option<&pb::Team>, v: &mut Vec<FieldViolation>) {
+    let Some(t) = t else { return };
+    for (field, value) in [
+        ("account_manager_id", &t.account_manager_id),
+        ("solution_manager_id", &t.solution_manager_id),
+        ("delivery_manager_id", &t.delivery_manager_id),
+    ] {
+        check(v, fields::id(value, &format!("opportunity.team.{field}")));
+    }
+    id_list(&t.other_member_ids, "opportunity.team.other_member_ids", v);
+}
+
+/// An opportunity's text fields within their bounds.
+fn opportunity_text(o: &pb::Opportunity, v: &mut Vec<FieldViolation>) {
+    check(v, fields::id(&o.account_id, "opportunity.account_id"));
+    check(v, name(&o.name, "opportunity.name"));
+    team_text(o.team.as_ref(), v);
+    check(
+        v,
+        fields::texts(
+            &o.competitors,
+            "opportunity.competitors",
+            fields::MAX_LIST_ITEMS,
+            fields::MAX_NAME_CHARS,
+        ),
+    );
+    check(v, notes(&o.win_loss_reason, "opportunity.win_loss_reason"));
+    check(
+        v,
+        notes(&o.solution_summary, "opportunity.solution_summary"),
+    );
+    if let Some(q) = &o.qualification {
+        check(v, notes(&q.notes, "opportunity.qualification.notes"));
+    }
+}
+
 /// A domain violation as the contract reports it.
 pub fn field_violation(v: Violation) -> FieldViolation {
     FieldViolation::new(v.field, v.description)
@@ -169,11 +250,13 @@ pub fn field_violation(v: Violation) -> FieldViolation {
 
 /// A new account's fields: a name is required.
 pub fn account_draft(a: pb::Account) -> Result<AccountDraft, Vec<FieldViolation>> {
-    if a.name.trim().is_empty() || a.name.chars().count() > 200 {
-        return Err(vec![FieldViolation::new(
-            "account.name",
-            "required, at most 200 characters",
-        )]);
+    let mut v = Vec::new();
+    account_text(&a, "account", &mut v);
+    if a.name.trim().is_empty() {
+        v.push(FieldViolation::new("account.name", "required"));
+    }
+    if !v.is_empty() {
+        return Err(v);
     }
     Ok(AccountDraft {
         name: a.name.trim().to_owned(),
@@ -205,6 +288,12 @@ pub fn account_update(
             "names no field to change",
         )]);
     }
+    let mut v = Vec::new();
+    account_text(a, "account", &mut v);
+    check(&mut v, notes(&reason, "reason"));
+    if !v.is_empty() {
+        return Err(v);
+    }
     let has = |f: &str| paths.iter().any(|x| x == f);
     let core = [
         ("name", &a.name),
@@ -226,9 +315,23 @@ pub fn account_update(
 /// A new contact's fields: its account and a name are required.
 pub fn contact_draft(c: pb::Contact) -> Result<ContactDraft, Vec<FieldViolation>> {
     let mut v = Vec::new();
-    if c.account_id.is_empty() {
-        v.push(FieldViolation::new("contact.account_id", "required"));
+    check(
+        &mut v,
+        crm_rpc::required_id(&c.account_id, "contact.account_id"),
+    );
+    check(&mut v, name(&c.name, "contact.name"));
+    for (field, value) in [("title", &c.title), ("phone", &c.phone)] {
+        check(&mut v, short_text(value, &format!("contact.{field}")));
     }
+    check(
+        &mut v,
+        fields::text(
+            &c.email,
+            "contact.email",
+            fields::MAX_EMAIL_CHARS,
+            fields::Lines::Single,
+        ),
+    );
     if c.name.trim().is_empty() {
         v.push(FieldViolation::new("contact.name", "required"));
     }
@@ -247,9 +350,27 @@ pub fn contact_draft(c: pb::Contact) -> Result<ContactDraft, Vec<FieldViolation>
 /// The lead a conversion is asked for: its id and company are required.
 pub fn lead_snapshot(body: pb::ConvertLeadRequest) -> Result<LeadSnapshot, Vec<FieldViolation>> {
     let mut v = Vec::new();
-    if body.lead_id.is_empty() {
-        v.push(FieldViolation::new("lead_id", "required"));
+    check(&mut v, crm_rpc::required_id(&body.lead_id, "lead_id"));
+    check(&mut v, name(&body.company, "company"));
+    check(&mut v, name(&body.opportunity_name, "opportunity_name"));
+    for (field, value) in [
+        ("contact_name", &body.contact_name),
+        ("phone", &body.phone),
+        ("industry", &body.industry),
+        ("region", &body.region),
+    ] {
+        check(&mut v, short_text(value, field));
     }
+    check(
+        &mut v,
+        fields::text(
+            &body.email,
+            "email",
+            fields::MAX_EMAIL_CHARS,
+            fields::Lines::Single,
+        ),
+    );
+    check(&mut v, fields::id(&body.owner_id, "owner_id"));
     if body.company.trim().is_empty() {
         v.push(FieldViolation::new("company", "required"));
     }
@@ -274,6 +395,7 @@ pub fn lead_snapshot(body: pb::ConvertLeadRequest) -> Result<LeadSnapshot, Vec<F
 /// A new opportunity's fields, checked for form.
 pub fn draft(o: &pb::Opportunity) -> Result<OpportunityDraft, Vec<FieldViolation>> {
     let mut v = Vec::new();
+    opportunity_text(o, &mut v);
     if o.account_id.is_empty() {
         v.push(FieldViolation::new("opportunity.account_id", "required"));
     }
@@ -327,6 +449,10 @@ pub fn patches(
     paths: &[String],
 ) -> Result<Vec<OpportunityPatch>, Vec<FieldViolation>> {
     let mut v = Vec::new();
+    opportunity_text(o, &mut v);
+    if !v.is_empty() {
+        return Err(v);
+    }
     let set = |p: &str| -> bool {
         if !paths.is_empty() {
             return paths.iter().any(|x| x == p);
@@ -432,9 +558,10 @@ pub fn member(m: Option<&pb::DecisionChainMember>) -> Result<Member, Vec<FieldVi
         return Err(vec![FieldViolation::new("member", "required")]);
     };
     let mut v = Vec::new();
-    if m.contact_id.is_empty() {
-        v.push(FieldViolation::new("member.contact_id", "required"));
-    }
+    check(
+        &mut v,
+        crm_rpc::required_id(&m.contact_id, "member.contact_id"),
+    );
     let role = match decision_role(m.role, "member.role") {
         Ok(Some(r)) => Some(r),
         Ok(None) => {
@@ -757,6 +884,8 @@ pub fn config(c: &pb::OpportunityConfig) -> Result<OpportunityConfig, Vec<FieldV
 /// when none is given).
 pub fn activity(a: pb::Activity, now: i64) -> Result<ActivityDraft, Vec<FieldViolation>> {
     let mut v = Vec::new();
+    let contact_ids = id_list(&a.contact_ids, "activity.contact_ids", &mut v);
+    check(&mut v, notes(&a.notes, "activity.notes"));
     let kind = required(
         activity_kind(a.kind, "activity.kind"),
         "activity.kind",
@@ -777,7 +906,7 @@ pub fn activity(a: pb::Activity, now: i64) -> Result<ActivityDraft, Vec<FieldVio
     match kind.filter(|_| v.is_empty()) {
         Some(kind) => Ok(ActivityDraft {
             kind,
-            contact_ids: a.contact_ids,
+            contact_ids,
             occur_time,
             notes: a.notes,
         }),
@@ -788,6 +917,7 @@ pub fn activity(a: pb::Activity, now: i64) -> Result<ActivityDraft, Vec<FieldVio
 /// Hours to log: a date and 1 to 1440 minutes.
 pub fn work_hours(w: pb::WorkHours) -> Result<WorkHoursDraft, Vec<FieldViolation>> {
     let mut v = Vec::new();
+    check(&mut v, notes(&w.notes, "work_hours.notes"));
     let parsed = date(w.work_date.as_ref(), "work_hours.work_date", &mut v);
     if w.work_date.is_none() {
         v.push(FieldViolation::new("work_hours.work_date", "required"));
@@ -805,5 +935,112 @@ pub fn work_hours(w: pb::WorkHours) -> Result<WorkHoursDraft, Vec<FieldViolation
             notes: w.notes,
         }),
         None => Err(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any text a caller could send: anything, control characters, CJK,
+    /// emoji and combining marks, or huge.
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(?s).{0,300}",
+            "[\\x00-\\x1f\\u{4e00}-\\u{9fff}\\u{1F600}-\\u{1F64F}\\u{0300}-\\u{036F}a-z]{0,300}",
+            (0usize..20_000).prop_map(|n| "x".repeat(n)),
+        ]
+    }
+
+    fn bounded(s: &str, max: usize) -> bool {
+        !s.contains('\0') && s.chars().count() <= max
+    }
+
+    #[test]
+    fn finding_13_long_company_in_convert_lead_is_refused_naming_it() {
+        let body = pb::ConvertLeadRequest {
+            lead_id: "lead-1".into(),
+            company: "x".repeat(3_005),
+            ..Default::default()
+        };
+        let fields: Vec<_> = lead_snapshot(body)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["company"]);
+    }
+
+    #[test]
+    fn finding_10_repeated_contact_ids_are_deduplicated_and_bounded() {
+        let log = |ids: Vec<String>| pb::Activity {
+            kind: pb::ActivityKind::Meeting as i32,
+            contact_ids: ids,
+            ..Default::default()
+        };
+        let once = activity(log(vec!["c1".into(); 100]), 0).unwrap();
+        assert_eq!(once.contact_ids, ["c1"]);
+        let refused = activity(log(vec!["c1".into(); 100_000]), 0).unwrap_err();
+        assert_eq!(refused[0].field, "activity.contact_ids");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the strings and numbers, a decoder either refuses
+        /// naming fields (INVALID_ARGUMENT) or yields bounded, clean values.
+        #[test]
+        fn decoders_refuse_or_yield_bounded_clean_values(
+            a in any_text(),
+            b in any_text(),
+            ids in proptest::collection::vec(any_text(), 0..120),
+            units in any::<i64>(),
+            nanos in any::<i32>(),
+        ) {
+            let account = pb::Account {
+                name: a.clone(),
+                region: b.clone(),
+                industry: a.clone(),
+                owner_id: b.clone(),
+                ..Default::default()
+            };
+            match account_draft(account) {
+                Ok(d) => prop_assert!(bounded(&d.name, fields::MAX_NAME_CHARS)
+                    && bounded(&d.region, fields::MAX_SHORT_CHARS)
+                    && bounded(&d.owner_id, fields::MAX_ID_CHARS)),
+                Err(v) => prop_assert!(!v.is_empty()),
+            }
+            let convert = pb::ConvertLeadRequest {
+                lead_id: b.clone(),
+                company: a.clone(),
+                email: b.clone(),
+                amount: Some(common::Money { currency_code: "CNY".into(), units, nanos }),
+                ..Default::default()
+            };
+            match lead_snapshot(convert) {
+                Ok(s) => prop_assert!(bounded(&s.company, fields::MAX_NAME_CHARS)
+                    && bounded(&s.lead_id, fields::MAX_ID_CHARS)),
+                Err(v) => prop_assert!(!v.is_empty()),
+            }
+            let logged = pb::Activity {
+                kind: pb::ActivityKind::Meeting as i32,
+                contact_ids: ids,
+                notes: a,
+                ..Default::default()
+            };
+            match activity(logged, 0) {
+                Ok(d) => {
+                    prop_assert!(d.contact_ids.len() <= fields::MAX_LIST_ITEMS);
+                    let mut unique = d.contact_ids.clone();
+                    unique.sort();
+                    unique.dedup();
+                    prop_assert_eq!(unique.len(), d.contact_ids.len());
+                    prop_assert!(bounded(&d.notes, fields::MAX_NOTES_CHARS));
+                }
+                Err(v) => prop_assert!(!v.is_empty()),
+            }
+        }
     }
 }
