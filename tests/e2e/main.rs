@@ -12,3 +12,4 @@ mod fairness_transport;
 mod leads;
 mod opportunities;
 mod resilience;
+mod validation;
