@@ -11,5 +11,6 @@ mod fairness_data;
 mod fairness_transport;
 mod leads;
 mod opportunities;
+mod outage;
 mod resilience;
 mod validation;

@@ -48,6 +48,11 @@ pub struct ServerConfig {
     pub rate_limit: RateLimitConfig,
     /// Per tenant and per subject caps on calls and streams.
     pub limits: CallLimits,
+    /// How often a service checks that its database answers. While it does
+    /// not, health is NOT_SERVING and calls fail at once with UNAVAILABLE
+    /// (DATABASE_UNAVAILABLE) rather than wait for the pool.
+    #[serde(with = "crm_config::duration")]
+    pub database_probe_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +71,7 @@ impl Default for ServerConfig {
             max_in_flight: 1024,
             rate_limit: RateLimitConfig::default(),
             limits: CallLimits::default(),
+            database_probe_interval: Duration::from_secs(2),
         }
     }
 }

@@ -1,7 +1,7 @@
 use std::{sync::Arc, time::Duration};
 
 use crm_telemetry::RpcTraceLayer;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
@@ -62,13 +62,44 @@ pub async fn serve(
     cfg: &ServerConfig,
     shutdown: Shutdown,
 ) -> Result<(), ServerError> {
+    let (_ready, ready) = watch::channel(true);
+    serve_ready(name, routes, listener, cfg, shutdown, ready).await
+}
+
+/// [`serve`], with health (`""` and `name`) following `ready`: SERVING
+/// while it is `true`, NOT_SERVING while it is `false` (e.g. the
+/// component's database is down), and NOT_SERVING for good on shutdown.
+pub async fn serve_ready(
+    name: &str,
+    routes: Routes,
+    listener: TcpListener,
+    cfg: &ServerConfig,
+    shutdown: Shutdown,
+    mut ready: watch::Receiver<bool>,
+) -> Result<(), ServerError> {
     let domain: Arc<str> = error_domain(name).into();
     let (health, health_service) = tonic_health::server::health_reporter();
-    if !name.is_empty() {
-        health
-            .set_service_status(name, ServingStatus::Serving)
-            .await;
-    }
+    let up = *ready.borrow_and_update();
+    set_status(&health, name, up).await;
+    // Follows `ready` until shutdown; the shutdown signal waits for it to
+    // end, so it cannot turn health back to SERVING after that.
+    let follower = {
+        let (shutdown, health, name) = (shutdown.clone(), health.clone(), name.to_owned());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.triggered() => break,
+                    changed = ready.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let up = *ready.borrow_and_update();
+                        set_status(&health, &name, up).await;
+                    }
+                }
+            }
+        })
+    };
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crm_proto::FILE_DESCRIPTOR_SET)
@@ -112,7 +143,8 @@ pub async fn serve(
         let (shutdown, health, name) = (shutdown.clone(), health.clone(), name.to_owned());
         async move {
             shutdown.triggered().await;
-            set_not_serving(&health, &name).await;
+            let _ = follower.await;
+            set_status(&health, &name, false).await;
             drain.trigger();
             tracing::info!(service = %name, "draining");
         }
@@ -148,13 +180,14 @@ pub async fn serve(
     }
 }
 
-async fn set_not_serving(health: &HealthReporter, name: &str) {
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+async fn set_status(health: &HealthReporter, name: &str, serving: bool) {
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
     if !name.is_empty() {
-        health
-            .set_service_status(name, ServingStatus::NotServing)
-            .await;
+        health.set_service_status(name, status).await;
     }
 }

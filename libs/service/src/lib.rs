@@ -14,6 +14,7 @@
 
 mod audit;
 mod config;
+mod database;
 mod outbound;
 mod peers;
 mod replay;
@@ -70,6 +71,10 @@ pub trait Service: Clone + Send + Sync + Sized + 'static {
     /// Its event stream (outbox, sequencer, Subscribe).
     fn events(&self) -> &crm_events::Events;
 
+    /// Its own database, watched while it is served: while it cannot be
+    /// reached the service reports NOT_SERVING and refuses calls at once.
+    fn db(&self) -> &crm_store::DatabaseConnection;
+
     /// Its background workers (sweepers, consumers), each stopping at a
     /// safe point once `shutdown` triggers.
     fn workers(&self, shutdown: &Shutdown) -> Vec<Worker> {
@@ -93,6 +98,10 @@ impl Worker {
 /// Serves `service` on `listener` until `shutdown`: its API and its event
 /// stream behind the shared auth layer and fair limits, health and reflection, the event
 /// sequencer and its workers; then drains and waits for the workers.
+///
+/// Its database is probed every `server.database_probe_interval`: while it
+/// cannot be reached, health is NOT_SERVING and calls are refused at once
+/// with UNAVAILABLE `DATABASE_UNAVAILABLE`; once it answers, SERVING again.
 pub async fn serve<S: Service>(
     service: &S,
     listener: TcpListener,
@@ -105,11 +114,24 @@ pub async fn serve<S: Service>(
         "event sequencer",
         events.spawn_sequencer(shutdown.clone()),
     )];
+    let (database, probe) = database::DatabaseWatch::spawn(
+        S::NAME,
+        service.db().clone(),
+        server.database_probe_interval,
+        shutdown.clone(),
+    );
+    workers.push(Worker::new("database probe", probe));
     workers.extend(service.workers(&shutdown));
+    let domain = crm_server::error_domain(S::GRPC_SERVICE);
     let routes = service
         .routes(server.max_request_bytes)
         .add_service(events.grpc(shutdown.clone()))
         .into_axum_router()
+        // Innermost: a known outage is refused without waiting for the pool.
+        .layer(database::DatabaseGateLayer::new(
+            std::sync::Arc::clone(&database),
+            domain.clone(),
+        ))
         // Fair shares per tenant and subject, as in the gateway: a service
         // reached directly is protected the same way (the last layer added
         // runs first, so auth names the caller before).
@@ -117,11 +139,18 @@ pub async fn serve<S: Service>(
             server.max_in_flight,
             &server.rate_limit,
             &server.limits,
-            crm_server::error_domain(S::GRPC_SERVICE),
+            domain,
         ))
         .layer(crm_auth::AuthLayer::new(verifier));
-    let served =
-        crm_server::serve(S::GRPC_SERVICE, routes.into(), listener, server, shutdown).await;
+    let served = crm_server::serve_ready(
+        S::GRPC_SERVICE,
+        routes.into(),
+        listener,
+        server,
+        shutdown,
+        database.subscribe(),
+    )
+    .await;
     for worker in workers {
         if let Err(err) = worker.task.await {
             tracing::warn!(service = S::NAME, error = %err, "{} ended abnormally", worker.name);

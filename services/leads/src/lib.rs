@@ -84,6 +84,7 @@ pub struct Leads {
     /// Whether ConvertLead can reach the opportunities service.
     converts: bool,
     events: crm_events::Events,
+    db: DatabaseConnection,
     /// The service's own identity, for work it does by itself.
     identity: Option<std::sync::Arc<crm_auth::TokenMinter>>,
 }
@@ -102,7 +103,7 @@ impl Leads {
         let events = crm_events::Events::open(db.clone(), config.events.clone())
             .await
             .map_err(|e| DbErr::Custom(format!("leads.events: {e}")))?;
-        let uow = crm_store::uow::UnitOfWork::new(db, events.outbox());
+        let uow = crm_store::uow::UnitOfWork::new(db.clone(), events.outbox());
         let opportunities = opportunities_url
             .map(|url| crm_service::channel("opportunities", &url))
             .transpose()
@@ -114,6 +115,7 @@ impl Leads {
                 .with_convert_timeout(config.convert_timeout),
             config,
             events,
+            db,
             identity,
         })
     }
@@ -199,6 +201,10 @@ impl crm_service::Service for Leads {
 
     fn events(&self) -> &crm_events::Events {
         &self.events
+    }
+
+    fn db(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     fn workers(&self, shutdown: &crm_server::Shutdown) -> Vec<crm_service::Worker> {

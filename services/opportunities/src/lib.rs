@@ -44,6 +44,7 @@ pub struct Opportunities {
     app: UseCases,
     settings: OpportunitiesSettings,
     events: crm_events::Events,
+    db: sea_orm::DatabaseConnection,
 }
 
 impl Opportunities {
@@ -71,11 +72,12 @@ impl crm_service::Service for Opportunities {
         let events = crm_events::Events::open(db.clone(), settings.events.clone())
             .await
             .map_err(|e| DbErr::Custom(format!("opportunities.events: {e}")))?;
-        let app = UseCases::new(db, settings.defaults.clone(), events.outbox());
+        let app = UseCases::new(db.clone(), settings.defaults.clone(), events.outbox());
         Ok(Opportunities {
             app,
             settings,
             events,
+            db,
         })
     }
 
@@ -85,5 +87,9 @@ impl crm_service::Service for Opportunities {
 
     fn events(&self) -> &crm_events::Events {
         &self.events
+    }
+
+    fn db(&self) -> &sea_orm::DatabaseConnection {
+        &self.db
     }
 }

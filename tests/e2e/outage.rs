@@ -1,0 +1,209 @@
+//! A database outage is reported, not hidden: on a PostgreSQL cluster of
+//! the test's own, stopped and started again, the service it backs reports
+//! NOT_SERVING and fails calls at once with UNAVAILABLE, then serves again.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use crm::testing::Authorized;
+use crm_auth::Role;
+use crm_e2e::*;
+use crm_proto::crm::leads::v1 as pb;
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+/// A throwaway PostgreSQL cluster under the temporary directory, on a port
+/// of its own, with trust auth; removed on drop.
+struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    /// `None` (the test skips) when PostgreSQL's server binaries are not
+    /// installed.
+    fn create() -> Option<Cluster> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+            .filter(|bin| bin.join("initdb").is_file())
+            .max()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("crm-outage-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cluster = Cluster { bin, dir, port };
+        // PostgreSQL refuses to run as root: as root, it runs as `postgres`.
+        if Self::as_root() {
+            cluster.run(Command::new("chown").arg("postgres").arg(&cluster.dir));
+        }
+        let data = cluster.data();
+        cluster.run(
+            cluster
+                .tool("initdb")
+                .args(["-A", "trust", "-U", "postgres", "-D"])
+                .arg(&data),
+        );
+        cluster.start();
+        Some(cluster)
+    }
+
+    fn as_root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let path = self.bin.join(name);
+        if Self::as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run(&self, command: &mut Command) {
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{command:?}: {out:?}");
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log");
+        self.run(
+            self.tool("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .args(["-o", &options, "-l"])
+                .arg(&log)
+                .args(["-w"])
+                .args(args),
+        );
+    }
+
+    fn start(&self) {
+        self.pg_ctl(&["start"]);
+    }
+
+    fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "stop"]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self
+            .tool("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn status(channel: Authorized, service: &str) -> Option<i32> {
+    let request = HealthCheckRequest {
+        service: service.into(),
+    };
+    let reply = HealthClient::new(channel).check(request).await.ok()?;
+    Some(reply.into_inner().status)
+}
+
+/// Whether health says `want` for the leads service, by name and as "".
+async fn leads_health_is(suite: &TestSuite, want: ServingStatus) -> Option<()> {
+    let want = Some(want as i32);
+    let named = status(suite.direct("leads", None), "crm.leads.v1.LeadService").await;
+    let process = status(suite.direct("leads", None), "").await;
+    (named == want && process == want).then_some(())
+}
+
+/// Whether every component has opened (migrated) its database and serves.
+async fn all_serving(suite: &TestSuite) -> Option<()> {
+    let serving = Some(ServingStatus::Serving as i32);
+    for channel in [
+        suite.direct("leads", None),
+        suite.direct("opportunities", None),
+        suite.through_gateway(None),
+    ] {
+        (status(channel, "").await == serving).then_some(())?;
+    }
+    Some(())
+}
+
+fn create(company: &str) -> pb::CreateLeadRequest {
+    pb::CreateLeadRequest {
+        lead: Some(pb::Lead {
+            company: company.into(),
+            source_channel: "sem".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Finding 8: a database outage was INTERNAL after the pool's 10 s wait,
+/// with health SERVING throughout.
+#[tokio::test]
+async fn finding_8_a_database_outage_is_not_serving_and_fails_fast_until_it_is_back() {
+    let Some(cluster) = Cluster::create() else {
+        eprintln!("skipped: PostgreSQL's initdb is not installed under /usr/lib/postgresql");
+        return;
+    };
+    let suite = start_with(|s| {
+        s.store.database_url = Some(cluster.url());
+        s.server.database_probe_interval = Duration::from_millis(100);
+    })
+    .await;
+    let mut leads = suite.leads_direct(Some(&suite.token("acme", "ann", &[Role::Sales])));
+    // The suite opens its services one after another: an outage while
+    // one still migrates would stop the whole suite, not test the watch.
+    eventually(Duration::from_secs(30), "every component serving", || {
+        all_serving(&suite)
+    })
+    .await;
+    leads.create_lead(create("Before")).await.unwrap();
+
+    cluster.stop();
+    eventually(Duration::from_secs(10), "health NOT_SERVING", || {
+        leads_health_is(&suite, ServingStatus::NotServing)
+    })
+    .await;
+    let started = Instant::now();
+    let err = leads.create_lead(create("During")).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(reason(&err), "DATABASE_UNAVAILABLE", "{err:?}");
+    assert!(took < Duration::from_secs(2), "failed fast: {took:?}");
+
+    cluster.start();
+    eventually(Duration::from_secs(10), "health SERVING again", || {
+        leads_health_is(&suite, ServingStatus::Serving)
+    })
+    .await;
+    leads.create_lead(create("After")).await.unwrap();
+}
