@@ -381,3 +381,221 @@ async fn health_is_public_and_serving() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 }
+
+/// A service token signed with `pem`, as the leads service makes for a
+/// conversion: role `internal`, the service audience, naming in `act` the
+/// user it converts for, if any.
+pub(crate) fn service_token_signed(
+    pem: &[u8],
+    tenant: &str,
+    acting: Option<(&str, &[&str])>,
+) -> String {
+    let mut claims = json!({
+        "sub": "system:leads-converter", "tenant": tenant, "roles": ["internal"],
+        "iss": "crm", "aud": "crm-internal", "iat": unix_now(), "exp": unix_now() + 600,
+    });
+    if let Some((user, roles)) = acting {
+        claims["act"] = json!({ "sub": user, "roles": roles });
+    }
+    sign_claims(pem, &claims)
+}
+
+/// [`service_token_signed`] with the suite's development key, which is the
+/// service key in development.
+pub(crate) fn service_token(
+    suite: &TestSuite,
+    tenant: &str,
+    acting: Option<(&str, &[&str])>,
+) -> String {
+    service_token_signed(suite.signing_key_pem(), tenant, acting)
+}
+
+/// The opportunities service reached directly, as `token`.
+fn opportunities_direct(suite: &TestSuite, token: &str) -> OpportunitiesClient {
+    OpportunitiesClient::new(suite.direct("opportunities", Some(token)))
+}
+
+/// Finding 4: the service key signs service tokens and nothing else, a
+/// service token is the internal role alone and is refused by every
+/// method but the internal ones, and no user token carries that role.
+/// Before the fix the service key (among the verification keys, as the
+/// README asked) signed an admin token for any tenant.
+#[tokio::test]
+async fn finding_4_the_service_identity_is_not_an_unrestricted_issuer() {
+    let dir = std::env::temp_dir().join(format!("crm-service-key-{}", std::process::id()));
+    let (service_pem, public_pem) = key_pair(&dir);
+    let public_path = dir.join("service-public.pem");
+    std::fs::write(&public_path, &public_pem).unwrap();
+    let signing_path = crm_auth::DevKeys::load_or_create(&dir)
+        .unwrap()
+        .signing_key_path();
+    let suite = start_with(|settings| {
+        settings.auth.service_key_file = Some(signing_path);
+        settings.auth.public_key_files = vec![public_path];
+    })
+    .await;
+    let pem = suite.signing_key_pem().to_vec();
+
+    // The service key cannot sign for a user's audience, whatever the role.
+    let admin = json!({ "sub": "x", "tenant": "globex", "roles": ["admin"], "iss": "crm", "aud": "crm", "iat": unix_now(), "exp": unix_now() + 600 });
+    let forged = sign_claims(&service_pem, &admin);
+    assert_eq!(
+        list_code(&suite, Some(&forged)).await,
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        direct_code(&suite, Some(&forged)).await,
+        Code::Unauthenticated
+    );
+
+    // A service token with another role, or signed by another key, is refused.
+    let mut admin_service = admin.clone();
+    admin_service["aud"] = json!("crm-internal");
+    admin_service["roles"] = json!(["internal", "admin"]);
+    let both = sign_claims(&service_pem, &admin_service);
+    let by_a_user_key = service_token_signed(&pem, "acme", None);
+    for token in [&both, &by_a_user_key] {
+        assert_eq!(list_code(&suite, Some(token)).await, Code::Unauthenticated);
+        assert_eq!(
+            direct_code(&suite, Some(token)).await,
+            Code::Unauthenticated
+        );
+    }
+
+    // A real service token only reaches the internal method.
+    let service = service_token_signed(&service_pem, "acme", None);
+    assert_eq!(
+        list_code(&suite, Some(&service)).await,
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        direct_code(&suite, Some(&service)).await,
+        Code::PermissionDenied
+    );
+
+    // A user token never carries the internal role.
+    let mut internal_user = claims("crm", unix_now() + 600);
+    internal_user["roles"] = json!(["sales", "internal"]);
+    let internal_user = sign_claims(&pem, &internal_user);
+    assert_eq!(
+        list_code(&suite, Some(&internal_user)).await,
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        direct_code(&suite, Some(&internal_user)).await,
+        Code::Unauthenticated
+    );
+
+    // With the service key apart, a user's conversion still goes through.
+    let amy = suite.token("acme", "amy", &[Role::Sales]);
+    let mut leads = suite.leads_client(Some(&amy));
+    let created = leads
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(lead("Umbrella", "+86 138 0000 0004")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let converted = leads
+        .convert_lead(pb::ConvertLeadRequest {
+            id: created.id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    assert!(!converted.opportunity_id.is_empty());
+    drop(suite);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Finding 2: only the leads service calls `opportunities.ConvertLead`.
+/// Before the fix bob converted amy's lead into his own opportunity, and a
+/// third rep got the existing opportunity back without an access check.
+#[tokio::test]
+async fn finding_2_only_the_leads_service_converts_a_lead() {
+    use crm_proto::crm::opportunities::v1 as opp;
+    let suite = start().await;
+    let amy = suite.token("acme", "amy", &[Role::Sales]);
+    let bob = suite.token("acme", "bob", &[Role::Sales]);
+    let created = suite
+        .leads_client(Some(&amy))
+        .create_lead(pb::CreateLeadRequest {
+            lead: Some(lead("Initech", "+86 138 0000 0003")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let hijack = opp::ConvertLeadRequest {
+        lead_id: created.id.clone(),
+        company: "Initech".into(),
+        owner_id: "bob".into(),
+        ..Default::default()
+    };
+    // No user calls it, through the gateway or directly.
+    for mut client in [
+        suite.opportunities_client(Some(&bob)),
+        opportunities_direct(&suite, &bob),
+    ] {
+        let err = client.convert_lead(hijack.clone()).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+        assert_eq!(reason(&err), "ROLE_NOT_ALLOWED");
+    }
+
+    // Amy's conversion makes her opportunity, which she opens.
+    let converted = suite
+        .leads_client(Some(&amy))
+        .convert_lead(pb::ConvertLeadRequest {
+            id: created.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap();
+    let opportunity = suite
+        .opportunities_client(Some(&amy))
+        .get_opportunity(opp::GetOpportunityRequest {
+            id: converted.opportunity_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(opportunity.team.unwrap().account_manager_id, "amy");
+
+    // The existing opportunity goes back only to whom may see it.
+    let carl = suite.token("acme", "carl", &[Role::Sales]);
+    let by_carl = suite
+        .leads_client(Some(&carl))
+        .convert_lead(pb::ConvertLeadRequest {
+            id: created.id.clone(),
+            ..Default::default()
+        })
+        .await;
+    assert!(by_carl.is_err(), "not carl's lead");
+    let for_carl = service_token(&suite, "acme", Some(("carl", &["sales"])));
+    let err = opportunities_direct(&suite, &for_carl)
+        .convert_lead(hijack.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(reason(&err), "NOT_ON_TEAM");
+    let for_amy = service_token(&suite, "acme", Some(("amy", &["sales"])));
+    let again = opportunities_direct(&suite, &for_amy)
+        .convert_lead(hijack)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.opportunity.unwrap().id, converted.opportunity_id);
+}

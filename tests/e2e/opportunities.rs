@@ -939,7 +939,9 @@ async fn conversion_interrupted_between_the_services_completes_once() {
     let suite = start().await;
     let token = suite.token("acme", "amy", &[Role::Sales]);
     let mut leads = suite.leads_client(Some(&token));
-    let mut opportunities = suite.opportunities_client(Some(&token));
+    // The leads service's own call, made for amy.
+    let for_amy = crate::auth::service_token(&suite, "acme", Some(("amy", &["sales"])));
+    let mut opportunities = suite.opportunities_client(Some(&for_amy));
     let lead = leads
         .create_lead(leads::CreateLeadRequest {
             lead: Some(leads::Lead {
@@ -1630,7 +1632,10 @@ async fn finding_21_conversion_contacts_and_account_changes_are_audited() {
     let Team {
         mut amy, mut boss, ..
     } = team(&suite);
-    let converted = amy
+    // The leads service's call, made for amy.
+    let for_amy = crate::auth::service_token(&suite, "acme", Some(("amy", &["sales"])));
+    let converted = suite
+        .opportunities_client(Some(&for_amy))
         .convert_lead(pb::ConvertLeadRequest {
             lead_id: "lead-1".into(),
             company: "Aperture".into(),

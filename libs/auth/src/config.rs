@@ -16,6 +16,10 @@ pub struct AuthConfig {
     pub issuer: String,
     /// The audience that `aud` must contain.
     pub audience: String,
+    /// The audience of service tokens, which the suite's services mint for
+    /// each other (`aud` exactly this, role `internal` only, signed with
+    /// the service key): never a user's audience.
+    pub service_audience: String,
     /// Accepted `alg` values: a subset of EdDSA, ES256, RS256.
     #[serde(deserialize_with = "permitted_algorithms")]
     pub algorithms: Vec<String>,
@@ -28,7 +32,8 @@ pub struct AuthConfig {
     pub leeway_seconds: u64,
     /// The services' own identity: an Ed25519 private key (PKCS#8 PEM) they
     /// sign tokens with for work they do by themselves (sweepers, event
-    /// consumers). Its public half must be among the verification keys.
+    /// consumers, conversion). Its public half is trusted for service tokens
+    /// only: a token signed with it for a user's audience is refused.
     /// Unset in development: the development key serves.
     pub service_key_file: Option<PathBuf>,
     /// Development mode: trust (and sign service tokens with) the key the
@@ -48,6 +53,7 @@ impl Default for AuthConfig {
         AuthConfig {
             issuer: "crm".into(),
             audience: "crm".into(),
+            service_audience: "crm-internal".into(),
             algorithms: PERMITTED_ALGORITHMS
                 .iter()
                 .map(|a| (*a).to_owned())
@@ -72,6 +78,11 @@ impl AuthConfig {
         }
         if self.audience.is_empty() {
             return Err(AuthError::Config("auth.audience is empty".into()));
+        }
+        if self.service_audience.is_empty() || self.service_audience == self.audience {
+            return Err(AuthError::Config(
+                "auth.service_audience must be set and differ from auth.audience".into(),
+            ));
         }
         if self.max_token_lifetime_seconds == 0 {
             return Err(AuthError::Config(

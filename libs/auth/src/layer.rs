@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-use crate::{BearerToken, ERROR_DOMAIN, Principal, Role, Verifier};
+use crate::{Acting, BearerToken, ERROR_DOMAIN, Principal, Role, Verifier};
 
 /// Paths under these prefixes are served without a token: probes and
 /// tooling must work before anyone has a token.
@@ -121,7 +121,7 @@ fn authorize<B>(verifier: &Verifier, req: &mut http::Request<B>) -> Result<(), S
     }
 
     let token = bearer(req.headers())?;
-    let principal = verifier.verify(&token).map_err(|err| {
+    let (principal, acting) = verifier.verify_acting(&token).map_err(|err| {
         tracing::debug!(rpc.path = %path, error = %err, "refused: bearer token");
         let message = match err.reason() {
             "TOKEN_EXPIRED" => "the bearer token has expired",
@@ -145,6 +145,9 @@ fn authorize<B>(verifier: &Verifier, req: &mut http::Request<B>) -> Result<(), S
     }
     let extensions = req.extensions_mut();
     extensions.insert(principal);
+    if let Some(acting) = acting {
+        extensions.insert(acting);
+    }
     extensions.insert(BearerToken(token));
     Ok(())
 }
@@ -208,6 +211,12 @@ pub fn principal<T>(req: &tonic::Request<T>) -> Result<&Principal, Status> {
     })
 }
 
+/// The user a service token acts for, if the caller is a service acting
+/// for one (see [`Acting`]).
+pub fn acting_for<T>(req: &tonic::Request<T>) -> Option<&Acting> {
+    req.extensions().get::<Acting>()
+}
+
 /// The caller's token, to forward on calls made on the caller's behalf.
 pub fn bearer_token<T>(req: &tonic::Request<T>) -> Option<&BearerToken> {
     req.extensions().get::<BearerToken>()
@@ -226,6 +235,19 @@ mod tests {
     use super::*;
     use crate::mint::generate_ed25519;
     use crate::{AuthConfig, TokenMinter};
+
+    /// Every role a user may hold: all but `internal`.
+    const USER_ROLES: [Role; 9] = [
+        Role::Sales,
+        Role::Solution,
+        Role::Delivery,
+        Role::Service,
+        Role::Finance,
+        Role::Legal,
+        Role::Manager,
+        Role::Admin,
+        Role::Integration,
+    ];
 
     struct Fixture {
         layer: AuthLayer,
@@ -372,7 +394,7 @@ mod tests {
         let f = fixture();
         let token = f
             .minter
-            .mint("u1", "t1", &Role::ALL, Duration::from_secs(60))
+            .mint("u1", "t1", &USER_ROLES, Duration::from_secs(60))
             .unwrap();
         for path in [
             "/crm.leads.v1.LeadService/DropAllTables",

@@ -22,9 +22,9 @@ mod verify;
 
 pub use config::AuthConfig;
 pub use error::AuthError;
-pub use layer::{AuthLayer, AuthService, bearer_token, principal};
-pub use mint::{DevKeys, TokenMinter};
-pub use principal::{BearerToken, ParseRoleError, Principal, Role};
+pub use layer::{AuthLayer, AuthService, acting_for, bearer_token, principal};
+pub use mint::{DevKeys, TokenMinter, public_key_of};
+pub use principal::{Acting, BearerToken, ParseRoleError, Principal, Role};
 pub use verify::Verifier;
 
 /// The `ErrorInfo.domain` of every status this crate produces.

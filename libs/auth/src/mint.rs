@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::files::{self, Owner};
 use crate::verify::key_id;
-use crate::{AuthError, Role};
+use crate::{Acting, AuthError, Role};
 
 const KEYS_DIR: &str = "keys";
 const SIGNING_KEY_FILE: &str = "dev-signing-key.pem";
@@ -45,6 +45,15 @@ struct Claims<'a> {
     aud: &'a str,
     iat: u64,
     exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<ActClaim<'a>>,
+}
+
+/// RFC 8693 §4.1: the party a service token acts for.
+#[derive(Serialize)]
+struct ActClaim<'a> {
+    sub: &'a str,
+    roles: Vec<&'static str>,
 }
 
 impl TokenMinter {
@@ -81,6 +90,18 @@ impl TokenMinter {
         roles: &[Role],
         ttl: Duration,
     ) -> Result<String, AuthError> {
+        self.mint_acting(subject, tenant, roles, None, ttl)
+    }
+
+    /// [`TokenMinter::mint`], naming in `act` the user the token acts for.
+    pub fn mint_acting(
+        &self,
+        subject: &str,
+        tenant: &str,
+        roles: &[Role],
+        acting: Option<&Acting>,
+        ttl: Duration,
+    ) -> Result<String, AuthError> {
         // The verifier would refuse these; say so where the mistake is made.
         if subject.trim().is_empty() {
             return Err(AuthError::InvalidClaim("sub".into()));
@@ -104,6 +125,10 @@ impl TokenMinter {
             aud: &self.audience,
             iat: now,
             exp: now.saturating_add(ttl_secs),
+            act: acting.map(|a| ActClaim {
+                sub: &a.subject,
+                roles: a.roles.iter().map(|r| r.as_str()).collect(),
+            }),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -177,6 +202,13 @@ impl DevKeys {
     pub fn public_key_path(&self) -> PathBuf {
         self.dir.join(PUBLIC_KEY_FILE)
     }
+}
+
+/// The public half (SPKI PEM) of an Ed25519 private key in PKCS#8 PEM: the
+/// service key's, for [`crate::Verifier::with_service_keys`].
+pub fn public_key_of(private_pem: &[u8]) -> Result<Vec<u8>, AuthError> {
+    let signing = signing_key_from_pem(private_pem).map_err(AuthError::Key)?;
+    Ok(public_pem(&signing)?.into_bytes())
 }
 
 /// A fresh Ed25519 key pair as (PKCS#8 private PEM, SPKI public PEM).

@@ -27,6 +27,19 @@ impl Principal {
     }
 }
 
+/// The user a service token acts for (its `act` claim, RFC 8693 §4.1):
+/// the leads service converting a lead for the user who asked. Only
+/// service tokens carry it; the auth layer puts it in the request
+/// extensions beside the service's [`Principal`]; read it with
+/// [`crate::acting_for`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acting {
+    /// The user's id (`act.sub`).
+    pub subject: String,
+    /// The user's roles (`act.roles`); never `internal`.
+    pub roles: Vec<Role>,
+}
+
 /// The caller's raw bearer token, kept in the request extensions so that a
 /// service can forward it on calls it makes on the caller's behalf.
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::files::{self, Owner};
 use crate::lru::Lru;
-use crate::{AuthConfig, AuthError, Principal, Role};
+use crate::{Acting, AuthConfig, AuthError, Principal, Role};
 
 /// Tokens longer than this are refused before any parsing or crypto work.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -35,6 +35,8 @@ pub struct Verifier {
     source: KeySource,
     allowed: Vec<Algorithm>,
     issuer: String,
+    audience: String,
+    service_audience: String,
     leeway: u64,
     max_lifetime: u64,
     /// Tokens already verified, until they expire: a signature check costs
@@ -55,6 +57,10 @@ struct KeySource {
     jwks: Option<PathBuf>,
     /// Keys given in memory (the development key): never reloaded.
     extra: Vec<Vec<u8>>,
+    /// Fingerprints of the service keys: what they sign is a service token
+    /// or nothing, and service tokens need one of them. Empty (development):
+    /// any key may sign either.
+    service_kids: Vec<String>,
     allowed: Vec<Algorithm>,
     base: Validation,
     reload_every: u64,
@@ -68,6 +74,7 @@ struct KeySource {
 /// A verified token's principal and the last second it is valid.
 struct Verified {
     principal: Principal,
+    acting: Option<Acting>,
     valid_until: u64,
 }
 
@@ -82,6 +89,8 @@ struct VerifyingKey {
     from_jwks: bool,
     alg: Algorithm,
     key: DecodingKey,
+    /// One of the service keys: it signs service tokens only.
+    service: bool,
     /// Allows exactly `alg`: a token can never pick another algorithm for
     /// this key (RFC 8725 §2.1, the HS256-with-a-public-key confusion).
     validation: Validation,
@@ -112,6 +121,18 @@ impl Verifier {
     /// Fails if any configured key is unreadable or not acceptable, or if
     /// there is no key at all.
     pub fn new(cfg: &AuthConfig, extra_public_keys_pem: &[Vec<u8>]) -> Result<Self, AuthError> {
+        Self::with_service_keys(cfg, extra_public_keys_pem, &[])
+    }
+
+    /// [`Verifier::new`], also trusting `service_public_keys_pem` (the
+    /// services' own identity, `auth.service_key_file`) for service tokens
+    /// and for nothing else: a token they sign for a user's audience is
+    /// refused, and so is a service token signed by any other key.
+    pub fn with_service_keys(
+        cfg: &AuthConfig,
+        extra_public_keys_pem: &[Vec<u8>],
+        service_public_keys_pem: &[Vec<u8>],
+    ) -> Result<Self, AuthError> {
         cfg.validate()?;
         if cfg.leeway_seconds > MAX_LEEWAY_SECONDS {
             return Err(AuthError::Config(format!(
@@ -131,14 +152,25 @@ impl Verifier {
         let mut base = Validation::new(Algorithm::EdDSA);
         base.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         base.set_issuer(&[&cfg.issuer]);
-        base.set_audience(&[&cfg.audience]);
+        // Either audience; `principal_from` tells which rules then apply.
+        base.set_audience(&[&cfg.audience, &cfg.service_audience]);
         base.leeway = cfg.leeway_seconds;
         base.validate_nbf = true;
 
+        let service_kids = service_public_keys_pem
+            .iter()
+            .map(|pem| key_from_pem(pem).and_then(|(_, key)| key_id(&key)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| AuthError::Key(format!("the service key {reason}")))?;
         let source = KeySource {
             files: cfg.public_key_files.clone(),
             jwks: cfg.jwks_file.clone(),
-            extra: extra_public_keys_pem.to_vec(),
+            extra: extra_public_keys_pem
+                .iter()
+                .chain(service_public_keys_pem)
+                .cloned()
+                .collect(),
+            service_kids,
             allowed: allowed.clone(),
             base,
             reload_every: cfg.key_reload_interval_seconds,
@@ -153,6 +185,8 @@ impl Verifier {
             source,
             allowed,
             issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            service_audience: cfg.service_audience.clone(),
             leeway: cfg.leeway_seconds,
             max_lifetime: cfg.max_token_lifetime_seconds,
             verified: Mutex::new(Lru::new(VERIFIED_CAPACITY)),
@@ -165,6 +199,11 @@ impl Verifier {
     /// Verifies `token` (without the `Bearer ` prefix) and returns its
     /// principal. Unknown role names are dropped: fewer rights is safe.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        Ok(self.verify_acting(token)?.0)
+    }
+
+    /// [`Verifier::verify`], with the user a service token acts for.
+    pub fn verify_acting(&self, token: &str) -> Result<(Principal, Option<Acting>), AuthError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|_| AuthError::Clock)?
@@ -175,20 +214,20 @@ impl Verifier {
     /// [`Verifier::verify`] at `now` (Unix seconds): from the cache while the
     /// token is still valid (its `exp` plus the leeway, as on first sight),
     /// otherwise checked in full.
-    fn verify_at(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+    fn verify_at(&self, token: &str, now: u64) -> Result<(Principal, Option<Acting>), AuthError> {
         self.reload_if_changed(now);
         if let Ok(mut cache) = self.verified.lock() {
             let hit = cache
                 .get(token)
-                .map(|hit| (hit.valid_until, hit.principal.clone()));
+                .map(|hit| (hit.valid_until, (hit.principal.clone(), hit.acting.clone())));
             match hit {
-                Some((valid_until, principal)) if now <= valid_until => return Ok(principal),
+                Some((valid_until, verified)) if now <= valid_until => return Ok(verified),
                 Some(_) => cache.remove(token),
                 None => {}
             }
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let (principal, exp) = self.verify_uncached(token, now)?;
+        let (principal, acting, exp) = self.verify_uncached(token, now)?;
         if let Ok(mut cache) = self.verified.lock()
             && self.generation.load(Ordering::Acquire) == generation
         {
@@ -197,11 +236,12 @@ impl Verifier {
                 token,
                 Verified {
                     principal: principal.clone(),
+                    acting: acting.clone(),
                     valid_until,
                 },
             );
         }
-        Ok(principal)
+        Ok((principal, acting))
     }
 
     fn current_keys(&self) -> Arc<Vec<VerifyingKey>> {
@@ -263,7 +303,11 @@ impl Verifier {
         }
     }
 
-    fn verify_uncached(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthError> {
+    fn verify_uncached(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<(Principal, Option<Acting>, u64), AuthError> {
         #[cfg(test)]
         self.full_checks
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -300,7 +344,8 @@ impl Verifier {
                         .and_then(Value::as_u64)
                         .ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
                     self.check_lifetime(&data.claims, exp, now)?;
-                    return Ok((self.principal_from(data.claims)?, exp));
+                    let (principal, acting) = self.principal_from(data.claims, key.service)?;
+                    return Ok((principal, acting, exp));
                 }
                 // The signature does not match this key: try the next one.
                 Err(e) if is_key_mismatch(e.kind()) => refused = AuthError::BadSignature,
@@ -334,35 +379,73 @@ impl Verifier {
         Ok(())
     }
 
-    fn principal_from(&self, claims: Map<String, Value>) -> Result<Principal, AuthError> {
+    /// The token's principal, and for a service token the user it acts
+    /// for. `service_key`: the token was signed by a service key.
+    fn principal_from(
+        &self,
+        claims: Map<String, Value>,
+        service_key: bool,
+    ) -> Result<(Principal, Option<Acting>), AuthError> {
         // jsonwebtoken also accepts an array `iss` holding ours; the issuer
         // must be exactly ours.
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(AuthError::WrongIssuer);
         }
+        let service = self.is_service_token(&claims)?;
+        // With service keys configured, they and service tokens go together.
+        if !self.source.service_kids.is_empty() && service != service_key {
+            return Err(AuthError::WrongAudience);
+        }
         let subject = non_empty_string(&claims, "sub")?;
         let tenant = non_empty_string(&claims, "tenant")?;
-        let names = match claims.get("roles") {
-            None => return Err(AuthError::MissingClaim("roles".into())),
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(AuthError::InvalidClaim("roles".into())),
-        };
-        let mut roles = Vec::with_capacity(names.len());
-        for name in names {
-            let name = name
-                .as_str()
-                .ok_or_else(|| AuthError::InvalidClaim("roles".into()))?;
-            if let Ok(role) = Role::from_str(name)
-                && !roles.contains(&role)
-            {
-                roles.push(role);
+        let roles = roles_of(&claims)?;
+        let acting = match (service, claims.get("act")) {
+            // A service token is the internal role and nothing else.
+            (true, _) if roles != [Role::Internal] => {
+                return Err(AuthError::InvalidClaim("roles".into()));
             }
+            (true, None) => None,
+            (true, Some(Value::Object(act))) => Some(Acting {
+                subject: non_empty_string(act, "sub")
+                    .map_err(|_| AuthError::InvalidClaim("act".into()))?,
+                roles: roles_of(act)
+                    .ok()
+                    .filter(|r| !r.contains(&Role::Internal))
+                    .ok_or_else(|| AuthError::InvalidClaim("act".into()))?,
+            }),
+            (true, Some(_)) => return Err(AuthError::InvalidClaim("act".into())),
+            // A user never holds the internal role nor acts for another.
+            (false, _) if roles.contains(&Role::Internal) => {
+                return Err(AuthError::InvalidClaim("roles".into()));
+            }
+            (false, Some(_)) => return Err(AuthError::InvalidClaim("act".into())),
+            (false, None) => None,
+        };
+        Ok((
+            Principal {
+                subject,
+                tenant,
+                roles,
+            },
+            acting,
+        ))
+    }
+
+    /// Whether `aud` names the service audience (a service token) rather
+    /// than the users' one; naming both is refused.
+    fn is_service_token(&self, claims: &Map<String, Value>) -> Result<bool, AuthError> {
+        let names: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(one)) => vec![one.as_str()],
+            Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+            _ => return Err(AuthError::InvalidClaim("aud".into())),
+        };
+        let user = names.contains(&self.audience.as_str());
+        let service = names.contains(&self.service_audience.as_str());
+        match (user, service) {
+            (true, false) => Ok(false),
+            (false, true) => Ok(true),
+            _ => Err(AuthError::WrongAudience),
         }
-        Ok(Principal {
-            subject,
-            tenant,
-            roles,
-        })
     }
 }
 
@@ -435,8 +518,10 @@ impl KeySource {
                     "is a key for {alg:?}, which is not in auth.algorithms"
                 ));
             }
+            let kid = key_id(&key)?;
             keys.push(VerifyingKey {
-                kid: Some(key_id(&key)?),
+                service: self.service_kids.contains(&kid),
+                kid: Some(kid),
                 from_jwks: false,
                 alg,
                 validation: validation_for(alg),
@@ -455,7 +540,9 @@ impl KeySource {
         }
         if let (Some(path), Some(document)) = (&self.jwks, contents.get(self.files.len())) {
             for (kid, alg, key) in keys_from_jwks(path, document, &self.allowed)? {
+                let service = key_id(&key).is_ok_and(|id| self.service_kids.contains(&id));
                 keys.push(VerifyingKey {
+                    service,
                     kid,
                     from_jwks: true,
                     alg,
@@ -482,6 +569,28 @@ fn raw_header(token: &str) -> Result<RawHeader, AuthError> {
         .decode(header)
         .map_err(|_| AuthError::Malformed)?;
     serde_json::from_slice(&json).map_err(|_| AuthError::Malformed)
+}
+
+/// The known roles of the `roles` claim, each once; unknown names are
+/// dropped (fewer rights is safe).
+fn roles_of(claims: &Map<String, Value>) -> Result<Vec<Role>, AuthError> {
+    let names = match claims.get("roles") {
+        None => return Err(AuthError::MissingClaim("roles".into())),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(AuthError::InvalidClaim("roles".into())),
+    };
+    let mut roles = Vec::with_capacity(names.len());
+    for name in names {
+        let name = name
+            .as_str()
+            .ok_or_else(|| AuthError::InvalidClaim("roles".into()))?;
+        if let Ok(role) = Role::from_str(name)
+            && !roles.contains(&role)
+        {
+            roles.push(role);
+        }
+    }
+    Ok(roles)
 }
 
 fn non_empty_string(claims: &Map<String, Value>, name: &str) -> Result<String, AuthError> {
@@ -765,8 +874,8 @@ mod tests {
         let f = fixture();
         let exp = now() + 60;
         let token = sign(&f, &with(valid_claims(), "exp", json!(exp)));
-        let first = f.verifier.verify_at(&token, now()).unwrap();
-        let again = f.verifier.verify_at(&token, now()).unwrap();
+        let first = f.verifier.verify_at(&token, now()).unwrap().0;
+        let again = f.verifier.verify_at(&token, now()).unwrap().0;
         assert_eq!(
             (first.subject, again.tenant),
             (again.subject.clone(), first.tenant.clone())
@@ -1315,4 +1424,101 @@ QwIDAQAB
 -----END PUBLIC KEY-----
 ";
     const P256_JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "x": "2DIBRgIqHkMm5j8V8XJKXvR80BZJNOJNnJXYxVbCom4", "y": "bS3nyN6b9ARu5WJzAnGRNX89qeMETPVTlb3hdWcA7zk", "kid": "p256"}]}"#;
+
+    /// A verifier trusting a user key and a service key, with a minter of
+    /// each, and the service key signing for the users' audience.
+    fn with_service_key() -> (Verifier, TokenMinter, TokenMinter, TokenMinter) {
+        let (user_private, user_public) = generate_ed25519().unwrap();
+        let (service_private, service_public) = generate_ed25519().unwrap();
+        let cfg = AuthConfig::default();
+        let verifier = Verifier::with_service_keys(
+            &cfg,
+            &[user_public.into_bytes()],
+            &[service_public.into_bytes()],
+        )
+        .unwrap();
+        let user = TokenMinter::from_ed25519_pem(user_private.as_bytes(), "crm", "crm").unwrap();
+        let service =
+            TokenMinter::from_ed25519_pem(service_private.as_bytes(), "crm", "crm-internal")
+                .unwrap();
+        let misused =
+            TokenMinter::from_ed25519_pem(service_private.as_bytes(), "crm", "crm").unwrap();
+        (verifier, user, service, misused)
+    }
+
+    /// Finding 4: a service token is the internal role alone, may name the
+    /// user it acts for, and comes from the service key only.
+    #[test]
+    fn finding_4_service_tokens_are_internal_only_and_from_the_service_key() {
+        let (verifier, user, service, misused) = with_service_key();
+        let ttl = Duration::from_secs(60);
+        let amy = Acting {
+            subject: "amy".into(),
+            roles: vec![Role::Sales],
+        };
+        let token = service
+            .mint_acting("leads", "t1", &[Role::Internal], Some(&amy), ttl)
+            .unwrap();
+        let (principal, acting) = verifier.verify_acting(&token).unwrap();
+        assert_eq!(principal.roles, [Role::Internal]);
+        assert_eq!(acting, Some(amy.clone()));
+
+        // The service key cannot sign for users, nor other roles.
+        let admin = service.mint("x", "t1", &[Role::Admin], ttl).unwrap();
+        assert!(verifier.verify(&admin).is_err());
+        let both = service
+            .mint("x", "t1", &[Role::Internal, Role::Admin], ttl)
+            .unwrap();
+        assert!(verifier.verify(&both).is_err());
+        let admin_for_users = misused.mint("x", "t1", &[Role::Admin], ttl).unwrap();
+        assert!(matches!(
+            verifier.verify(&admin_for_users),
+            Err(AuthError::WrongAudience)
+        ));
+
+        // A user token never carries the internal role nor `act`, and a
+        // user key cannot sign a service token.
+        let internal_user = user.mint("bob", "t1", &[Role::Internal], ttl).unwrap();
+        assert!(verifier.verify(&internal_user).is_err());
+        let user_act = user
+            .mint_acting("bob", "t1", &[Role::Sales], Some(&amy), ttl)
+            .unwrap();
+        assert!(verifier.verify(&user_act).is_err());
+        let forged = TokenMinter::from_ed25519_pem(
+            generate_ed25519().unwrap().0.as_bytes(),
+            "crm",
+            "crm-internal",
+        )
+        .unwrap()
+        .mint("x", "t1", &[Role::Internal], ttl)
+        .unwrap();
+        assert!(verifier.verify(&forged).is_err());
+        assert!(
+            verifier
+                .verify(&user.mint("bob", "t1", &[Role::Sales], ttl).unwrap())
+                .is_ok()
+        );
+    }
+
+    /// Finding 4: without service keys (development), the audience alone
+    /// tells a service token, and its rules hold all the same.
+    #[test]
+    fn finding_4_the_internal_role_needs_the_service_audience() {
+        let f = fixture();
+        let ttl = Duration::from_secs(60);
+        let internal_user = f.minter.mint("bob", "t1", &[Role::Internal], ttl).unwrap();
+        assert!(matches!(
+            f.verifier.verify(&internal_user),
+            Err(AuthError::InvalidClaim(c)) if c == "roles"
+        ));
+        let service =
+            TokenMinter::from_ed25519_pem(f.private_pem.as_bytes(), "crm", "crm-internal").unwrap();
+        let admin = service.mint("x", "t1", &[Role::Admin], ttl).unwrap();
+        assert!(f.verifier.verify(&admin).is_err());
+        let internal = service.mint("x", "t1", &[Role::Internal], ttl).unwrap();
+        assert_eq!(
+            f.verifier.verify(&internal).unwrap().roles,
+            [Role::Internal]
+        );
+    }
 }

@@ -28,11 +28,15 @@ pub enum Role {
     Admin,
     /// Service accounts of OA, ERP, e-signature and marketing systems.
     Integration,
+    /// The suite's own services calling each other (the leads service's
+    /// conversion): only in service tokens (audience `auth.service_audience`),
+    /// never in a user's, and allowed only on internal methods.
+    Internal,
 }
 
 impl Role {
     /// Every role, in the order of the contract's enum.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Sales,
         Role::Solution,
         Role::Delivery,
@@ -42,6 +46,7 @@ impl Role {
         Role::Manager,
         Role::Admin,
         Role::Integration,
+        Role::Internal,
     ];
 
     /// The name used in tokens and in the method policy.
@@ -56,6 +61,7 @@ impl Role {
             Role::Manager => "manager",
             Role::Admin => "admin",
             Role::Integration => "integration",
+            Role::Internal => "internal",
         }
     }
 }
@@ -69,7 +75,7 @@ impl fmt::Display for Role {
 /// A role name that is not one of [`Role`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown role {0:?}: expected one of sales, solution, delivery, service, finance, legal, manager, admin, integration"
+    "unknown role {0:?}: expected one of sales, solution, delivery, service, finance, legal, manager, admin, integration, internal"
 )]
 pub struct ParseRoleError(pub String);
 

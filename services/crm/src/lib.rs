@@ -134,7 +134,8 @@ fn dev_keys(settings: &Settings) -> Result<DevKeys, Error> {
 
 /// The verifier for incoming tokens: the configured keys, and in
 /// `development` mode the development key, said loudly on every start.
-/// No key at all is a start-up error naming the settings.
+/// No key at all is a start-up error naming the settings. The service key's
+/// public half (`auth.service_key_file`) is trusted for service tokens only.
 pub fn verifier(settings: &Settings, development: bool) -> Result<Verifier, Error> {
     let extra = if development {
         let keys = dev_keys(settings)?;
@@ -148,7 +149,28 @@ pub fn verifier(settings: &Settings, development: bool) -> Result<Verifier, Erro
     } else {
         Vec::new()
     };
-    Ok(Verifier::new(&settings.auth, &extra)?)
+    let service = match service_key(settings)? {
+        Some(private) => vec![crm_auth::public_key_of(&private)?],
+        None => Vec::new(),
+    };
+    Ok(Verifier::with_service_keys(
+        &settings.auth,
+        &extra,
+        &service,
+    )?)
+}
+
+/// The configured service key (`auth.service_key_file`), if any.
+fn service_key(settings: &Settings) -> Result<Option<Vec<u8>>, Error> {
+    let Some(path) = &settings.auth.service_key_file else {
+        return Ok(None);
+    };
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|source| Error::DataDir {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 fn ensure_dir(path: &std::path::Path) -> Result<(), Error> {
@@ -187,27 +209,26 @@ async fn database(
     Ok(crm_store::connect(&location, settings.store.max_connections).await?)
 }
 
-/// The services' own identity for work they do by themselves: the
-/// configured service key, or in `development` mode the development key.
+/// The services' own identity for work they do by themselves or on a
+/// user's behalf (conversion): the configured service key, or in
+/// `development` mode the development key. It signs service tokens only:
+/// for the service audience (`auth.service_audience`), which the verifier
+/// accepts with the `internal` role alone.
 pub fn service_identity(
     settings: &Settings,
     development: bool,
 ) -> Result<Option<crm_auth::TokenMinter>, Error> {
     let auth = &settings.auth;
-    if let Some(path) = &auth.service_key_file {
-        let pem = std::fs::read(path).map_err(|source| Error::DataDir {
-            path: path.display().to_string(),
-            source,
-        })?;
+    if let Some(pem) = service_key(settings)? {
         return Ok(Some(crm_auth::TokenMinter::from_ed25519_pem(
             &pem,
             &auth.issuer,
-            &auth.audience,
+            &auth.service_audience,
         )?));
     }
     if development {
         return Ok(Some(
-            dev_keys(settings)?.minter(&auth.issuer, &auth.audience)?,
+            dev_keys(settings)?.minter(&auth.issuer, &auth.service_audience)?,
         ));
     }
     Ok(None)

@@ -112,7 +112,8 @@ impl Leads {
         Ok(Leads {
             converts: opportunities.is_some(),
             app: App::new(uow, config.defaults.clone(), opportunities)
-                .with_convert_timeout(config.convert_timeout),
+                .with_convert_timeout(config.convert_timeout)
+                .with_identity(identity.clone()),
             config,
             events,
             db,
@@ -152,7 +153,7 @@ impl Leads {
         &self,
         shutdown: crm_server::Shutdown,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let (true, Some(identity)) = (self.converts, &self.identity) else {
+        let (true, Some(_)) = (self.converts, &self.identity) else {
             if self.config.auto_convert {
                 tracing::warn!(
                     "automatic conversion is off: no opportunities_url or no service identity key"
@@ -165,7 +166,6 @@ impl Leads {
         }
         let handler = workers::AutoConvert {
             app: self.app.clone(),
-            identity: identity.clone(),
         };
         let backoff = crm_events::Backoff {
             initial: Duration::from_millis(100),

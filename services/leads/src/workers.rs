@@ -5,9 +5,8 @@
 //! is down the event stays unapplied and is retried with backoff, so the
 //! lead converts when it comes back.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, time::Duration};
 
-use crm_auth::{BearerToken, TokenMinter};
 use crm_events::{Event, LocalHandler};
 use crm_proto::crm::leads::v1 as pb;
 use prost::Message;
@@ -18,7 +17,8 @@ use crate::{
     domain::{Actor, LeadError, LeadStatus, Role},
 };
 
-/// Who converts, in the audit trail and towards the opportunities service.
+/// Who converts, in the audit trail and towards the opportunities service
+/// (the subject of the service's conversion tokens).
 pub const CONVERTER: &str = "system:leads-converter";
 
 /// Returns overdue leads to the pool every `interval` until `shutdown`
@@ -106,7 +106,6 @@ pub async fn sweep(app: &App, sweeper: &str, now: i64, batch: u64) -> Swept {
 
 pub struct AutoConvert {
     pub(crate) app: App,
-    pub(crate) identity: Arc<TokenMinter>,
 }
 
 fn system() -> Actor {
@@ -199,20 +198,8 @@ impl LocalHandler for AutoConvert {
         if lead.status != LeadStatus::Qualified {
             return Ok(None);
         }
-        // The service acts for itself, within the lead's tenant.
-        let token = self
-            .identity
-            .mint(
-                CONVERTER,
-                &event.tenant_id,
-                &[Role::Integration],
-                Duration::from_secs(300),
-            )
-            .map_err(ConvertFailure::transient)?;
-        let converted = self
-            .app
-            .convert_remotely(&lead, Some(BearerToken(token)), String::new(), None)
-            .await?;
+        // The service acts for itself (a service token, role internal).
+        let converted = self.app.convert_remotely(&lead).await?;
         Ok(Some(converted))
     }
 

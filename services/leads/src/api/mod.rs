@@ -389,8 +389,6 @@ impl LeadService for LeadsApi {
         &self,
         req: Request<pb::ConvertLeadRequest>,
     ) -> Result<Response<pb::ConvertLeadResponse>, Status> {
-        // Forwarded: the opportunities service is asked as the caller.
-        let token = crm_auth::bearer_token(&req).cloned();
         // The caller's deadline, which the remote call must not outlast.
         let deadline = req
             .metadata()
@@ -414,7 +412,6 @@ impl LeadService for LeadsApi {
                     &body.id,
                     &body.etag,
                     &ctx.caller,
-                    token,
                     body.opportunity_name,
                     body.amount,
                     deadline,

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crm_auth::BearerToken;
+use crm_auth::{Acting, BearerToken};
 use crm_proto::crm::{
     common::v1 as common, opportunities::v1::opportunity_service_client::OpportunityServiceClient,
 };
@@ -15,8 +15,9 @@ use super::{
     changes::{Action, Applied, apply},
 };
 use crate::{
-    domain::{self, Actor, Lead, LeadError, check_convertible},
+    domain::{self, Actor, Lead, LeadError, Role, check_convertible},
     store, wire,
+    workers::CONVERTER,
 };
 
 /// The opportunities service as the leads service calls it.
@@ -47,6 +48,9 @@ pub enum ConvertError {
 /// concurrent change: each reads the lead again, as it is then.
 const RACE_ATTEMPTS: u32 = 5;
 
+/// How long a conversion's service token is valid: past any remote call.
+const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(300);
+
 /// The share of the caller's remaining time the remote call gets: the rest
 /// is left to answer the caller before its deadline.
 const REMOTE_SHARE: (u32, u32) = (9, 10);
@@ -65,7 +69,8 @@ impl ConvertError {
 
 impl App {
     /// Converts a lead the actor may see and change: asks the
-    /// opportunities service as the caller (`token`), then marks the lead
+    /// opportunities service (as this service, acting for the caller, who
+    /// may no longer call it directly), then marks the lead
     /// converted. A lead already converted is returned as it is. Without
     /// an etag ("whatever is current") a concurrent change is not the
     /// caller's conflict: the conversion is tried again on the lead as it
@@ -76,7 +81,6 @@ impl App {
         id: &str,
         etag: &str,
         actor: &Actor,
-        token: Option<BearerToken>,
         opportunity_name: String,
         amount: Option<common::Money>,
         deadline: Option<Instant>,
@@ -91,7 +95,6 @@ impl App {
                     id,
                     etag,
                     actor,
-                    token.clone(),
                     opportunity_name.clone(),
                     amount.clone(),
                     deadline,
@@ -111,7 +114,6 @@ impl App {
         id: &str,
         etag: &str,
         actor: &Actor,
-        token: Option<BearerToken>,
         opportunity_name: String,
         amount: Option<common::Money>,
         deadline: Option<Instant>,
@@ -124,7 +126,7 @@ impl App {
         }
         let timeout = self.remote_timeout(deadline);
         let converted = self
-            .convert_remotely_within(&lead, token, opportunity_name, amount, timeout)
+            .convert_remotely_within(&lead, Some(actor), opportunity_name, amount, timeout)
             .await?;
         let converted = &converted;
         let lead = self
@@ -149,24 +151,55 @@ impl App {
         (left * share / of).min(cap)
     }
 
-    /// Asks the opportunities service to convert `lead`, with `token`
-    /// and within the current trace, in the configured time.
-    pub async fn convert_remotely(
-        &self,
-        lead: &Lead,
-        token: Option<BearerToken>,
-        opportunity_name: String,
-        amount: Option<common::Money>,
-    ) -> Result<Converted, ConvertError> {
+    /// Asks the opportunities service to convert `lead` for the service
+    /// itself (automatic conversion), within the current trace, in the
+    /// configured time.
+    pub async fn convert_remotely(&self, lead: &Lead) -> Result<Converted, ConvertError> {
         let timeout = self.convert_timeout;
-        self.convert_remotely_within(lead, token, opportunity_name, amount, timeout)
+        self.convert_remotely_within(lead, None, String::new(), None, timeout)
             .await
+    }
+
+    /// The service token of a conversion in `tenant`: role `internal`,
+    /// naming in `act` the user it is made for, if any, whom the
+    /// opportunities service then records and checks.
+    fn service_token(
+        &self,
+        tenant: &str,
+        acting: Option<&Actor>,
+    ) -> Result<BearerToken, ConvertError> {
+        let Some(identity) = &self.identity else {
+            return Err(ConvertError::Unavailable(
+                "the service has no identity to call the opportunities service with \
+                 (auth.service_key_file)"
+                    .into(),
+            ));
+        };
+        let acting = acting.map(|actor| Acting {
+            subject: actor.id.clone(),
+            roles: actor
+                .roles
+                .iter()
+                .copied()
+                .filter(|r| *r != Role::Internal)
+                .collect(),
+        });
+        identity
+            .mint_acting(
+                CONVERTER,
+                tenant,
+                &[Role::Internal],
+                acting.as_ref(),
+                SERVICE_TOKEN_TTL,
+            )
+            .map(BearerToken)
+            .map_err(|e| ConvertError::Unavailable(format!("signing the service token: {e}")))
     }
 
     async fn convert_remotely_within(
         &self,
         lead: &Lead,
-        token: Option<BearerToken>,
+        acting: Option<&Actor>,
         opportunity_name: String,
         amount: Option<common::Money>,
         timeout: Duration,
@@ -176,9 +209,10 @@ impl App {
                 "no opportunities service is configured (leads.opportunities_url)".into(),
             ));
         };
+        let token = self.service_token(&lead.tenant, acting)?;
         let call = crm_service::outbound(
             wire::convert_request(lead, opportunity_name, amount),
-            token.as_ref(),
+            Some(&token),
             timeout,
         );
         match client.convert_lead(call).await {

@@ -40,6 +40,9 @@ pub struct App {
     opportunities: Option<OpportunitiesClient>,
     /// The longest a conversion's remote call may take.
     convert_timeout: std::time::Duration,
+    /// The service's own identity: conversion calls the opportunities
+    /// service with a service token (role `internal`) naming the user.
+    identity: Option<std::sync::Arc<crm_auth::TokenMinter>>,
 }
 
 impl App {
@@ -53,7 +56,18 @@ impl App {
             defaults,
             opportunities,
             convert_timeout: DEFAULT_CONVERT_TIMEOUT,
+            identity: None,
         }
+    }
+
+    /// Signs conversion calls with the service's `identity`; without one,
+    /// nothing can be converted.
+    pub fn with_identity(
+        mut self,
+        identity: Option<std::sync::Arc<crm_auth::TokenMinter>>,
+    ) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// Caps a conversion's remote call at `timeout` (the caller's

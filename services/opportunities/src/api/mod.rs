@@ -223,12 +223,15 @@ impl OpportunityService for OpportunitiesApi {
         &self,
         req: Request<pb::ConvertLeadRequest>,
     ) -> Result<Response<pb::ConvertLeadResponse>, Status> {
+        // Only the leads service calls this (role internal); it names the
+        // user it converts for, who is then the actor.
+        let acting = crm_auth::acting_for(&req)
+            .map(|user| crm_types::Actor::new(user.subject.clone(), user.roles.clone()));
         OpportunityError::handle(req, |ctx, body| async move {
             let lead = wire::lead_snapshot(body)?;
-            let (opportunity, account, contact, config) = self
-                .app
-                .convert_lead(&ctx.caller, &ctx.tenant, lead)
-                .await?;
+            let actor = acting.unwrap_or(ctx.caller);
+            let (opportunity, account, contact, config) =
+                self.app.convert_lead(&actor, &ctx.tenant, lead).await?;
             Ok(pb::ConvertLeadResponse {
                 opportunity: Some(wire::opportunity_pb(&opportunity, &config)),
                 account: Some(wire::account_pb(&account)),

@@ -55,7 +55,9 @@ impl UseCases {
 
     /// Converts a lead: finds or creates its account (by name) and contact
     /// (by name within the account) and creates its opportunity, unless the
-    /// lead already has one: one opportunity per lead however often called.
+    /// lead already has one: one opportunity per lead however often called,
+    /// returned only to an `actor` who may see it. `actor` is the user the
+    /// leads service converts for, or that service itself.
     pub async fn convert_lead(
         &self,
         actor: &Actor,
@@ -69,6 +71,7 @@ impl UseCases {
             .uow
             .run(tenant, |tx| async move {
                 if let Some(opp) = store::opportunity_of_lead(&*tx, tenant, &lead.lead_id).await? {
+                    domain::check_existing_conversion(&opp, actor)?;
                     let account = store::load_account(&*tx, tenant, &opp.account_id).await?;
                     let contact =
                         store::contact_named(&*tx, tenant, &account.id, &lead.contact_name).await?;

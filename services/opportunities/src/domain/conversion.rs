@@ -1,9 +1,23 @@
 //! A lead's conversion (DOMAIN 1 -> 2): the account found by the company's
 //! name or made from the lead, its contact, and one opportunity per lead.
 
-use crm_types::Actor;
+use crm_types::{Actor, Role};
 
-use super::{Account, Contact, LeadSnapshot, Opportunity, Stage, Team};
+use super::{Account, Contact, LeadSnapshot, Opportunity, OpportunityError, Stage, Team};
+
+/// The opportunity a lead already has goes back only to whom may see it:
+/// the user the leads service converts for (`actor`, named in its service
+/// token), or the leads service converting by itself (role `internal`,
+/// e.g. retrying an automatic conversion).
+pub fn check_existing_conversion(
+    existing: &Opportunity,
+    actor: &Actor,
+) -> Result<(), OpportunityError> {
+    if actor.roles == [Role::Internal] {
+        return Ok(());
+    }
+    existing.check_access(actor)
+}
 
 /// Who owns what a conversion makes: the lead's owner, else the caller.
 fn owner(lead: &LeadSnapshot, actor: &Actor) -> String {

@@ -21,7 +21,9 @@ pub use approvals::{
     request_approval, settle_account_change,
 };
 pub use config::{GATE_FIELDS, OpportunityConfig, StageGate};
-pub use conversion::{account_from_lead, contact_from_lead, opportunity_from_lead};
+pub use conversion::{
+    account_from_lead, check_existing_conversion, contact_from_lead, opportunity_from_lead,
+};
 pub use crm_types::{Actor, Change, Violation};
 pub use error::{Missing, OpportunityError};
 pub use gates::{GateFacts, RequiredAction, check_advance};

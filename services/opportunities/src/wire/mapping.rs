@@ -67,6 +67,7 @@ enum_map!(required_action, required_action_pb, pb::RequiredAction, RequiredActio
 enum_map!(role, role_pb, common::Role, Role, "role", {
     Sales => Role::Sales, Solution => Role::Solution, Delivery => Role::Delivery, Service => Role::Service,
     Finance => Role::Finance, Legal => Role::Legal, Manager => Role::Manager, Admin => Role::Admin, Integration => Role::Integration,
+    Internal => Role::Internal,
 });
 
 /// A money field: currency checked; negative amounts and amounts over the
