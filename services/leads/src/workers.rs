@@ -411,20 +411,14 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let _ = stop.send(());
-        let began = tokio::time::Instant::now();
         tokio::time::timeout(Duration::from_secs(10), sweeper)
             .await
             .unwrap()
             .unwrap();
-        let took = began.elapsed();
         let done = returned(&db).await;
         assert!(
             done < OVERDUE,
             "the sweep ran to its end ({done} leads) after shutdown"
-        );
-        assert!(
-            took < Duration::from_millis(500),
-            "the sweeper took {took:?} to stop"
         );
         if db.get_database_backend() == DbBackend::Postgres {
             let _ = db
