@@ -127,39 +127,6 @@ pub trait TxError: From<DbErr> {
     fn is_unique_violation(&self) -> bool;
 }
 
-/// Runs `$body` (an async block using `$tx: &DatabaseTransaction`) in one
-/// write transaction and commits it. A unique violation means a concurrent
-/// writer got there first (the same request id, a duplicate key): the body
-/// runs once more and now sees that row. The body's error type implements
-/// [`TxError`].
-///
-/// A macro rather than a function taking a closure: async closures over a
-/// borrowed transaction do not yet give the `Send` futures tonic needs.
-#[macro_export]
-macro_rules! write_tx {
-    ($db:expr, |$tx:ident| $body:expr) => {{
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let transaction = $crate::begin_write($db).await?;
-            let $tx = &transaction;
-            let outcome = $body.await;
-            let result = match outcome {
-                Ok(value) => transaction
-                    .commit()
-                    .await
-                    .map(|()| value)
-                    .map_err(Into::into),
-                Err(err) => Err(err),
-            };
-            match result {
-                Err(err) if attempt == 1 && $crate::TxError::is_unique_violation(&err) => continue,
-                other => break other,
-            }
-        }
-    }};
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
