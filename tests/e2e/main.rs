@@ -9,6 +9,7 @@ mod auth;
 mod events;
 mod fairness_data;
 mod fairness_transport;
+mod hardening;
 mod leads;
 mod opportunities;
 mod outage;

@@ -97,18 +97,11 @@ pub async fn append_many(conn: &impl ConnectionTrait, events: Vec<NewEvent>) -> 
     Ok(())
 }
 
-/// The current span's `traceparent` and `tracestate` (empty without one).
+/// The current span's `traceparent` and `tracestate`: the RPC's own server
+/// span (a child of the caller's context, so the trace link is kept), never
+/// the caller's header text, and within W3C's bounds.
 fn current_trace_context() -> (String, String) {
-    let mut headers = http::HeaderMap::new();
-    crm_telemetry::inject_trace_context(&mut headers);
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    (get("traceparent"), get("tracestate"))
+    crm_telemetry::current_trace_context()
 }
 
 /// A service's handle on its outbox: append in the transaction, notify

@@ -17,5 +17,7 @@ mod rpc;
 
 pub use config::{LogFormat, TelemetryConfig};
 pub use init::{TelemetryError, TelemetryGuard, init};
-pub use propagation::{current_trace_id, extract_trace_context, inject_trace_context};
+pub use propagation::{
+    current_trace_context, current_trace_id, extract_trace_context, inject_trace_context,
+};
 pub use rpc::{RpcTrace, RpcTraceFuture, RpcTraceLayer, TracedBody};
