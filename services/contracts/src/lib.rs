@@ -1,0 +1,3 @@
+//! The contracts service (in progress).
+
+pub mod domain;
