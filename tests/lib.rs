@@ -1,7 +1,7 @@
 //! Shared helpers of the end-to-end tests: the suite started with test
 //! timings, typed clients through the gateway, and small builders the
 //! scenarios share. The tests themselves are in `e2e/`, one module per
-//! area: `auth` (tokens, roles, tenants), `leads`, `opportunities`,
+//! area: `auth` (tokens, roles, tenants), `leads`, `opportunities`, `contracts`,
 //! `events`, `resilience` (limits, deadlines, restarts).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,7 +15,8 @@ pub use crm_testkit::{
 
 use crm::testing::Authorized;
 use crm_proto::crm::{
-    common::v1 as common, events::v1::event_service_client::EventServiceClient, leads::v1 as leads,
+    common::v1 as common, contracts::v1::contract_service_client::ContractServiceClient,
+    events::v1::event_service_client::EventServiceClient, leads::v1 as leads,
     leads::v1::lead_service_client::LeadServiceClient,
     opportunities::v1::opportunity_service_client::OpportunityServiceClient,
 };
@@ -24,6 +25,8 @@ use crm_proto::crm::{
 pub type LeadsClient = LeadServiceClient<Authorized>;
 /// The opportunities API, with the caller's token on every call.
 pub type OpportunitiesClient = OpportunityServiceClient<Authorized>;
+/// The contracts API, with the caller's token on every call.
+pub type ContractsClient = ContractServiceClient<Authorized>;
 /// A service's event stream through the gateway.
 pub type EventsClient = EventServiceClient<Authorized>;
 
@@ -55,6 +58,8 @@ pub trait Clients {
     fn opportunities_client(&self, token: Option<&str>) -> OpportunitiesClient;
     /// The event stream of `source` (e.g. "leads") through the gateway.
     fn events_client(&self, token: &str, source: &str) -> EventsClient;
+    /// The contracts API through the gateway, as `token`.
+    fn contracts_client(&self, token: Option<&str>) -> ContractsClient;
 }
 
 impl Clients for TestSuite {
@@ -72,6 +77,10 @@ impl Clients for TestSuite {
 
     fn events_client(&self, token: &str, source: &str) -> EventsClient {
         EventServiceClient::new(self.events_through_gateway(token, source))
+    }
+
+    fn contracts_client(&self, token: Option<&str>) -> ContractsClient {
+        ContractServiceClient::new(self.through_gateway(token))
     }
 }
 
