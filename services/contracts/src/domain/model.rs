@@ -392,3 +392,29 @@ pub struct DraftPatch {
     pub workload_person_days: Option<i32>,
     pub special_requirements: Option<Vec<SpecialRequirement>>,
 }
+
+/// What ListContracts narrows to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractFilter {
+    pub visibility: super::Visibility,
+    pub status: Option<Status>,
+    pub account_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub ending_before: Option<Date>,
+}
+
+/// What ListPaymentMilestones narrows to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MilestoneFilter {
+    pub status: Option<MilestoneStatus>,
+    pub due_before: Option<Date>,
+    pub account_id: Option<String>,
+}
+
+/// A payment milestone with its contract, as the receivables view lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receivable {
+    pub milestone: Milestone,
+    pub contract_id: String,
+    pub account_id: String,
+}
