@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod contracts;
 mod events;
 mod fairness_data;
 mod fairness_transport;
