@@ -877,6 +877,7 @@ async fn a_won_opportunity_becomes_a_signed_contract_with_a_handover_package() {
             ("contract.approval_decided", "boss"),
             ("contract.approval_decided", "fay"),
             ("contract.approval_decided", "lee"),
+            ("contract.approved", "lee"),
             ("contract.sent_for_signature", "amy"),
             ("contract.signed", "esign"),
         ]

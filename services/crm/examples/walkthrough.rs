@@ -1,4 +1,5 @@
-//! From a lead to a won opportunity, against a running `crm serve`:
+//! From a lead to a won opportunity, and from the won opportunity to a
+//! signed contract handed over to delivery, against a running `crm serve`:
 //!
 //! ```sh
 //! cargo run -p crm -- serve &
@@ -7,20 +8,25 @@
 //!
 //! It signs its tokens with the development key in `./data` (as `crm token`
 //! does) and talks to the gateway on 127.0.0.1:50051 with the clients
-//! generated from `proto/`, as any client team would.
+//! generated from `proto/`, as any client team would. The contract's legal
+//! step is decided by an OA system: a task that follows the contracts
+//! service's event stream and answers each legal step it is asked for on
+//! behalf of the approver the tenant configured.
 
 use std::{error::Error, time::Duration};
 
 use crm_auth::{DevKeys, Role};
 use crm_proto::crm::{
-    common::v1::{Date, Money},
+    common::v1::{self as common, Date, Money},
+    contracts::v1::{self as contracts, contract_service_client::ContractServiceClient},
+    events::v1::{self as events, event_service_client::EventServiceClient},
     leads::v1::{self as leads, lead_service_client::LeadServiceClient},
     opportunities::v1::{self as opps, opportunity_service_client::OpportunityServiceClient},
 };
 use prost_types::FieldMask;
 use tonic::{Request, transport::Channel};
 
-type Result<T> = std::result::Result<T, Box<dyn Error>>;
+type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
 struct Caller {
     token: String,
@@ -44,6 +50,70 @@ fn cny(units: i64) -> Option<Money> {
     })
 }
 
+fn show(money: Option<&Money>) -> String {
+    match money {
+        Some(m) if m.nanos == 0 => format!("{} {}", m.units, m.currency_code),
+        Some(m) => format!("{}.{:09} {}", m.units, m.nanos, m.currency_code),
+        None => "-".into(),
+    }
+}
+
+fn day(date: Option<&Date>) -> String {
+    date.map_or_else(
+        || "-".into(),
+        |d| format!("{}-{:02}-{:02}", d.year, d.month, d.day),
+    )
+}
+
+fn line(item: &str, quantity: i64, units: i64, discount_percent: i32) -> contracts::LineItem {
+    contracts::LineItem {
+        item: item.into(),
+        quantity,
+        unit_price: cny(units),
+        discount_percent,
+        ..Default::default()
+    }
+}
+
+fn milestone(name: &str, due_date: Date, percent: i32) -> contracts::PaymentMilestone {
+    contracts::PaymentMilestone {
+        name: name.into(),
+        due_date: Some(due_date),
+        share: Some(contracts::payment_milestone::Share::Percent(percent)),
+        ..Default::default()
+    }
+}
+
+/// The contracts service's events of the caller's tenant from the start,
+/// only those of `event_type`, through the gateway (`source` routes it).
+async fn subscribe(
+    channel: Channel,
+    caller: &Caller,
+    event_type: &str,
+) -> Result<tonic::Streaming<events::SubscribeResponse>> {
+    let request = caller.call(events::SubscribeRequest {
+        after_sequence: 0,
+        types: vec![event_type.into()],
+        source: "contracts".into(),
+    })?;
+    Ok(EventServiceClient::new(channel)
+        .subscribe(request)
+        .await?
+        .into_inner())
+}
+
+/// The next event of the stream, heartbeats skipped.
+async fn next_event(
+    stream: &mut tonic::Streaming<events::SubscribeResponse>,
+) -> Result<events::Event> {
+    loop {
+        let message = stream.message().await?.ok_or("the stream ended")?;
+        if let Some(events::subscribe_response::Kind::Event(event)) = message.kind {
+            return Ok(event);
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let gateway = std::env::var("CRM_GATEWAY").unwrap_or_else(|_| "http://127.0.0.1:50051".into());
@@ -62,9 +132,14 @@ async fn main() -> Result<()> {
         as_("fay", &[Role::Finance])?,
         as_("lee", &[Role::Legal])?,
     );
+    let (root, oa, esign) = (
+        as_("root", &[Role::Admin])?,
+        as_("oa-system", &[Role::Integration])?,
+        as_("esign", &[Role::Integration])?,
+    );
     let channel = Channel::from_shared(gateway)?.connect().await?;
     let mut leads_api = LeadServiceClient::new(channel.clone());
-    let mut api = OpportunityServiceClient::new(channel);
+    let mut api = OpportunityServiceClient::new(channel.clone());
 
     println!("tenant {tenant}");
     let lead = leads_api
@@ -360,6 +435,274 @@ async fn main() -> Result<()> {
         won.stage(),
         won.win_probability,
         won.win_loss_reason
+    );
+
+    // From the won opportunity to a signed contract.
+    let mut contracts_api = ContractServiceClient::new(channel.clone());
+
+    // The tenant's admin binds its OA system: it may decide legal steps for wang.legal.
+    let mut config = contracts_api
+        .get_contracts_config(root.call(contracts::GetContractsConfigRequest {})?)
+        .await?
+        .into_inner()
+        .config
+        .ok_or("no config")?;
+    config.oa_subjects = vec!["oa-system".into()];
+    config.approvers = vec![common::Approver {
+        person_id: "wang.legal".into(),
+        roles: vec![common::Role::Legal as i32],
+    }];
+    contracts_api
+        .update_contracts_config(root.call(contracts::UpdateContractsConfigRequest {
+            config: Some(config),
+        })?)
+        .await?;
+    println!("13. contracts config: the OA system oa-system decides legal steps for wang.legal");
+
+    // The OA system follows the contracts stream and answers the legal step when it is asked.
+    let mut requests = subscribe(
+        channel.clone(),
+        &oa,
+        "crm.contracts.v1.ContractApprovalRequested",
+    )
+    .await?;
+    let mut oa_api = ContractServiceClient::new(channel.clone());
+    let oa_system = tokio::spawn(async move {
+        loop {
+            let event = next_event(&mut requests).await?;
+            let requested: contracts::ContractApprovalRequested =
+                event.payload.ok_or("no payload")?.to_msg()?;
+            let step = requested.step.ok_or("no step")?;
+            if step.role != common::Role::Legal as i32 {
+                continue; // not ours: decided in the CRM by its role holders
+            }
+            let decided = oa_api
+                .decide_contract_approval(oa.call(contracts::DecideContractApprovalRequest {
+                    id: requested.contract_id.clone(),
+                    step: step.number,
+                    decision: common::ApprovalDecision::Approve as i32,
+                    comment: "approved in OA workflow 4711".into(),
+                    on_behalf_of: "wang.legal".into(),
+                    approval_id: requested.approval_id.clone(),
+                    ..Default::default()
+                })?)
+                .await?
+                .into_inner()
+                .contract
+                .ok_or("no contract")?;
+            return Result::Ok(format!(
+                "OA system saw ContractApprovalRequested for step {} ({}) of {} and approved it on behalf of wang.legal: contract {:?}",
+                step.number,
+                step.name,
+                requested.contract_id,
+                decided.status()
+            ));
+        }
+    });
+
+    let year = 2027;
+    let draft = contracts::Contract {
+        opportunity_id: id.clone(),
+        currency_code: "CNY".into(),
+        lines: vec![
+            line("MES licence", 3, 200_000, 10),
+            line("Implementation", 1, 410_000, 0),
+        ],
+        term: Some(contracts::Term {
+            start_date: Some(Date {
+                year,
+                month: 4,
+                day: 1,
+            }),
+            end_date: Some(Date {
+                year: year + 1,
+                month: 3,
+                day: 31,
+            }),
+        }),
+        milestones: vec![
+            milestone(
+                "signing",
+                Date {
+                    year,
+                    month: 4,
+                    day: 15,
+                },
+                30,
+            ),
+            milestone(
+                "acceptance",
+                Date {
+                    year,
+                    month: 9,
+                    day: 30,
+                },
+                70,
+            ),
+        ],
+        special_requirements: vec![contracts::SpecialRequirement {
+            description: "deploy within 15 days".into(),
+            due_within_days: 15,
+        }],
+        ..Default::default()
+    };
+    let contract = contracts_api
+        .create_contract(amy.call(contracts::CreateContractRequest {
+            request_id: "walkthrough-contract".into(),
+            contract: Some(draft),
+        })?)
+        .await?
+        .into_inner()
+        .contract
+        .ok_or("no contract")?;
+    println!(
+        "14. contract {} drafted by {}: {:?}, total {} (the service prices the lines)",
+        contract.id,
+        contract.owner_id,
+        contract.status(),
+        show(contract.total.as_ref())
+    );
+    for l in &contract.lines {
+        println!(
+            "    {} x{} at {} less {}% = {}",
+            l.item,
+            l.quantity,
+            show(l.unit_price.as_ref()),
+            l.discount_percent,
+            show(l.line_total.as_ref())
+        );
+    }
+
+    let mut contract = contracts_api
+        .submit_contract(amy.call(contracts::SubmitContractRequest {
+            id: contract.id.clone(),
+            etag: contract.etag.clone(),
+        })?)
+        .await?
+        .into_inner()
+        .contract
+        .ok_or("no contract")?;
+    let summary = |c: &contracts::Contract| {
+        c.approval
+            .as_ref()
+            .and_then(|a| a.progress.as_ref())
+            .map(|p| p.summary.clone())
+            .unwrap_or_default()
+    };
+    println!(
+        "15. submitted: {:?}, {}",
+        contract.status(),
+        summary(&contract)
+    );
+
+    for (who, caller, step) in [("boss", &boss, 1), ("fay", &fay, 2)] {
+        contract = contracts_api
+            .decide_contract_approval(
+                caller.call(contracts::DecideContractApprovalRequest {
+                    id: contract.id.clone(),
+                    step,
+                    decision: common::ApprovalDecision::Approve as i32,
+                    approval_id: contract
+                        .approval
+                        .as_ref()
+                        .map(|a| a.id.clone())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                })?,
+            )
+            .await?
+            .into_inner()
+            .contract
+            .ok_or("no contract")?;
+        println!("16. step {step} approved by {who}: {}", summary(&contract));
+    }
+    println!("17. {}", oa_system.await??);
+
+    let contract = contracts_api
+        .send_for_signature(amy.call(contracts::SendForSignatureRequest {
+            id: contract.id.clone(),
+            provider: "esign-cn".into(),
+            envelope_id: "envelope-8842".into(),
+            ..Default::default()
+        })?)
+        .await?
+        .into_inner()
+        .contract
+        .ok_or("no contract")?;
+    println!(
+        "18. sent to esign-cn, envelope envelope-8842: {:?}",
+        contract.status()
+    );
+    let signed = contracts_api
+        .record_signature(esign.call(contracts::RecordSignatureRequest {
+            id: contract.id.clone(),
+            envelope_id: "envelope-8842".into(),
+            outcome: contracts::SignatureOutcome::Signed as i32,
+            signer: "Li Lei".into(),
+            ..Default::default()
+        })?)
+        .await?
+        .into_inner()
+        .contract
+        .ok_or("no contract")?;
+    println!(
+        "19. the provider's callback: signed by Li Lei, {:?}, in force: {}",
+        signed.status(),
+        signed.in_force
+    );
+
+    // Delivery learns of the signed contract from ContractSigned and its handover package.
+    let mut handovers = subscribe(channel, &esign, "crm.contracts.v1.ContractSigned").await?;
+    let event = next_event(&mut handovers).await?;
+    let signed_event: contracts::ContractSigned = event.payload.ok_or("no payload")?.to_msg()?;
+    let h = signed_event.handover.ok_or("no handover")?;
+    let team = h.team.unwrap_or_default();
+    println!(
+        "20. ContractSigned (sequence {}): handover of contract {} v{} for opportunity {}",
+        event.sequence, h.contract_id, h.contract_version, h.opportunity_id
+    );
+    println!(
+        "    total {}, term {} to {}",
+        show(h.total.as_ref()),
+        day(h.term.as_ref().and_then(|t| t.start_date.as_ref())),
+        day(h.term.as_ref().and_then(|t| t.end_date.as_ref()))
+    );
+    println!(
+        "    scope: {} ({} person-days)",
+        h.scope_of_work, h.workload_person_days
+    );
+    for l in &h.lines {
+        println!(
+            "    line: {} x{} = {}",
+            l.item,
+            l.quantity,
+            show(l.line_total.as_ref())
+        );
+    }
+    for r in &h.special_requirements {
+        println!(
+            "    special requirement: {} (within {} days)",
+            r.description, r.due_within_days
+        );
+    }
+    for m in &h.milestones {
+        println!(
+            "    milestone: {} {} due {} ({:?})",
+            m.name,
+            show(m.amount.as_ref()),
+            day(m.due_date.as_ref()),
+            m.status()
+        );
+    }
+    for c in &h.key_contacts {
+        println!(
+            "    key contact: {}, {} ({})",
+            c.name, c.title, c.decision_role
+        );
+    }
+    println!(
+        "    team: account manager {}, solution manager {}, delivery manager {}",
+        team.account_manager_id, team.solution_manager_id, team.delivery_manager_id
     );
     Ok(())
 }
