@@ -6,4 +6,5 @@
 crate::suite! {
     leads: crm_leads::Leads = 50061,
     opportunities: crm_opportunities::Opportunities = 50062,
+    contracts: crm_contracts::Contracts = 50063,
 }

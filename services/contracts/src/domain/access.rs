@@ -18,6 +18,16 @@ pub fn can_see(c: &Contract, actor: &Actor) -> bool {
     awaits_me || c.approval.as_ref().is_some_and(|a| a.decided_by(&actor.id))
 }
 
+/// Whether `actor` may try a decision on `c`: whoever sees it, and the
+/// holders of a role its chain asks (so a finance user naming the legal
+/// step learns PERMISSION_DENIED, not NOT_FOUND).
+pub fn can_decide(c: &Contract, actor: &Actor) -> bool {
+    can_see(c, actor)
+        || c.approval
+            .as_ref()
+            .is_some_and(|a| a.steps.iter().any(|s| actor.has(s.role)))
+}
+
 /// The contract, if `actor` may see it; NOT_FOUND otherwise.
 pub fn check_visible(c: &Contract, actor: &Actor) -> Result<(), ContractError> {
     if can_see(c, actor) {

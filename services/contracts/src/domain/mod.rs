@@ -12,7 +12,7 @@ mod timers;
 #[cfg(test)]
 mod testing;
 
-pub use access::{Inbox, Visibility, can_see, check_visible};
+pub use access::{Inbox, Visibility, can_decide, can_see, check_visible};
 pub use approval::{
     Outcome, StepDecision, StepState, add_working_days, chain, decide, progress_summary,
     step_state, submit,

@@ -177,6 +177,25 @@ pub async fn load_contract(
         .ok_or_else(|| ContractError::not_found(resource::CONTRACT, id))
 }
 
+/// The contract, locked for this transaction (PostgreSQL `FOR UPDATE`: a
+/// concurrent command waits and then sees this one's change; on SQLite the
+/// write transaction already excludes other writers).
+pub async fn load_for_update(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: &str,
+) -> Result<Contract, ContractError> {
+    contract::Entity::find()
+        .filter(contract::Column::TenantId.eq(tenant))
+        .filter(contract::Column::Id.eq(id))
+        .lock(LockType::Update)
+        .one(conn)
+        .await?
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| ContractError::not_found(resource::CONTRACT, id))
+}
+
 /// The contract, locked for this transaction, or `None` if it is gone or
 /// another transaction holds it (PostgreSQL `FOR UPDATE SKIP LOCKED`: the
 /// sweeper passes over a contract being changed; on SQLite the write
