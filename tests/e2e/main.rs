@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod arbitrary_input;
 mod auth;
 mod contracts;
 mod events;
