@@ -25,6 +25,16 @@ pub fn check_etag(sent: &str, version: i64) -> Result<()> {
     }
 }
 
+/// Violations of the contract a request carries, named as its fields
+/// (`contract.lines[0].quantity`).
+fn under_contract(bad: Vec<Violation>) -> ContractError {
+    ContractError::Invalid(
+        bad.into_iter()
+            .map(|v| Violation::new(format!("contract.{}", v.field), v.description))
+            .collect(),
+    )
+}
+
 fn check_term(term: Option<&Term>) -> Option<Violation> {
     term.filter(|t| t.end < t.start)
         .map(|_| Violation::new("term.end_date", "must not be before term.start_date"))
@@ -172,7 +182,7 @@ pub fn new_contract(
     if bad.is_empty() {
         Ok(c)
     } else {
-        Err(ContractError::Invalid(bad))
+        Err(under_contract(bad))
     }
 }
 
@@ -253,7 +263,7 @@ pub fn update_draft(
     }
     if !bad.is_empty() {
         *c = before;
-        return Err(ContractError::Invalid(bad));
+        return Err(under_contract(bad));
     }
     let changes: Vec<Change> = [
         Change::of("title", &before.title, &c.title),
@@ -694,7 +704,9 @@ mod tests {
             ..DraftPatch::default()
         };
         let err = update_draft(&mut c, patch, &sales(), ids(), 1).unwrap_err();
-        assert!(matches!(err, ContractError::Invalid(ref v) if v[0].field == "milestones"));
+        assert!(
+            matches!(err, ContractError::Invalid(ref v) if v[0].field == "contract.milestones")
+        );
         assert_eq!(c, before);
     }
 
