@@ -15,6 +15,7 @@ use crm_proto::crm::{
 use prost::Name;
 use prost_types::FieldMask;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 const ACME: &str = "acme";
 
@@ -528,9 +529,13 @@ async fn submitted(
     lines: Vec<pb::LineItem>,
 ) -> pb::Contract {
     let deal = deal_for(suite, "amy", name, &lines).await;
-    let contract = create(&mut p.amy, &format!("create-{name}"), draft(&deal, lines))
-        .await
-        .unwrap();
+    let contract = create(
+        &mut p.amy,
+        &format!("create-{}", name.replace(' ', "-")),
+        draft(&deal, lines),
+    )
+    .await
+    .unwrap();
     submit(&mut p.amy, &contract.id, &contract.etag)
         .await
         .unwrap()
@@ -538,7 +543,30 @@ async fn submitted(
 
 /// The default chain decided by boss, fay and lee: the contract approved.
 async fn approved(suite: &TestSuite, p: &mut People, name: &str) -> pb::Contract {
-    let mut c = submitted(suite, p, name, standard_lines()).await;
+    approved_with(suite, p, name, |_| {}).await
+}
+
+/// [`approved`], with the draft changed by `change` before it is created.
+async fn approved_with(
+    suite: &TestSuite,
+    p: &mut People,
+    name: &str,
+    change: impl FnOnce(&mut pb::Contract),
+) -> pb::Contract {
+    let lines = standard_lines();
+    let deal = deal_for(suite, "amy", name, &lines).await;
+    let mut contract = draft(&deal, lines);
+    change(&mut contract);
+    let contract = create(
+        &mut p.amy,
+        &format!("create-{}", name.replace(' ', "-")),
+        contract,
+    )
+    .await
+    .unwrap();
+    let mut c = submit(&mut p.amy, &contract.id, &contract.etag)
+        .await
+        .unwrap();
     for (step, who) in [&mut p.boss, &mut p.fay, &mut p.lee]
         .into_iter()
         .enumerate()
@@ -647,6 +675,34 @@ async fn next_event(stream: &mut Stream) -> ev::Event {
             return e;
         }
     }
+}
+
+/// The event of type `M` about `subject`: from `seen` if it was read
+/// already, else read from the stream (keeping everything read in `seen`).
+async fn seen_or_next<M: prost::Message + Name + Default>(
+    stream: &mut Stream,
+    seen: &mut Vec<ev::Event>,
+    subject: &str,
+) -> M {
+    let wanted = |e: &ev::Event| e.r#type == M::full_name() && e.subject_id == subject;
+    let event = match seen.iter().find(|e| wanted(e)) {
+        Some(e) => e.clone(),
+        None => loop {
+            let e = next_event(stream).await;
+            seen.push(e.clone());
+            if wanted(&e) {
+                break e;
+            }
+        },
+    };
+    event.payload.as_ref().expect("a payload").to_msg().unwrap()
+}
+
+/// How many events of type `M` about `subject` are in `seen`.
+fn count<M: Name>(seen: &[ev::Event], subject: &str) -> usize {
+    seen.iter()
+        .filter(|e| e.r#type == M::full_name() && e.subject_id == subject)
+        .count()
 }
 
 /// Reads the stream up to the first event of type `M` about `subject`,
@@ -1731,7 +1787,12 @@ async fn a_retried_create_makes_one_contract_and_an_opportunity_has_one_contract
         (err.code(), reason(&err).as_str()),
         (Code::AlreadyExists, "CONTRACT_EXISTS")
     );
-    assert!(err.message().contains(&first.id), "{err:?}");
+    assert_eq!(
+        err.get_error_details()
+            .resource_info()
+            .map(|r| r.resource_name.clone()),
+        Some(first.id.clone())
+    );
     let all = list(&mut p.boss, pb::ListContractsRequest::default())
         .await
         .unwrap();
@@ -1746,16 +1807,13 @@ async fn while_opportunities_is_down_create_is_unavailable_and_a_retry_afterward
     let deal = deal_for(&suite, "amy", "Outage", &lines).await;
     let request = draft(&deal, lines);
 
-    // The opportunities service unreachable: a closed port.
+    // The opportunities service unreachable from contracts: a closed port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
     suite.stop().await;
-    suite
-        .settings
-        .peers
-        .insert("opportunities".into(), format!("http://{closed}"));
+    suite.settings.contracts.opportunities_url = Some(format!("http://{closed}"));
     suite.restart().await;
     let mut p = people(&suite, ACME);
     let err = create(&mut p.amy, "outage-1", request.clone())
@@ -1777,7 +1835,7 @@ async fn while_opportunities_is_down_create_is_unavailable_and_a_retry_afterward
 
     // Back: the same request id makes the contract, once.
     suite.stop().await;
-    suite.settings.peers.remove("opportunities");
+    suite.settings.contracts.opportunities_url = None;
     suite.restart().await;
     let mut p = people(&suite, ACME);
     let made = create(&mut p.amy, "outage-1", request.clone())
@@ -2125,6 +2183,112 @@ async fn an_amendment_is_a_new_version_approved_and_signed_again_and_the_newest_
         ]
     );
     assert_eq!(ids(&versions), [v1.id.clone(), v2.id.clone()]);
+}
+
+// ---------------------------------------------------------------------------
+// Lifecycle timers.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_sweeper_activates_expires_gives_renewal_notice_once_and_marks_milestones_overdue() {
+    let suite = start_with(|s| s.contracts.sweep_interval = Duration::from_millis(50)).await;
+    let mut p = people(&suite, ACME);
+    const NOTICE_DAYS: i64 = 20;
+    configure(&mut p, |config| {
+        config.renewal_notice_days = i32::try_from(NOTICE_DAYS).unwrap();
+    })
+    .await;
+    let mut stream = subscribe(&suite, ACME, "oa-system", &[]).await;
+    let mut seen = Vec::new();
+
+    // Running: started ten days ago, ends within the notice; its first milestone was due yesterday.
+    let ends_in = NOTICE_DAYS - 5;
+    let running = approved_with(&suite, &mut p, "Running", |c| {
+        c.term = Some(term(today_plus(-10), today_plus(ends_in)));
+        c.milestones = vec![
+            percent("signing", today_plus(-1), 50),
+            percent("go-live", today_plus(ends_in), 50),
+        ];
+    })
+    .await;
+    let running = sign(&mut p, &running, "env-running").await;
+    // Ended: its whole term is in the past.
+    let ended = approved_with(&suite, &mut p, "Ended", |c| {
+        c.term = Some(term(today_plus(-40), today_plus(-1)));
+        c.milestones = vec![percent("all", today_plus(5), 100)];
+    })
+    .await;
+    let ended = sign(&mut p, &ended, "env-ended").await;
+
+    seen_or_next::<pb::ContractActivated>(&mut stream, &mut seen, &running.id).await;
+    let renewal: pb::ContractRenewalDue = seen_or_next(&mut stream, &mut seen, &running.id).await;
+    assert_eq!(
+        (renewal.end_date, i64::from(renewal.days_left)),
+        (Some(today_plus(ends_in)), ends_in)
+    );
+    let overdue_id = running.milestones[0].id.clone();
+    let overdue: pb::PaymentMilestoneOverdue =
+        seen_or_next(&mut stream, &mut seen, &overdue_id).await;
+    let milestone = overdue.milestone.unwrap();
+    assert_eq!(
+        (milestone.contract_id.as_str(), milestone.status),
+        (running.id.as_str(), pb::MilestoneStatus::Overdue as i32)
+    );
+    assert!(milestone.overdue_time.is_some());
+    seen_or_next::<pb::ContractExpired>(&mut stream, &mut seen, &ended.id).await;
+
+    let now_running = get(&mut p.amy, &running.id).await.unwrap();
+    assert_eq!(now_running.status, pb::ContractStatus::Active as i32);
+    assert!(now_running.in_force);
+    assert_eq!(
+        now_running
+            .milestones
+            .iter()
+            .map(|m| m.status)
+            .collect::<Vec<_>>(),
+        [
+            pb::MilestoneStatus::Overdue as i32,
+            pb::MilestoneStatus::Due as i32
+        ]
+    );
+    let now_ended = get(&mut p.amy, &ended.id).await.unwrap();
+    assert_eq!(now_ended.status, pb::ContractStatus::Expired as i32);
+    assert!(!now_ended.in_force);
+    let overdue_list = p
+        .fay
+        .list_payment_milestones(pb::ListPaymentMilestonesRequest {
+            status: pb::MilestoneStatus::Overdue as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .milestones;
+    assert_eq!(
+        overdue_list
+            .iter()
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>(),
+        [overdue_id.clone()]
+    );
+
+    // A later sweep (it marks a contract signed only now) repeats none of it.
+    let later = approved_with(&suite, &mut p, "Later", |c| {
+        c.milestones = vec![percent("all", today_plus(-1), 100)];
+    })
+    .await;
+    let later = sign(&mut p, &later, "env-later").await;
+    seen_or_next::<pb::PaymentMilestoneOverdue>(&mut stream, &mut seen, &later.milestones[0].id)
+        .await;
+    assert_eq!(count::<pb::ContractActivated>(&seen, &running.id), 1);
+    assert_eq!(count::<pb::ContractRenewalDue>(&seen, &running.id), 1);
+    assert_eq!(count::<pb::PaymentMilestoneOverdue>(&seen, &overdue_id), 1);
+    assert_eq!(count::<pb::ContractExpired>(&seen, &ended.id), 1);
+    assert_eq!(
+        count::<pb::ContractRenewalDue>(&seen, &ended.id),
+        0,
+        "no notice for a term already over"
+    );
 }
 
 // ---------------------------------------------------------------------------
