@@ -145,3 +145,45 @@ async fn issue11_finding19_client_trace_headers_reach_events_checked_bounded_und
     );
     assert_eq!(request_ids[1], "id-2");
 }
+
+#[tokio::test]
+async fn issue11_finding15_an_import_replay_names_only_leads_the_caller_sees() {
+    let suite = start().await;
+    let mut amy = suite.leads_client(Some(&suite.token("acme", "amy", &[Role::Sales])));
+    let mut bob = suite.leads_client(Some(&suite.token("acme", "bob", &[Role::Sales])));
+    let import = leads::BatchCreateLeadsRequest {
+        request_id: "f15-import".into(),
+        leads: vec![
+            lead("ACME Robotics", "+86 138 0000 2001"),
+            lead("Bolt Motors", "+86 138 0000 2002"),
+        ],
+        ..Default::default()
+    };
+    let ids = |r: leads::BatchCreateLeadsResponse| -> Vec<String> {
+        r.results.into_iter().map(|r| r.lead_id).collect()
+    };
+    let amys = ids(amy
+        .batch_create_leads(import.clone())
+        .await
+        .unwrap()
+        .into_inner());
+    assert!(amys.iter().all(|id| !id.is_empty()), "{amys:?}");
+
+    // Bob replays amy's import: it is not done again, and her leads are
+    // not named to him.
+    let replay = bob
+        .batch_create_leads(import.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((replay.accepted_count, replay.rejected_count), (2, 0));
+    assert_eq!(ids(replay), ["", ""]);
+    let get = bob.get_lead(leads::GetLeadRequest {
+        id: amys[0].clone(),
+    });
+    assert_eq!(get.await.unwrap_err().code(), tonic::Code::PermissionDenied);
+
+    // Amy's own replay names them, as the first call did.
+    let again = ids(amy.batch_create_leads(import).await.unwrap().into_inner());
+    assert_eq!(again, amys);
+}

@@ -6,10 +6,14 @@ use super::{App, Effect, RequestKey, entry, recorded};
 use crate::{
     domain::{
         Admission, AuditEntry, Draft, DuplicateIndex, Intake, Lead, LeadError, Merge, RowOutcome,
-        Violation, check_visible,
+        Violation, check_visible, named_leads, shown_to, visibility,
     },
     store, wire,
 };
+
+/// Ids per look-up of an import's leads: well under either database's
+/// bind-parameter limit.
+const LOAD_CHUNK: usize = 500;
 
 /// What a CreateLead call recorded for its replay.
 #[derive(Serialize, Deserialize)]
@@ -102,7 +106,8 @@ impl App {
         let Intake {
             tenant, actor, now, ..
         } = intake;
-        self.uow
+        let mut outcomes = self
+            .uow
             .run_once(tenant, request, |tx| async move {
                 let keys: Vec<_> = rows
                     .iter()
@@ -137,8 +142,18 @@ impl App {
                     effect = effect.audit(audit);
                 }
                 store::insert_many(&*tx, &created).await?;
-                Ok(effect)
+                Ok::<_, LeadError>(effect)
             })
-            .await
+            .await?;
+        // A replay names only the leads the caller may see now, as a
+        // replayed create does; who sees every lead needs no look.
+        if visibility(actor).restricted_to().is_some() {
+            let mut named = Vec::new();
+            for ids in named_leads(&outcomes).chunks(LOAD_CHUNK) {
+                named.extend(store::load_many(self.db(), tenant, ids).await?);
+            }
+            shown_to(&mut outcomes, actor, &named);
+        }
+        Ok(outcomes)
     }
 }

@@ -227,6 +227,49 @@ impl Intake<'_> {
     }
 }
 
+/// The leads `outcomes` name, as `actor` may be told of them now: an id
+/// of a lead the actor may not see (another's, or gone) is left out, while
+/// the row still says what became of it. An import's replay returns the
+/// first call's outcomes, perhaps to another caller of the tenant or after
+/// a lead changed hands, so they are filtered as a replayed create is.
+/// `named` are the leads among the outcomes' ids that still exist.
+pub fn shown_to(outcomes: &mut [RowOutcome], actor: &Actor, named: &[Lead]) {
+    let view = visibility(actor);
+    let seen: std::collections::HashSet<&str> = named
+        .iter()
+        .filter(|l| view.allows(l))
+        .map(|l| l.id.as_str())
+        .collect();
+    let visible = |id: &str| seen.contains(id);
+    for outcome in outcomes {
+        if outcome.lead_id.as_deref().is_some_and(|id| !visible(id)) {
+            outcome.lead_id = Some(String::new());
+        }
+        if let Some(rejection) = outcome.rejection.as_mut()
+            && !rejection.existing_lead_id.is_empty()
+            && !visible(&rejection.existing_lead_id)
+        {
+            rejection.existing_lead_id.clear();
+        }
+    }
+}
+
+/// The lead ids `outcomes` name, once each: what [`shown_to`] needs loaded.
+pub fn named_leads(outcomes: &[RowOutcome]) -> Vec<String> {
+    let mut ids: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| {
+            let existing = o.rejection.as_ref().map(|r| r.existing_lead_id.as_str());
+            o.lead_id.as_deref().into_iter().chain(existing)
+        })
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// What an import does: the outcome of every row, and the creations and
 /// merges to store, in row order with their row's index.
 #[derive(Debug, Default)]
@@ -532,5 +575,39 @@ mod tests {
             err,
             Err(LeadError::Duplicate { key: "phone", ref existing_id }) if existing_id == "old"
         ));
+    }
+
+    #[test]
+    fn outcomes_name_only_the_leads_the_caller_sees_now() {
+        let row = |index, id: &str, existing: &str| RowOutcome {
+            index,
+            lead_id: (!id.is_empty()).then(|| id.to_owned()),
+            merged: false,
+            rejection: (!existing.is_empty()).then(|| Rejection {
+                reason: "DUPLICATE_LEAD".into(),
+                field: "phone".into(),
+                description: String::new(),
+                existing_lead_id: existing.into(),
+            }),
+        };
+        let outcomes = vec![row(0, "amys", ""), row(1, "", "pooled"), row(2, "gone", "")];
+        assert_eq!(named_leads(&outcomes), ["amys", "gone", "pooled"]);
+        let named = [lead("amys", Some("amy")), lead("pooled", None)];
+
+        let mut bobs = outcomes.clone();
+        shown_to(&mut bobs, &sales("bob"), &named);
+        assert_eq!(bobs[0].lead_id.as_deref(), Some(""), "amy's lead");
+        assert_eq!(
+            bobs[1].rejection.as_ref().unwrap().existing_lead_id,
+            "pooled"
+        );
+        assert_eq!(bobs[2].lead_id.as_deref(), Some(""), "a lead gone since");
+
+        let mut amys = outcomes.clone();
+        shown_to(&mut amys, &sales("amy"), &named);
+        assert_eq!(amys[0].lead_id.as_deref(), Some("amys"));
+        let mut managers = outcomes;
+        shown_to(&mut managers, &manager(), &named);
+        assert_eq!(managers[0].lead_id.as_deref(), Some("amys"));
     }
 }

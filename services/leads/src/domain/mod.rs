@@ -19,7 +19,10 @@ pub use config::{BudgetFloor, LeadConfig, ScoringModel, StoredConfig};
 pub use crm_types::{Actor, AuditEntry, Change, Role, Violation};
 pub use duplicates::{DuplicateIndex, DuplicateKey, DuplicateKeys};
 pub use error::LeadError;
-pub use intake::{Admission, Draft, ImportPlan, Intake, Merge, OnDuplicate, Rejection, RowOutcome};
+pub use intake::{
+    Admission, Draft, ImportPlan, Intake, Merge, OnDuplicate, Rejection, RowOutcome, named_leads,
+    shown_to,
+};
 pub use lead::{Amount, Budget, CompanySize, Lead, LeadStatus, Patch, Profile};
 pub use rules::{
     ClaimWindow, Interaction, ReturnReason, assign, check_convertible, claim, convert, disqualify,
