@@ -298,6 +298,7 @@ impl Consumer {
             after_sequence: cursor,
             types: self.types.clone(),
             source: self.source.clone(),
+            all_tenants: false,
         });
         request.metadata_mut().insert("authorization", bearer);
         request

@@ -95,6 +95,7 @@ async fn subscribe(
         after_sequence: 0,
         types: vec![event_type.into()],
         source: "contracts".into(),
+        ..Default::default()
     })?;
     Ok(EventServiceClient::new(channel)
         .subscribe(request)
@@ -697,7 +698,7 @@ async fn main() -> Result<()> {
     for c in &h.key_contacts {
         println!(
             "    key contact: {}, {} ({})",
-            c.name, c.title, c.decision_role
+            c.name, c.phone, c.decision_role
         );
     }
     println!(

@@ -740,6 +740,7 @@ async fn a_subscription_names_its_service_in_the_request() {
             .map(|i| format!("crm.leads.v1.T{i}{}", "x".repeat(200)))
             .collect(),
         source: "leads".to_owned(),
+        ..SubscribeRequest::default()
     };
     assert_eq!(gateway.subscribe_with(None, big.clone()).await.unwrap(), 1);
     let seen = within("the upstream call", leads_seen.recv())
