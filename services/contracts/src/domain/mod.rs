@@ -10,7 +10,7 @@ mod rules;
 mod timers;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use access::{Inbox, Visibility, can_decide, can_see, check_visible};
 pub use approval::{
@@ -23,7 +23,8 @@ pub use model::*;
 pub use pricing::{MAX_AMOUNT_UNITS, MAX_LINES, MAX_MILESTONES, MAX_QUANTITY};
 pub use rules::{
     Recorded, amend, check_etag, check_owner, date_of, new_contract, record_payment,
-    record_signature, scope_changes, send_for_signature, supersede, terminate, update_draft,
+    record_signature, scope_changes, send_for_signature, supersede, terminate, to_days,
+    update_draft,
 };
 pub use timers::{Fired, fire};
 
