@@ -2023,11 +2023,11 @@ async fn sales_see_their_own_contracts_and_managers_the_tenants() {
     let listed = |r: pb::ListContractsResponse| ids(&r.contracts);
     assert_eq!(
         listed(list(&mut p.amy, Default::default()).await.unwrap()),
-        [amys.id.clone()]
+        vec![amys.id.clone()]
     );
     assert_eq!(
         listed(list(&mut p.bob, Default::default()).await.unwrap()),
-        [bobs.id.clone()]
+        vec![bobs.id.clone()]
     );
     // Finance sees neither until a step awaits it; the team's delivery manager sees both.
     assert_eq!(code(get(&mut p.fay, &amys.id).await), Code::NotFound);
@@ -2269,7 +2269,7 @@ async fn the_sweeper_activates_expires_gives_renewal_notice_once_and_marks_miles
             .iter()
             .map(|m| m.id.clone())
             .collect::<Vec<_>>(),
-        [overdue_id.clone()]
+        vec![overdue_id.clone()]
     );
 
     // A later sweep (it marks a contract signed only now) repeats none of it.
@@ -2457,7 +2457,7 @@ async fn erp_reads_the_receivables_and_records_invoices_and_payments() {
     .await;
     assert_eq!(
         paid_list.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
-        [target.id.clone()]
+        vec![target.id.clone()]
     );
     let due_list = milestones(pb::ListPaymentMilestonesRequest {
         status: pb::MilestoneStatus::Due as i32,
@@ -2528,7 +2528,7 @@ async fn contracts_are_listed_by_status_account_owner_and_end_date_page_by_page(
             ..Default::default()
         })
         .await,
-        [c2.id.clone()]
+        vec![c2.id.clone()]
     );
     assert_eq!(
         by(pb::ListContractsRequest {
@@ -2544,7 +2544,7 @@ async fn contracts_are_listed_by_status_account_owner_and_end_date_page_by_page(
             ..Default::default()
         })
         .await,
-        [c2.id.clone()]
+        vec![c2.id.clone()]
     );
     assert_eq!(
         by(pb::ListContractsRequest {
@@ -2552,7 +2552,7 @@ async fn contracts_are_listed_by_status_account_owner_and_end_date_page_by_page(
             ..Default::default()
         })
         .await,
-        [c3.id.clone()]
+        vec![c3.id.clone()]
     );
     assert_eq!(
         by(pb::ListContractsRequest {
@@ -2569,7 +2569,7 @@ async fn contracts_are_listed_by_status_account_owner_and_end_date_page_by_page(
             ..Default::default()
         })
         .await,
-        [c1.id.clone()]
+        vec![c1.id.clone()]
     );
 
     // Page by page: every contract once, newest first, then an empty token.
