@@ -1051,7 +1051,7 @@ async fn progress_shows_the_step_and_the_inbox_lists_what_awaits_the_callers_rol
         (1, 3, common::Role::Manager as i32, "sales_manager")
     );
     assert!(
-        first.summary.contains("step 1 of 3"),
+        first.summary.contains("step 1 of 3") && first.summary.contains("expected by"),
         "summary: {}",
         first.summary
     );
@@ -1262,10 +1262,39 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
         .await
         .unwrap();
     assert!(all.contracts.is_empty(), "{:?}", ids(&all.contracts));
-    // The same draft, valid, is accepted.
-    create(&mut p.amy, "good", draft(&deal, lines))
+    // The same draft, valid, is accepted; an edit is checked as a creation is.
+    let good = create(&mut p.amy, "good", draft(&deal, lines))
         .await
         .unwrap();
+    let mut bad_lines = good.lines.clone();
+    bad_lines[0].quantity = -1;
+    let edit = pb::Contract {
+        id: good.id.clone(),
+        lines: bad_lines,
+        ..Default::default()
+    };
+    assert_eq!(
+        invalid(update(&mut p.amy, edit, &["lines"]).await),
+        (
+            Code::InvalidArgument,
+            vec!["contract.lines[0].quantity".to_owned()]
+        )
+    );
+    // Output-only fields are not in the update mask's reach.
+    let edit = pb::Contract {
+        id: good.id.clone(),
+        status: pb::ContractStatus::Signed as i32,
+        ..Default::default()
+    };
+    assert_eq!(
+        invalid(update(&mut p.amy, edit, &["status"]).await),
+        (Code::InvalidArgument, vec!["update_mask".to_owned()])
+    );
+    let now = get(&mut p.amy, &good.id).await.unwrap();
+    assert_eq!(
+        (now.etag, now.status),
+        (good.etag, pb::ContractStatus::Draft as i32)
+    );
 }
 
 #[tokio::test]
@@ -1752,6 +1781,56 @@ async fn only_an_integration_records_a_signature() {
     assert_eq!(
         get(&mut p.amy, &c.id).await.unwrap().status,
         pb::ContractStatus::SentForSignature as i32
+    );
+}
+
+#[tokio::test]
+async fn a_manager_terminates_a_contract_in_force_with_a_reason() {
+    let suite = start().await;
+    let mut p = people(&suite, ACME);
+    let c = approved(&suite, &mut p, "Terminated").await;
+    let terminate = |reason: &str| pb::TerminateContractRequest {
+        id: c.id.clone(),
+        reason: reason.into(),
+        ..Default::default()
+    };
+    // Not before it is in force.
+    assert_eq!(
+        refused(p.boss.terminate_contract(terminate("too early")).await),
+        (Code::FailedPrecondition, "NOT_IN_FORCE".into())
+    );
+    sign(&mut p, &c, "env-t").await;
+    assert_eq!(
+        code(p.amy.terminate_contract(terminate("sales may not")).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        invalid(p.boss.terminate_contract(terminate("")).await),
+        (Code::InvalidArgument, vec!["reason".to_owned()])
+    );
+    let ended = p
+        .boss
+        .terminate_contract(terminate("customer insolvent"))
+        .await
+        .unwrap()
+        .into_inner()
+        .contract
+        .unwrap();
+    assert_eq!(
+        (
+            ended.status,
+            ended.termination_reason.as_str(),
+            ended.in_force
+        ),
+        (
+            pb::ContractStatus::Terminated as i32,
+            "customer insolvent",
+            false
+        )
+    );
+    assert_eq!(
+        refused(p.boss.terminate_contract(terminate("again")).await),
+        (Code::FailedPrecondition, "NOT_IN_FORCE".into())
     );
 }
 
