@@ -5,7 +5,14 @@
 //! neither (the event comes again after reconnecting), a crash after it
 //! leaves both (the stream resumes after it).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use crm_proto::crm::events::v1::{
     Event, SubscribeRequest, SubscribeResponse, event_service_client::EventServiceClient,
@@ -20,7 +27,10 @@ use tonic::{Code, Status, metadata::MetadataValue, transport::Channel};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::entity::event_cursor;
+use crate::entity::{event_cursor, event_dead_letter};
+
+/// The cursor's tenant of a consumer of every tenant's events.
+const ALL_TENANTS: &str = "*";
 
 /// The metadata that names the producing service of a Subscribe through
 /// the gateway (`leads` routes to the `crm.leads.v1` upstream).
@@ -38,6 +48,14 @@ pub trait Handler: Send + Sync {
         txn: &DatabaseTransaction,
         event: &Event,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Whether `error` comes back however often the event is retried (a
+    /// payload that does not decode, a record the handler refuses): such
+    /// an event is parked in `event_dead_letters` and the stream goes on.
+    /// Others (the database away) are retried until they succeed.
+    fn is_permanent(&self, _error: &Self::Error) -> bool {
+        false
+    }
 }
 
 /// Gives the bearer token of the consumer's service identity, asked anew
@@ -123,7 +141,10 @@ pub enum ConsumerError {
 pub struct Consumer {
     name: String,
     source: String,
+    /// The tenant whose events are read, or [`ALL_TENANTS`].
     tenant: String,
+    all_tenants: bool,
+    dead_lettered: Arc<AtomicU64>,
     types: Vec<String>,
     channel: Channel,
     token: Arc<dyn TokenProvider>,
@@ -162,11 +183,34 @@ impl Consumer {
             name: name.into(),
             source: source.into(),
             tenant: tenant.into(),
+            all_tenants: false,
+            dead_lettered: Arc::default(),
             types: Vec::new(),
             channel,
             token: Arc::new(token),
             backoff: Backoff::default(),
         }
+    }
+
+    /// A consumer of `source`'s events of every tenant, for a service
+    /// acting on each event in the event's own tenant (`Event.tenant_id`).
+    /// The token must be a service identity's (role `internal`): the
+    /// producer refuses anyone else PERMISSION_DENIED. One cursor serves
+    /// every tenant.
+    pub fn all_tenants(
+        name: impl Into<String>,
+        source: impl Into<String>,
+        channel: Channel,
+        token: impl TokenProvider,
+    ) -> Self {
+        let mut consumer = Self::new(name, source, ALL_TENANTS, channel, token);
+        consumer.all_tenants = true;
+        consumer
+    }
+
+    /// Events parked in the dead letters since start (a metric).
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
     }
 
     /// Only events of these types (all when empty).
@@ -298,7 +342,7 @@ impl Consumer {
             after_sequence: cursor,
             types: self.types.clone(),
             source: self.source.clone(),
-            all_tenants: false,
+            all_tenants: self.all_tenants,
         });
         request.metadata_mut().insert("authorization", bearer);
         request
@@ -442,11 +486,71 @@ impl Consumer {
             tracing::debug!(sequence = event.sequence, "event already applied");
             return txn.rollback().await.map_err(|e| e.to_string());
         }
-        handler
-            .handle(&txn, event)
-            .await
-            .map_err(|e| format!("handler: {e}"))?;
-        txn.commit().await.map_err(|e| e.to_string())
+        match handler.handle(&txn, event).await {
+            Ok(()) => txn.commit().await.map_err(|e| e.to_string()),
+            Err(err) if handler.is_permanent(&err) => {
+                let message = err.to_string();
+                txn.rollback().await.map_err(|e| e.to_string())?;
+                self.dead_letter(db, event, &message)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(err) => Err(format!("handler: {err}")),
+        }
+    }
+
+    /// Parks an event the handler refuses for good and moves the cursor
+    /// past it, in one transaction: one poison event never stops the
+    /// others (of every tenant).
+    async fn dead_letter(
+        &self,
+        db: &DatabaseConnection,
+        event: &Event,
+        message: &str,
+    ) -> Result<(), DbErr> {
+        let txn = crm_store::begin_write(db).await?;
+        if !self.advance(&txn, event.sequence).await? {
+            return txn.rollback().await;
+        }
+        let now = crm_store::now_micros();
+        let time = event.time.as_ref().map_or(now, |t| {
+            t.seconds
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(t.nanos / 1_000))
+        });
+        let payload = event
+            .payload
+            .as_ref()
+            .map(prost::Message::encode_to_vec)
+            .unwrap_or_default();
+        event_dead_letter::Entity::insert(event_dead_letter::ActiveModel {
+            consumer: Set(self.name.clone()),
+            event_id: Set(event.id.clone()),
+            sequence: Set(event.sequence),
+            tenant_id: Set(event.tenant_id.clone()),
+            event_type: Set(event.r#type.clone()),
+            subject_id: Set(event.subject_id.clone()),
+            time: Set(time),
+            traceparent: Set(event.traceparent.clone()),
+            tracestate: Set(event.tracestate.clone()),
+            payload: Set(payload),
+            attempts: Set(1),
+            last_error: Set(message.chars().take(2_000).collect()),
+            first_failure_time: Set(now),
+            dead_time: Set(now),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            consumer = %self.name, source = %self.source, event_id = %event.id,
+            tenant = %event.tenant_id, sequence = event.sequence, event_type = %event.r#type,
+            error = %message,
+            "event refused for good; parked in the dead letters, the others go on"
+        );
+        Ok(())
     }
 
     /// The span of one event's work, a child of the change that caused it.

@@ -145,7 +145,22 @@ impl EventService for EventStream {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let tenant = crm_auth::principal(&request)?.tenant.clone();
+        let principal = crm_auth::principal(&request)?;
+        // Every tenant's events go only to the suite's own services: a
+        // service token is the internal role alone, from the service key
+        // and audience, so no user or integration can hold it.
+        let tenant = if request.get_ref().all_tenants {
+            if !principal.has_role(crm_auth::Role::Internal) {
+                return Err(RpcError::PermissionDenied {
+                    reason: "ALL_TENANTS_INTERNAL_ONLY",
+                    message: "only the suite's services may read every tenant's events".into(),
+                }
+                .into_status(ERROR_DOMAIN));
+            }
+            None
+        } else {
+            Some(principal.tenant.clone())
+        };
         let request = request.into_inner();
         validate(&request).map_err(|e| e.into_status(ERROR_DOMAIN))?;
         let after = request.after_sequence;
@@ -257,7 +272,8 @@ struct Pump {
     stall: std::time::Duration,
     budget: u32,
     bytes: Arc<Semaphore>,
-    tenant: String,
+    /// The subscriber's tenant; `None` for a service reading every tenant's.
+    tenant: Option<String>,
     types: Vec<String>,
     /// Where the subscription started: a heartbeat never says less.
     floor: i64,
@@ -340,10 +356,18 @@ impl Pump {
     /// (of any type), so other tenants' writes do not show through it.
     async fn heartbeat(&mut self, position: i64) -> Sent {
         use outbox_event::Column;
+        let Some(tenant) = self.tenant.as_deref() else {
+            // Every tenant's subscriber was sent everything up to `position`.
+            let heartbeat = Heartbeat {
+                time: Some(crm_rpc::fields::timestamp(crm_store::now_micros())),
+                head_sequence: position.max(self.floor),
+            };
+            return self.send(Kind::Heartbeat(heartbeat)).await;
+        };
         let own = outbox_event::Entity::find()
             .select_only()
             .column_as(Column::Sequence.max(), "sequence")
-            .filter(Column::TenantId.eq(self.tenant.as_str()))
+            .filter(Column::TenantId.eq(tenant))
             .filter(Column::Sequence.lte(position))
             .into_tuple::<Option<i64>>()
             .one(&self.db)
@@ -364,8 +388,11 @@ impl Pump {
 
     fn filtered(&self, after: i64, through: i64) -> sea_orm::Select<outbox_event::Entity> {
         use outbox_event::Column;
-        let mut query = outbox_event::Entity::find()
-            .filter(Column::TenantId.eq(self.tenant.as_str()))
+        let mut query = outbox_event::Entity::find();
+        if let Some(tenant) = &self.tenant {
+            query = query.filter(Column::TenantId.eq(tenant.as_str()));
+        }
+        let mut query = query
             .filter(Column::Sequence.gt(after))
             .filter(Column::Sequence.lte(through));
         if !self.types.is_empty() {
@@ -447,7 +474,7 @@ impl Pump {
             }
             Ok(None) => Sent::Over,
             Err(_) => {
-                tracing::info!(tenant = %self.tenant, "dropping a stalled subscriber");
+                tracing::info!(tenant = ?self.tenant, "dropping a stalled subscriber");
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 if let Some(stalled) = self.stalled.take() {
                     let _ = stalled.send(stalled_status(self.budget, self.stall));

@@ -166,30 +166,57 @@ impl Drop for PgDatabase {
     }
 }
 
-/// Signing keys and a verifier, as a deployment has them.
+/// Signing keys and a verifier, as a deployment has them: the users' key
+/// and the services' own identity key (service tokens only).
 pub struct Keys {
     pub minter: Arc<TokenMinter>,
+    /// Signs service tokens: audience `crm-internal`, role `internal`.
+    pub service: Arc<TokenMinter>,
     pub verifier: Arc<Verifier>,
     _dir: tempfile::TempDir,
+    _service_dir: tempfile::TempDir,
 }
 
 impl Keys {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = DevKeys::load_or_create(dir.path()).unwrap();
-        let minter = Arc::new(keys.minter("crm", "crm").unwrap());
-        let verifier =
-            Arc::new(Verifier::new(&AuthConfig::default(), &[keys.public_key_pem()]).unwrap());
+        let service_dir = tempfile::tempdir().unwrap();
+        let service_keys = DevKeys::load_or_create(service_dir.path()).unwrap();
+        let cfg = AuthConfig::default();
+        let minter = Arc::new(keys.minter(&cfg.issuer, &cfg.audience).unwrap());
+        let service = Arc::new(
+            service_keys
+                .minter(&cfg.issuer, &cfg.service_audience)
+                .unwrap(),
+        );
+        let verifier = Arc::new(
+            Verifier::with_service_keys(
+                &cfg,
+                &[keys.public_key_pem()],
+                &[service_keys.public_key_pem()],
+            )
+            .unwrap(),
+        );
         Keys {
             minter,
+            service,
             verifier,
             _dir: dir,
+            _service_dir: service_dir,
         }
     }
 
     pub fn token(&self, tenant: &str, roles: &[Role]) -> String {
         self.minter
             .mint("integration-1", tenant, roles, Duration::from_secs(3600))
+            .unwrap()
+    }
+
+    /// A service identity's token (role `internal`).
+    pub fn service_token(&self, tenant: &str) -> String {
+        self.service
+            .mint("delivery", tenant, &[Role::Internal], Duration::from_secs(3600))
             .unwrap()
     }
 }
@@ -283,12 +310,24 @@ pub async fn subscribe(
     after: i64,
     types: &[&str],
 ) -> Result<Streaming<SubscribeResponse>, Status> {
+    subscribe_with(addr, token, after, types, false).await
+}
+
+/// [`subscribe`], asking for every tenant's events when `all_tenants`.
+pub async fn subscribe_with(
+    addr: SocketAddr,
+    token: &str,
+    after: i64,
+    types: &[&str],
+    all_tenants: bool,
+) -> Result<Streaming<SubscribeResponse>, Status> {
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_lazy();
     let mut request = tonic::Request::new(SubscribeRequest {
         after_sequence: after,
         types: types.iter().map(|t| (*t).to_owned()).collect(),
+        all_tenants,
         ..Default::default()
     });
     request
