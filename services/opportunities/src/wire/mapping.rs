@@ -769,7 +769,12 @@ pub fn config(c: &pb::OpportunityConfig) -> Result<OpportunityConfig, Vec<FieldV
         ) {
             match u8::try_from(p.percent).ok().filter(|x| *x <= 100) {
                 Some(x) => {
-                    probabilities.insert(s, x);
+                    if probabilities.insert(s, x).is_some() {
+                        v.push(FieldViolation::new(
+                            format!("config.stage_probabilities[{i}].stage"),
+                            "one probability per stage",
+                        ));
+                    }
                 }
                 None => v.push(FieldViolation::new(
                     format!("config.stage_probabilities[{i}].percent"),
@@ -839,8 +844,13 @@ pub fn config(c: &pb::OpportunityConfig) -> Result<OpportunityConfig, Vec<FieldV
                 )
             })
             .collect();
-        if let Some(kind) = kind {
-            chains.insert(kind, roles);
+        if let Some(kind) = kind
+            && chains.insert(kind, roles).is_some()
+        {
+            v.push(FieldViolation::new(
+                format!("{field}.kind"),
+                "one chain per kind",
+            ));
         }
     }
     let mut approvers = BTreeMap::new();
