@@ -91,7 +91,58 @@ impl Date {
         let mut parts = s.splitn(3, '-').map(|p| p.parse::<i32>().ok());
         Date::new(parts.next()??, parts.next()??, parts.next()??)
     }
+
+    /// Days since 1970-01-01 (proleptic Gregorian), after H. Hinnant's
+    /// `days_from_civil`.
+    pub fn days(&self) -> i64 {
+        let (y, m, day) = (
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        );
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// The date `days` after 1970-01-01, clamped to years 1-9999.
+    pub fn from_days(days: i64) -> Date {
+        let days = days.clamp(FIRST_DAY, LAST_DAY);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let small = |v: i64| i32::try_from(v).unwrap_or(1);
+        Date::new(small(year), small(month), small(day)).unwrap_or(Date {
+            year: 1,
+            month: 1,
+            day: 1,
+        })
+    }
+
+    /// The UTC date of a time in Unix microseconds.
+    pub fn of_micros(micros: i64) -> Date {
+        Date::from_days(micros.div_euclid(86_400_000_000))
+    }
+
+    /// This date `days` later (earlier when negative), within years 1-9999.
+    pub fn plus_days(&self, days: i64) -> Date {
+        Date::from_days(self.days().saturating_add(days))
+    }
 }
+
+/// 0001-01-01 and 9999-12-31 in days since 1970-01-01.
+const FIRST_DAY: i64 = -719_162;
+const LAST_DAY: i64 = 2_932_896;
 
 #[cfg(test)]
 mod tests {
@@ -116,5 +167,20 @@ mod tests {
         let d = Date::new(2026, 3, 9);
         assert_eq!(d.map(|d| d.iso()).as_deref(), Some("2026-03-09"));
         assert_eq!(Date::parse_iso("2026-03-09"), d);
+    }
+
+    #[test]
+    fn civil_days_round_trip_and_clamp() {
+        for (y, m, d, days) in [(1970, 1, 1, 0), (2000, 3, 1, 11_017), (2024, 2, 29, 19_782)] {
+            let date = Date::new(y, m, d).unwrap();
+            assert_eq!(date.days(), days);
+            assert_eq!(Date::from_days(days), date);
+        }
+        assert_eq!(Date::new(1, 1, 1).unwrap().days(), FIRST_DAY);
+        assert_eq!(Date::new(9999, 12, 31).unwrap().days(), LAST_DAY);
+        assert_eq!(Date::from_days(i64::MAX), Date::new(9999, 12, 31).unwrap());
+        let d = Date::new(2026, 12, 20).unwrap();
+        assert_eq!(d.plus_days(15), Date::new(2027, 1, 4).unwrap());
+        assert_eq!(Date::of_micros(86_400_000_000 + 5), Date::new(1970, 1, 2).unwrap());
     }
 }
