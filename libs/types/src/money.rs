@@ -146,6 +146,8 @@ const LAST_DAY: i64 = 2_932_896;
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
