@@ -303,7 +303,9 @@ impl UseCases {
                         if !c.previous_version_id.is_empty() {
                             for mut old in store::versions(&*tx, tenant, &c.family_id).await? {
                                 let old_read = old.version;
-                                if old.id != c.id && domain::supersede(&mut old, &actor.id, now) {
+                                if old.id != c.id
+                                    && domain::supersede(&mut old, &mut c, &actor.id, now)
+                                {
                                     store::save_contract(&*tx, &old, old_read).await?;
                                     trail.audit(
                                         entry(&old, "contract.superseded", &actor.id, now)

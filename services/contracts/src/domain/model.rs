@@ -109,15 +109,18 @@ pub enum MilestoneStatus {
     Invoiced,
     Overdue,
     Paid,
+    /// Replaced by a signed amendment's milestones.
+    Cancelled,
 }
 
 impl MilestoneStatus {
-    pub const ALL: [MilestoneStatus; 5] = [
+    pub const ALL: [MilestoneStatus; 6] = [
         MilestoneStatus::Planned,
         MilestoneStatus::Due,
         MilestoneStatus::Invoiced,
         MilestoneStatus::Overdue,
         MilestoneStatus::Paid,
+        MilestoneStatus::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -127,6 +130,7 @@ impl MilestoneStatus {
             MilestoneStatus::Invoiced => "invoiced",
             MilestoneStatus::Overdue => "overdue",
             MilestoneStatus::Paid => "paid",
+            MilestoneStatus::Cancelled => "cancelled",
         }
     }
 

@@ -427,14 +427,41 @@ pub fn record_signature(
     Ok(done)
 }
 
-/// The version an amendment replaces, once the amendment is signed.
-pub fn supersede(c: &mut Contract, actor: &str, now: i64) -> bool {
-    if !c.status.in_force() {
+/// The version `amendment` replaces, once the amendment is signed: its
+/// milestones are cancelled, and what ERP recorded on them (an invoice, a
+/// payment, an overdue finding) carries over to the amendment's milestone
+/// of the same name, due date and amount, so each payment is owed and
+/// counted once, under the version in force.
+pub fn supersede(old: &mut Contract, amendment: &mut Contract, actor: &str, now: i64) -> bool {
+    if !old.status.in_force() {
         return false;
     }
-    c.status = Status::Superseded;
-    c.renewal_due = None;
-    touch(c, actor, now);
+    for m in &mut old.milestones {
+        let recorded = matches!(
+            m.status,
+            MilestoneStatus::Invoiced | MilestoneStatus::Overdue | MilestoneStatus::Paid
+        );
+        if recorded
+            && let Some(next) = amendment.milestones.iter_mut().find(|n| {
+                n.status == MilestoneStatus::Due
+                    && n.name == m.name
+                    && n.due_date == m.due_date
+                    && n.amount == m.amount
+            })
+        {
+            next.status = m.status;
+            next.erp_reference = m.erp_reference.clone();
+            next.invoice_time = m.invoice_time;
+            next.paid_time = m.paid_time;
+            next.overdue_time = m.overdue_time;
+            next.version += 1;
+        }
+        m.status = MilestoneStatus::Cancelled;
+        m.version += 1;
+    }
+    old.status = Status::Superseded;
+    old.renewal_due = None;
+    touch(old, actor, now);
     true
 }
 
@@ -526,10 +553,15 @@ pub fn record_payment(
         .find(|m| m.id == milestone_id)
         .ok_or_else(|| ContractError::not_found(resource::MILESTONE, milestone_id))?;
     check_etag(etag, m.version)?;
-    if m.status == MilestoneStatus::Planned {
+    if matches!(
+        m.status,
+        MilestoneStatus::Planned | MilestoneStatus::Cancelled
+    ) {
         return Err(ContractError::precondition(
             "NOT_RECEIVABLE",
-            format!("contract {contract_id} is not signed: nothing is owed yet"),
+            format!(
+                "contract {contract_id} is not signed, or was superseded: nothing is owed on this milestone"
+            ),
         ));
     }
     match (status, m.status) {
@@ -821,6 +853,36 @@ mod tests {
         assert!(matches!(
             err,
             ContractError::Precondition("ALREADY_PAID", _)
+        ));
+    }
+
+    #[test]
+    fn a_signed_amendment_cancels_the_old_milestones_and_keeps_what_erp_recorded() {
+        let mut old = ready();
+        old.status = Status::Active;
+        old.milestones[0].status = MilestoneStatus::Paid;
+        old.milestones[0].erp_reference = "pay-1".into();
+        let mut next = amend(&old, &sales(), None, "c2".into(), ids(), 1).unwrap();
+        for m in &mut next.milestones {
+            m.status = MilestoneStatus::Due;
+        }
+        assert!(supersede(&mut old, &mut next, "esign", 2));
+        assert_eq!(old.status, Status::Superseded);
+        assert_eq!(old.milestones[0].status, MilestoneStatus::Cancelled);
+        assert_eq!(
+            (
+                next.milestones[0].status,
+                next.milestones[0].erp_reference.as_str()
+            ),
+            (MilestoneStatus::Paid, "pay-1")
+        );
+        let erp = Actor::new("erp", vec![Role::Integration]);
+        let id = old.milestones[0].id.clone();
+        let err =
+            record_payment(&mut old, &id, "", MilestoneStatus::Paid, "r", 3, &erp, 3).unwrap_err();
+        assert!(matches!(
+            err,
+            ContractError::Precondition("NOT_RECEIVABLE", _)
         ));
     }
 

@@ -55,6 +55,7 @@ pub fn milestone_status_pb(s: MilestoneStatus) -> i32 {
         MilestoneStatus::Invoiced => P::Invoiced,
         MilestoneStatus::Overdue => P::Overdue,
         MilestoneStatus::Paid => P::Paid,
+        MilestoneStatus::Cancelled => P::Cancelled,
     }) as i32
 }
 
