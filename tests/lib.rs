@@ -2,7 +2,9 @@
 //! timings, typed clients through the gateway, and small builders the
 //! scenarios share. The tests themselves are in `e2e/`, one module per
 //! area: `auth` (tokens, roles, tenants), `leads`, `opportunities`, `contracts`,
-//! `events`, `resilience` (limits, deadlines, restarts).
+//! `delivery`, `events`, `resilience` (limits, deadlines, restarts).
+//! [`scenario`] gets a deal to won and its contract to signed, for the
+//! contracts and delivery tests alike.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +18,7 @@ pub use crm_testkit::{
 use crm::testing::Authorized;
 use crm_proto::crm::{
     common::v1 as common, contracts::v1::contract_service_client::ContractServiceClient,
+    delivery::v1::delivery_service_client::DeliveryServiceClient,
     events::v1::event_service_client::EventServiceClient, leads::v1 as leads,
     leads::v1::lead_service_client::LeadServiceClient,
     opportunities::v1::opportunity_service_client::OpportunityServiceClient,
@@ -27,6 +30,8 @@ pub type LeadsClient = LeadServiceClient<Authorized>;
 pub type OpportunitiesClient = OpportunityServiceClient<Authorized>;
 /// The contracts API, with the caller's token on every call.
 pub type ContractsClient = ContractServiceClient<Authorized>;
+/// The delivery API, with the caller's token on every call.
+pub type DeliveryClient = DeliveryServiceClient<Authorized>;
 /// A service's event stream through the gateway.
 pub type EventsClient = EventServiceClient<Authorized>;
 
@@ -60,6 +65,8 @@ pub trait Clients {
     fn events_client(&self, token: &str, source: &str) -> EventsClient;
     /// The contracts API through the gateway, as `token`.
     fn contracts_client(&self, token: Option<&str>) -> ContractsClient;
+    /// The delivery API through the gateway, as `token`.
+    fn delivery_client(&self, token: Option<&str>) -> DeliveryClient;
 }
 
 impl Clients for TestSuite {
@@ -82,6 +89,10 @@ impl Clients for TestSuite {
     fn contracts_client(&self, token: Option<&str>) -> ContractsClient {
         ContractServiceClient::new(self.through_gateway(token))
     }
+
+    fn delivery_client(&self, token: Option<&str>) -> DeliveryClient {
+        DeliveryServiceClient::new(self.through_gateway(token))
+    }
 }
 
 /// A lead with the given company and phone, from a referral.
@@ -102,4 +113,642 @@ pub fn cny(units: i64) -> Option<common::Money> {
         units,
         nanos: 0,
     })
+}
+
+/// A deal taken to won and its contract to signed, through the gateway as
+/// the tenant's people would: the steps the contracts and delivery tests
+/// share. Amounts and dates are derived here, never typed in as results.
+///
+/// The people: `amy` (sales, the deals' owner and account manager), `boss`
+/// and `max` (managers), `fay` and `fiona` (finance), `lee` (legal), `dora`
+/// (delivery, the deals' delivery manager), `root` (admin) and `esign`
+/// (the integration relaying the e-signature provider's callbacks).
+pub mod scenario {
+    use crm::testing::TestSuite;
+    use crm_auth::Role;
+    use crm_proto::crm::{
+        common::v1 as common, contracts::v1 as pb, opportunities::v1 as opps,
+    };
+    use prost_types::FieldMask;
+
+    use crate::{Clients, ContractsClient, unix_now};
+
+    /// Nanos in a unit of money.
+    pub const NANOS: i128 = 1_000_000_000;
+
+    /// An amount of `currency`.
+    pub fn money(currency: &str, units: i64, nanos: i32) -> common::Money {
+        common::Money {
+            currency_code: currency.into(),
+            units,
+            nanos,
+        }
+    }
+
+    /// An amount in nanos.
+    pub fn nanos_of(m: Option<&common::Money>) -> i128 {
+        let m = m.expect("an amount");
+        i128::from(m.units) * NANOS + i128::from(m.nanos)
+    }
+
+    /// `nanos` as an amount of `currency`.
+    pub fn money_of(currency: &str, nanos: i128) -> common::Money {
+        money(
+            currency,
+            i64::try_from(nanos / NANOS).unwrap(),
+            i32::try_from(nanos % NANOS).unwrap(),
+        )
+    }
+
+    /// A line's total as the contract documents it: quantity x unit price x
+    /// (100 - discount) / 100, rounded half away from zero to the nano, in
+    /// integers.
+    pub fn line_total(line: &pb::LineItem) -> i128 {
+        let gross = i128::from(line.quantity)
+            * nanos_of(line.unit_price.as_ref())
+            * i128::from(100 - line.discount_percent);
+        (gross + 50).div_euclid(100)
+    }
+
+    /// The sum of the lines' totals.
+    pub fn total_of(lines: &[pb::LineItem]) -> i128 {
+        lines.iter().map(line_total).sum()
+    }
+
+    /// A contract line.
+    pub fn line(item: &str, quantity: i64, unit_price: common::Money, discount: i32) -> pb::LineItem {
+        pb::LineItem {
+            item: item.into(),
+            quantity,
+            unit_price: Some(unit_price),
+            discount_percent: discount,
+            ..Default::default()
+        }
+    }
+
+    /// Three lines: a discounted licence, a service whose discount leaves
+    /// half a nano (rounded up), and an undiscounted one.
+    pub fn standard_lines() -> Vec<pb::LineItem> {
+        vec![
+            line("MES licence", 3, money("CNY", 100_000, 0), 10),
+            line("Implementation", 1, money("CNY", 680_000, 5), 10),
+            line("Support, first year", 7, money("CNY", 1_000, 0), 0),
+        ]
+    }
+
+    /// The civil date `days` after 1970-01-01 (proleptic Gregorian).
+    pub fn civil(days: i64) -> common::Date {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        common::Date {
+            year: i32::try_from(year).unwrap(),
+            month: i32::try_from(month).unwrap(),
+            day: i32::try_from(day).unwrap(),
+        }
+    }
+
+    /// Today (UTC) plus `days`.
+    pub fn today_plus(days: i64) -> common::Date {
+        civil(unix_now().div_euclid(86_400) + days)
+    }
+
+    /// A date.
+    pub fn date(year: i32, month: i32, day: i32) -> common::Date {
+        common::Date { year, month, day }
+    }
+
+    /// A contract term.
+    pub fn term(start: common::Date, end: common::Date) -> pb::Term {
+        pb::Term {
+            start_date: Some(start),
+            end_date: Some(end),
+        }
+    }
+
+    /// Next calendar year.
+    pub fn next_year() -> pb::Term {
+        let year = today_plus(0).year + 1;
+        term(date(year, 1, 1), date(year, 12, 31))
+    }
+
+    /// A payment milestone of `share` percent of the total.
+    pub fn percent(name: &str, due: common::Date, share: i32) -> pb::PaymentMilestone {
+        pb::PaymentMilestone {
+            name: name.into(),
+            due_date: Some(due),
+            share: Some(pb::payment_milestone::Share::Percent(share)),
+            ..Default::default()
+        }
+    }
+
+    /// A payment milestone of a fixed amount.
+    pub fn fixed(name: &str, due: common::Date, amount: common::Money) -> pb::PaymentMilestone {
+        pb::PaymentMilestone {
+            name: name.into(),
+            due_date: Some(due),
+            share: Some(pb::payment_milestone::Share::FixedAmount(amount)),
+            ..Default::default()
+        }
+    }
+
+    /// 30% at signing and 70% at acceptance, next year.
+    pub fn standard_milestones() -> Vec<pb::PaymentMilestone> {
+        let year = today_plus(0).year + 1;
+        vec![
+            percent("signing", date(year, 1, 15), 30),
+            percent("acceptance", date(year, 6, 30), 70),
+        ]
+    }
+
+    /// A dated commitment: "deploy within 15 days".
+    pub fn deploy_within_15_days() -> pb::SpecialRequirement {
+        pb::SpecialRequirement {
+            description: "deploy within 15 days".into(),
+            due_within_days: 15,
+        }
+    }
+
+    /// A won opportunity and what the contract takes from it.
+    pub struct Deal {
+        /// The won opportunity.
+        pub opportunity: opps::Opportunity,
+        /// Its decision maker, Li Lei.
+        pub contact: opps::Contact,
+    }
+
+    /// The solution the delivery manager reviewed.
+    pub const SOLUTION: &str = "MES rollout in 3 plants";
+    /// The workload the delivery manager reviewed, in person-days.
+    pub const WORKLOAD: i32 = 120;
+
+    /// Makes a won opportunity of `tenant` owned by sales user `owner`, with
+    /// a team of `owner`, solution manager "sol" and delivery manager
+    /// "dora", Li Lei as the decision maker, and the delivery manager's
+    /// approved review of `quote`, the solution and the workload; a manager
+    /// takes it to won.
+    pub async fn won_deal(
+        suite: &TestSuite,
+        tenant: &str,
+        owner: &str,
+        name: &str,
+        quote: &common::Money,
+    ) -> Deal {
+        let opps_as = |who: &str, roles: &[Role]| {
+            suite.opportunities_client(Some(&suite.token(tenant, who, roles)))
+        };
+        let mut sales = opps_as(owner, &[Role::Sales]);
+        let mut boss = opps_as("boss", &[Role::Manager]);
+        let mut dora = opps_as("dora", &[Role::Delivery]);
+        let account = sales
+            .create_account(opps::CreateAccountRequest {
+                account: Some(opps::Account {
+                    name: name.into(),
+                    industry: "manufacturing".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .account
+            .unwrap();
+        let contact = sales
+            .create_contact(opps::CreateContactRequest {
+                contact: Some(opps::Contact {
+                    account_id: account.id.clone(),
+                    name: "Li Lei".into(),
+                    title: "CTO".into(),
+                    phone: "+86 138 0013 8000".into(),
+                    email: "li.lei@example.com".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .contact
+            .unwrap();
+        let opp = sales
+            .create_opportunity(opps::CreateOpportunityRequest {
+                opportunity: Some(opps::Opportunity {
+                    account_id: account.id.clone(),
+                    name: format!("{name} MES"),
+                    amount: Some(quote.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .opportunity
+            .unwrap();
+        sales
+            .update_opportunity(opps::UpdateOpportunityRequest {
+                opportunity: Some(opps::Opportunity {
+                    id: opp.id.clone(),
+                    team: Some(opps::Team {
+                        account_manager_id: owner.into(),
+                        solution_manager_id: "sol".into(),
+                        delivery_manager_id: "dora".into(),
+                        ..Default::default()
+                    }),
+                    solution_summary: SOLUTION.into(),
+                    workload_person_days: WORKLOAD,
+                    quote: Some(quote.clone()),
+                    win_loss_reason: "best delivery plan".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: [
+                        "team",
+                        "solution_summary",
+                        "workload_person_days",
+                        "quote",
+                        "win_loss_reason",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                }),
+            })
+            .await
+            .unwrap();
+        sales
+            .set_decision_chain_member(opps::SetDecisionChainMemberRequest {
+                opportunity_id: opp.id.clone(),
+                member: Some(opps::DecisionChainMember {
+                    contact_id: contact.id.clone(),
+                    role: opps::DecisionRole::DecisionMaker as i32,
+                    relationship: 4,
+                    solution_acceptance: 4,
+                    price_acceptance: 3,
+                }),
+            })
+            .await
+            .unwrap();
+        let review = sales
+            .request_delivery_review(opps::RequestDeliveryReviewRequest {
+                opportunity_id: opp.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .approval
+            .unwrap();
+        dora.decide_approval(opps::DecideApprovalRequest {
+            id: review.id,
+            decision: opps::Decision::Approve as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        for stage in [
+            opps::Stage::Approved,
+            opps::Stage::NeedsAnalysis,
+            opps::Stage::ValuePresentation,
+            opps::Stage::Proposal,
+            opps::Stage::Bidding,
+            opps::Stage::Negotiation,
+            opps::Stage::Won,
+        ] {
+            boss.advance_stage(opps::AdvanceStageRequest {
+                id: opp.id.clone(),
+                target_stage: stage as i32,
+                override_reason: "e2e: the sales process is tested elsewhere".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let opportunity = sales
+            .get_opportunity(opps::GetOpportunityRequest { id: opp.id })
+            .await
+            .unwrap()
+            .into_inner()
+            .opportunity
+            .unwrap();
+        assert_eq!(opportunity.stage, opps::Stage::Won as i32);
+        Deal {
+            opportunity,
+            contact,
+        }
+    }
+
+    /// A contract draft of `deal` with `lines`, next year's term, the
+    /// standard payment milestones and "deploy within 15 days".
+    pub fn draft(deal: &Deal, lines: Vec<pb::LineItem>) -> pb::Contract {
+        pb::Contract {
+            opportunity_id: deal.opportunity.id.clone(),
+            title: format!("{} contract", deal.opportunity.name),
+            currency_code: "CNY".into(),
+            lines,
+            term: Some(next_year()),
+            milestones: standard_milestones(),
+            special_requirements: vec![deploy_within_15_days()],
+            ..Default::default()
+        }
+    }
+
+    /// `who` of `tenant` with `roles`, on the contracts API.
+    pub fn contracts_as(
+        suite: &TestSuite,
+        tenant: &str,
+        who: &str,
+        roles: &[Role],
+    ) -> ContractsClient {
+        suite.contracts_client(Some(&suite.token(tenant, who, roles)))
+    }
+
+    /// Submits a draft as `owner` and has each step decided by a holder of
+    /// its role who has decided none before (the assignee where the step
+    /// names one): the contract approved.
+    pub async fn approve_all(
+        suite: &TestSuite,
+        tenant: &str,
+        owner: &str,
+        contract: &pb::Contract,
+    ) -> pb::Contract {
+        let mut c = contracts_as(suite, tenant, owner, &[Role::Sales])
+            .submit_contract(pb::SubmitContractRequest {
+                id: contract.id.clone(),
+                etag: contract.etag.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .contract
+            .unwrap();
+        let mut decided: Vec<String> = Vec::new();
+        while c.status == pb::ContractStatus::InApproval as i32 {
+            let approval = c.approval.clone().expect("an approval");
+            let current = approval.progress.expect("progress").current_step;
+            let step = approval
+                .steps
+                .iter()
+                .find(|s| s.number == current)
+                .expect("the current step")
+                .clone();
+            let (role, people): (Role, &[&str]) = match common::Role::try_from(step.role) {
+                Ok(common::Role::Manager) => (Role::Manager, &["boss", "max"]),
+                Ok(common::Role::Finance) => (Role::Finance, &["fay", "fiona"]),
+                Ok(common::Role::Legal) => (Role::Legal, &["lee"]),
+                Ok(common::Role::Delivery) => (Role::Delivery, &["dora"]),
+                Ok(common::Role::Admin) => (Role::Admin, &["root"]),
+                other => panic!("no decider for a step of role {other:?}"),
+            };
+            let who = if step.assignee_id.is_empty() {
+                (*people
+                    .iter()
+                    .find(|p| !decided.iter().any(|d| d == *p))
+                    .expect("a decider left"))
+                .to_owned()
+            } else {
+                step.assignee_id.clone()
+            };
+            c = contracts_as(suite, tenant, &who, &[role])
+                .decide_contract_approval(pb::DecideContractApprovalRequest {
+                    id: c.id.clone(),
+                    step: current,
+                    decision: common::ApprovalDecision::Approve as i32,
+                    comment: "ok".into(),
+                    approval_id: approval.id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .contract
+                .unwrap();
+            decided.push(who);
+        }
+        assert_eq!(c.status, pb::ContractStatus::Approved as i32);
+        c
+    }
+
+    /// Sent for signature by `owner` with `envelope`, and signed by the
+    /// customer (the callback relayed by the `esign` integration).
+    pub async fn sign(
+        suite: &TestSuite,
+        tenant: &str,
+        owner: &str,
+        contract: &pb::Contract,
+        envelope: &str,
+    ) -> pb::Contract {
+        contracts_as(suite, tenant, owner, &[Role::Sales])
+            .send_for_signature(pb::SendForSignatureRequest {
+                id: contract.id.clone(),
+                provider: "esign-cn".into(),
+                envelope_id: envelope.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        contracts_as(suite, tenant, "esign", &[Role::Integration])
+            .record_signature(pb::RecordSignatureRequest {
+                id: contract.id.clone(),
+                envelope_id: envelope.into(),
+                outcome: pb::SignatureOutcome::Signed as i32,
+                signer: "Li Lei".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .contract
+            .unwrap()
+    }
+
+    /// A deal of `tenant` owned by `owner`, whose reviewed quote is the
+    /// standard lines' total, and its contract ([`draft`], then `change`)
+    /// approved and signed: the deal and the signed contract.
+    pub async fn signed_contract_with(
+        suite: &TestSuite,
+        tenant: &str,
+        owner: &str,
+        name: &str,
+        change: impl FnOnce(&mut pb::Contract),
+    ) -> (Deal, pb::Contract) {
+        let lines = standard_lines();
+        let deal = won_deal(suite, tenant, owner, name, &money_of("CNY", total_of(&lines))).await;
+        let mut contract = draft(&deal, lines);
+        change(&mut contract);
+        let key = name.replace(' ', "-");
+        let contract = contracts_as(suite, tenant, owner, &[Role::Sales])
+            .create_contract(pb::CreateContractRequest {
+                request_id: format!("create-{key}"),
+                contract: Some(contract),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .contract
+            .unwrap();
+        let approved = approve_all(suite, tenant, owner, &contract).await;
+        let signed = sign(suite, tenant, owner, &approved, &format!("env-{key}")).await;
+        assert_eq!(signed.status, pb::ContractStatus::Signed as i32);
+        (deal, signed)
+    }
+
+    /// [`signed_contract_with`] the draft unchanged.
+    pub async fn signed_contract(
+        suite: &TestSuite,
+        tenant: &str,
+        owner: &str,
+        name: &str,
+    ) -> (Deal, pb::Contract) {
+        signed_contract_with(suite, tenant, owner, name, |_| {}).await
+    }
+
+    /// Amends the signed `contract` as `owner` (`change` applied to the new
+    /// draft's lines, milestones and special requirements), gets the
+    /// amendment approved and signs it: the new version in force.
+    pub async fn amend_and_sign(
+        suite: &TestSuite,
+        tenant: &str,
+        owner: &str,
+        contract: &pb::Contract,
+        change: impl FnOnce(&mut pb::Contract),
+    ) -> pb::Contract {
+        let mut sales = contracts_as(suite, tenant, owner, &[Role::Sales]);
+        let draft = sales
+            .amend_contract(pb::AmendContractRequest {
+                request_id: format!("amend-{}", contract.id),
+                id: contract.id.clone(),
+                etag: contract.etag.clone(),
+                reason: "the customer asked for more".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .contract
+            .unwrap();
+        let mut changed = draft.clone();
+        change(&mut changed);
+        let draft = sales
+            .update_contract(pb::UpdateContractRequest {
+                contract: Some(pb::Contract {
+                    id: draft.id.clone(),
+                    etag: draft.etag.clone(),
+                    lines: changed.lines,
+                    milestones: changed.milestones,
+                    special_requirements: changed.special_requirements,
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: ["lines", "milestones", "special_requirements"]
+                        .map(String::from)
+                        .to_vec(),
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .contract
+            .unwrap();
+        let approved = approve_all(suite, tenant, owner, &draft).await;
+        let envelope = format!("env-v{}-{}", approved.version, contract.id);
+        let signed = sign(suite, tenant, owner, &approved, &envelope).await;
+        assert!(signed.in_force);
+        signed
+    }
+}
+
+/// Reading a service's event stream through the gateway, with a bounded
+/// wait for each event.
+pub mod streams {
+    use std::time::Duration;
+
+    use crm::testing::TestSuite;
+    use crm_auth::Role;
+    use crm_proto::crm::events::v1 as ev;
+    use prost::Name;
+
+    use crate::Clients;
+
+    /// A subscription's messages.
+    pub type Stream = tonic::Streaming<ev::SubscribeResponse>;
+
+    /// The event stream of `source` of `tenant` from its start, as the
+    /// integration `who`, with only `types` (all when empty).
+    pub async fn subscribe(
+        suite: &TestSuite,
+        tenant: &str,
+        who: &str,
+        source: &str,
+        types: &[String],
+    ) -> Stream {
+        suite
+            .events_client(&suite.token(tenant, who, &[Role::Integration]), source)
+            .subscribe(ev::SubscribeRequest {
+                after_sequence: 0,
+                types: types.to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// The next event of the stream, skipping heartbeats; fails after 30 s.
+    pub async fn next_event(stream: &mut Stream) -> ev::Event {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(30), stream.message())
+                .await
+                .expect("an event within 30s")
+                .unwrap()
+                .expect("the stream stays open");
+            if let Some(ev::subscribe_response::Kind::Event(e)) = next.kind {
+                return e;
+            }
+        }
+    }
+
+    /// The payload of `event`, as `M`.
+    pub fn payload<M: prost::Message + Name + Default>(event: &ev::Event) -> M {
+        assert_eq!(event.r#type, M::full_name());
+        event.payload.as_ref().expect("a payload").to_msg().unwrap()
+    }
+
+    /// The first event of type `M` that `wanted` accepts: from `seen` if it
+    /// was read already, else read from the stream (everything read is kept
+    /// in `seen`).
+    pub async fn find<M: prost::Message + Name + Default>(
+        stream: &mut Stream,
+        seen: &mut Vec<ev::Event>,
+        wanted: impl Fn(&M) -> bool,
+    ) -> M {
+        let matches = |e: &ev::Event| e.r#type == M::full_name() && wanted(&payload::<M>(e));
+        if let Some(e) = seen.iter().find(|e| matches(e)) {
+            return payload(e);
+        }
+        loop {
+            let e = next_event(stream).await;
+            seen.push(e.clone());
+            if matches(&e) {
+                return payload(&e);
+            }
+        }
+    }
+
+    /// The payloads of type `M` in `seen` that `wanted` accepts.
+    pub fn all_of<M: prost::Message + Name + Default>(
+        seen: &[ev::Event],
+        wanted: impl Fn(&M) -> bool,
+    ) -> Vec<M> {
+        seen.iter()
+            .filter(|e| e.r#type == M::full_name())
+            .map(payload::<M>)
+            .filter(|m| wanted(m))
+            .collect()
+    }
 }
