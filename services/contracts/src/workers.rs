@@ -83,7 +83,7 @@ mod tests {
     use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 
     use super::*;
-    use crate::domain::{Contract, Date, MilestoneStatus, Status, date_of, testing};
+    use crate::domain::{Contract, Date, MilestoneStatus, Status, testing};
     use crate::{Contracts, ContractsSettings, store};
 
     /// The contracts database of one test: a schema of its own on the
@@ -142,8 +142,8 @@ mod tests {
 
     fn on(y: i32, m: i32, d: i32) -> i64 {
         let date = Date::new(y, m, d).unwrap();
-        let micros = crate::domain::to_days(date) * 86_400_000_000 + 3_600_000_000;
-        assert_eq!(date_of(micros), date);
+        let micros = date.days() * 86_400_000_000 + 3_600_000_000;
+        assert_eq!(Date::of_micros(micros), date);
         micros
     }
 

@@ -4,7 +4,7 @@
 use crm_types::AuditEntry;
 
 use super::{Result, Trail, UseCases};
-use crate::domain::{self, Fired, date_of};
+use crate::domain::{self, Date, Fired};
 use crate::store::{self, TimerRef};
 use crate::wire::events;
 
@@ -27,7 +27,7 @@ impl UseCases {
         after: Option<&TimerRef>,
         batch: u64,
     ) -> Result<Vec<TimerRef>> {
-        store::due_timers(self.db(), now, date_of(now), after, batch).await
+        store::due_timers(self.db(), now, Date::of_micros(now), after, batch).await
     }
 
     /// Fires the timers due on one contract as `sweeper`, in a unit of work

@@ -71,10 +71,14 @@ impl ContractsConfig {
             }
         }
         for (i, t) in self.large_total_thresholds.iter().enumerate() {
-            if t.total_nanos() <= 0 {
+            let max = i128::from(super::pricing::MAX_AMOUNT_UNITS) * 1_000_000_000;
+            if t.total_nanos() <= 0 || t.total_nanos() > max {
                 bad.push(Violation::new(
                     format!("config.large_total_thresholds[{i}]"),
-                    "must be more than 0",
+                    format!(
+                        "must be more than 0 and at most {} units",
+                        super::pricing::MAX_AMOUNT_UNITS
+                    ),
                 ));
             }
             if self.large_total_thresholds[..i]
@@ -138,7 +142,10 @@ mod tests {
     fn bad_configurations_name_each_field() {
         let c = ContractsConfig {
             approval_chain: vec![Role::Sales],
-            large_total_thresholds: vec![Money::new("CNY", 0, 0)],
+            large_total_thresholds: vec![
+                Money::new("CNY", 0, 0),
+                Money::new("USD", 1_000_000_000_001, 0),
+            ],
             step_expected_working_days: 0,
             renewal_notice_days: 0,
             ..ContractsConfig::default()
@@ -155,6 +162,7 @@ mod tests {
             [
                 "config.approval_chain[0]",
                 "config.large_total_thresholds[0]",
+                "config.large_total_thresholds[1]",
                 "config.step_expected_working_days",
                 "config.renewal_notice_days"
             ]

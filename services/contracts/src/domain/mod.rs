@@ -22,9 +22,8 @@ pub use error::{ContractError, Missing, resource};
 pub use model::*;
 pub use pricing::{MAX_AMOUNT_UNITS, MAX_LINES, MAX_MILESTONES, MAX_QUANTITY};
 pub use rules::{
-    Recorded, amend, check_etag, check_owner, date_of, new_contract, record_payment,
-    record_signature, scope_changes, send_for_signature, supersede, terminate, to_days,
-    update_draft,
+    Recorded, amend, check_etag, check_owner, new_contract, record_payment, record_signature,
+    scope_changes, send_for_signature, supersede, terminate, update_draft,
 };
 pub use timers::{Fired, fire};
 

@@ -3,7 +3,7 @@
 //! termination, amendments and payments. Approvals are in `approval.rs`,
 //! the timers in `timers.rs`.
 
-use crm_types::{Actor, Change, Date, Money, Role, Violation};
+use crm_types::{Actor, Change, Money, Role, Violation};
 
 use super::error::{ContractError, resource};
 use super::model::*;
@@ -415,7 +415,7 @@ pub fn record_signature(
             }
             c.renewal_due = c
                 .term
-                .map(|t| days_before(t.end, i64::from(renewal_notice_days)));
+                .map(|t| t.end.plus_days(-i64::from(renewal_notice_days)));
             Recorded::Signed
         }
         SignatureOutcome::Declined => {
@@ -602,66 +602,12 @@ pub fn record_payment(
     Ok(done)
 }
 
-/// `date` minus `days` (the renewal notice day).
-pub fn days_before(date: Date, days: i64) -> Date {
-    from_days(to_days(date) - days)
-}
-
-/// Days since 1970-01-01 (proleptic Gregorian), after H. Hinnant's
-/// `days_from_civil`.
-pub fn to_days(d: Date) -> i64 {
-    let (y, m, day) = (i64::from(d.year), i64::from(d.month), i64::from(d.day));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date `days` after 1970-01-01 (clamped to years 1-9999).
-pub fn from_days(days: i64) -> Date {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let clamp = |v: i64| i32::try_from(v).unwrap_or(1);
-    Date::new(clamp(year.clamp(1, 9999)), clamp(month), clamp(day)).unwrap_or(Date {
-        year: 1,
-        month: 1,
-        day: 1,
-    })
-}
-
-/// The UTC date of a time in Unix microseconds.
-pub fn date_of(micros: i64) -> Date {
-    from_days(micros.div_euclid(86_400_000_000))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::domain::testing::*;
-
-    #[test]
-    fn civil_days_round_trip() {
-        for (y, m, d, days) in [(1970, 1, 1, 0), (2000, 3, 1, 11_017), (2024, 2, 29, 19_782)] {
-            let date = Date::new(y, m, d).unwrap();
-            assert_eq!(to_days(date), days);
-            assert_eq!(from_days(days), date);
-        }
-        assert_eq!(
-            days_before(Date::new(2027, 3, 1).unwrap(), 60),
-            Date::new(2026, 12, 31).unwrap()
-        );
-    }
+    use crm_types::Date;
 
     #[test]
     fn a_contract_needs_a_won_opportunity_and_prefills_from_its_quote() {

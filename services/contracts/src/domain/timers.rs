@@ -7,7 +7,6 @@
 use crm_types::Date;
 
 use super::model::*;
-use super::rules::date_of;
 
 /// One thing a timer did to a contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +21,7 @@ pub enum Fired {
 /// Every timer due on `c` at `now`, applied, in order. Empty when nothing
 /// was due (the contract changed since it was picked).
 pub fn fire(c: &mut Contract, actor: &str, now: i64) -> Vec<Fired> {
-    let today = date_of(now);
+    let today = Date::of_micros(now);
     let mut fired = Vec::new();
     if let Some(term) = c.term {
         if c.status == Status::Signed && term.start <= today {
@@ -31,7 +30,7 @@ pub fn fire(c: &mut Contract, actor: &str, now: i64) -> Vec<Fired> {
         }
         if c.status.in_force() && c.renewal_due.is_some_and(|d| d <= today) && term.end >= today {
             c.renewal_due = None;
-            let days_left = super::rules::to_days(term.end) - super::rules::to_days(today);
+            let days_left = term.end.days() - today.days();
             fired.push(Fired::RenewalDue {
                 end: term.end,
                 days_left,
@@ -76,13 +75,12 @@ pub fn fire(c: &mut Contract, actor: &str, now: i64) -> Vec<Fired> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::domain::rules::to_days;
     use crate::domain::testing::*;
 
     const DAY: i64 = 86_400_000_000;
 
     fn at(date: Date) -> i64 {
-        to_days(date) * DAY + 9 * 3_600_000_000
+        date.days() * DAY + 9 * 3_600_000_000
     }
 
     fn signed() -> Contract {

@@ -607,7 +607,7 @@ pub fn step_pb(a: &ContractApproval, i: usize) -> common::ApprovalStep {
 
 /// RFC 3339 in UTC, for the progress line.
 fn rfc3339(micros: i64) -> String {
-    let date = domain::date_of(micros);
+    let date = Date::of_micros(micros);
     let secs = micros.div_euclid(1_000_000).rem_euclid(86_400);
     format!(
         "{}T{:02}:{:02}:{:02}Z",
