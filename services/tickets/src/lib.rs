@@ -1,0 +1,3 @@
+//! The tickets service (DOMAIN.md §5).
+
+pub mod domain;
