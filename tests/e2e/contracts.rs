@@ -1092,8 +1092,17 @@ async fn progress_shows_the_step_and_the_inbox_lists_what_awaits_the_callers_rol
     assert!(inbox(&mut p.boss).await.is_empty());
     assert_eq!(inbox(&mut p.fay).await, [(c.id.clone(), 2)]);
     assert!(inbox(&mut p.lee).await.is_empty());
-    // Finance now sees the contract its step awaits.
+    // Finance now sees the contract its step awaits; legal not yet.
     assert_eq!(get(&mut p.fay, &c.id).await.unwrap().id, c.id);
+    assert_eq!(code(get(&mut p.lee, &c.id).await), Code::NotFound);
+    let c = approve(&mut p.fay, &c, 2).await.unwrap();
+    assert_eq!(inbox(&mut p.lee).await, [(c.id.clone(), 3)]);
+    assert_eq!(get(&mut p.lee, &c.id).await.unwrap().id, c.id);
+    // fay decided a step and still sees it; another finance user does not.
+    assert_eq!(get(&mut p.fay, &c.id).await.unwrap().id, c.id);
+    let mut fiona = as_(&suite, ACME, "fiona", &[Role::Finance]);
+    assert_eq!(code(get(&mut fiona, &c.id).await), Code::NotFound);
+    assert!(inbox(&mut fiona).await.is_empty());
 }
 
 #[tokio::test]
@@ -1412,6 +1421,7 @@ async fn steps_are_decided_in_order_and_once() {
     let suite = start().await;
     let mut p = people(&suite, ACME);
     let c = submitted(&suite, &mut p, "Ordered", standard_lines()).await;
+    let before_step_1 = c.etag.clone();
     // Finance cannot decide step 2 before the manager's step 1.
     assert_eq!(
         refused(approve(&mut p.fay, &c, 2).await),
@@ -1442,6 +1452,22 @@ async fn steps_are_decided_in_order_and_once() {
         common::ApprovalDecision::Approve as i32
     );
     assert_eq!(progress(&now).current_step, 2);
+    // A decision on a stale etag is refused.
+    let stale = p
+        .fay
+        .decide_contract_approval(pb::DecideContractApprovalRequest {
+            id: c.id.clone(),
+            etag: before_step_1,
+            step: 2,
+            decision: common::ApprovalDecision::Approve as i32,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(refused(stale), (Code::Aborted, "ETAG_MISMATCH".into()));
+    assert_eq!(
+        progress(&get(&mut p.boss, &c.id).await.unwrap()).current_step,
+        2
+    );
     // Without a decision, and with a step out of range: INVALID_ARGUMENT.
     assert_eq!(
         invalid(
@@ -1704,6 +1730,71 @@ async fn a_stale_etag_is_aborted_on_update_and_submit() {
     submit(&mut p.amy, &c.id, &now.etag).await.unwrap();
 }
 
+#[tokio::test]
+async fn scope_control_puts_the_delivery_managers_review_first_when_the_total_differs() {
+    let suite = start().await;
+    let mut p = people(&suite, ACME);
+    let lines = standard_lines();
+    // The delivery manager reviewed a lower quote than the contract's total.
+    let reviewed = total_of(&lines) - 1_000 * NANOS;
+    let deal = won_deal(
+        &suite,
+        ACME,
+        "amy",
+        "Scope Creep",
+        &money_of("CNY", reviewed),
+    )
+    .await;
+    let c = create(&mut p.amy, "scope", draft(&deal, lines))
+        .await
+        .unwrap();
+    assert_eq!(c.scope_changes, ["total"]);
+    assert_eq!(
+        nanos_of(c.reviewed_scope.as_ref().unwrap().quote.as_ref()),
+        reviewed
+    );
+    let c = submit(&mut p.amy, &c.id, "").await.unwrap();
+    let chain: Vec<(String, i32, String)> = steps(&c)
+        .into_iter()
+        .map(|s| (s.name, s.role, s.assignee_id))
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            (
+                "delivery_review".to_owned(),
+                common::Role::Delivery as i32,
+                "dora".to_owned()
+            ),
+            (
+                "sales_manager".to_owned(),
+                common::Role::Manager as i32,
+                String::new()
+            ),
+            (
+                "finance".to_owned(),
+                common::Role::Finance as i32,
+                String::new()
+            ),
+            (
+                "legal".to_owned(),
+                common::Role::Legal as i32,
+                String::new()
+            ),
+        ]
+    );
+    // Only the team's delivery manager reviews, not any delivery user.
+    let mut dan = as_(&suite, ACME, "dan", &[Role::Delivery]);
+    assert_eq!(
+        refused(approve(&mut dan, &c, 1).await),
+        (Code::PermissionDenied, "NOT_ASSIGNEE".into())
+    );
+    assert!(inbox(&mut dan).await.is_empty());
+    assert_eq!(inbox(&mut p.dora).await, [(c.id.clone(), 1)]);
+    let c = approve(&mut p.dora, &c, 1).await.unwrap();
+    assert_eq!(progress(&c).current_role, common::Role::Manager as i32);
+}
+
 // ---------------------------------------------------------------------------
 // Signature.
 // ---------------------------------------------------------------------------
@@ -1876,6 +1967,40 @@ async fn a_retried_create_makes_one_contract_and_an_opportunity_has_one_contract
         .await
         .unwrap();
     assert_eq!(ids(&all.contracts), [first.id]);
+
+    // Racing creations for one opportunity: the same request id yields one
+    // contract; different ids, one contract and one refusal.
+    let lines = standard_lines();
+    let race = deal_for(&suite, "amy", "Race", &lines).await;
+    let (mut a, mut b) = (p.amy.clone(), p.amy.clone());
+    let (x, y) = tokio::join!(
+        create(&mut a, "race-same", draft(&race, lines.clone())),
+        create(&mut b, "race-same", draft(&race, lines.clone()))
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.id, y.id);
+    let other = deal_for(&suite, "amy", "Other Race", &lines).await;
+    let (x, y) = tokio::join!(
+        create(&mut a, "race-1", draft(&other, lines.clone())),
+        create(&mut b, "race-2", draft(&other, lines))
+    );
+    let outcomes: Vec<Code> = [x.map(|_| Code::Ok), y.map(|_| Code::Ok)]
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|s| s.code()))
+        .collect();
+    let mut sorted = outcomes.clone();
+    sorted.sort_by_key(|c| *c as i32);
+    assert_eq!(sorted, [Code::Ok, Code::AlreadyExists], "{outcomes:?}");
+    let of_other = list(
+        &mut p.boss,
+        pb::ListContractsRequest {
+            account_id: other.opportunity.account_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(of_other.contracts.len(), 1);
 }
 
 #[tokio::test]
