@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crm_auth::Role;
-use crm_e2e::*;
+use crm_e2e::{scenario::*, *};
 use crm_proto::crm::{
     common::v1 as common, contracts::v1 as pb, events::v1 as ev, opportunities::v1 as opps,
 };
@@ -20,140 +20,8 @@ use tonic_types::StatusExt;
 const ACME: &str = "acme";
 
 // ---------------------------------------------------------------------------
-// Money and dates, derived by the test itself.
-// ---------------------------------------------------------------------------
-
-const NANOS: i128 = 1_000_000_000;
-
-fn money(currency: &str, units: i64, nanos: i32) -> common::Money {
-    common::Money {
-        currency_code: currency.into(),
-        units,
-        nanos,
-    }
-}
-
-fn nanos_of(m: Option<&common::Money>) -> i128 {
-    let m = m.expect("an amount");
-    i128::from(m.units) * NANOS + i128::from(m.nanos)
-}
-
-fn money_of(currency: &str, nanos: i128) -> common::Money {
-    money(
-        currency,
-        i64::try_from(nanos / NANOS).unwrap(),
-        i32::try_from(nanos % NANOS).unwrap(),
-    )
-}
-
-/// A line's total as the contract documents it: quantity x unit price x
-/// (100 - discount) / 100, rounded half away from zero to the nano, in
-/// integers.
-fn line_total(line: &pb::LineItem) -> i128 {
-    let gross = i128::from(line.quantity)
-        * nanos_of(line.unit_price.as_ref())
-        * i128::from(100 - line.discount_percent);
-    (gross + 50).div_euclid(100)
-}
-
-fn total_of(lines: &[pb::LineItem]) -> i128 {
-    lines.iter().map(line_total).sum()
-}
-
-fn line(item: &str, quantity: i64, unit_price: common::Money, discount: i32) -> pb::LineItem {
-    pb::LineItem {
-        item: item.into(),
-        quantity,
-        unit_price: Some(unit_price),
-        discount_percent: discount,
-        ..Default::default()
-    }
-}
-
-/// Three lines: a discounted licence, a service whose discount leaves half
-/// a nano (rounded up), and an undiscounted one.
-fn standard_lines() -> Vec<pb::LineItem> {
-    vec![
-        line("MES licence", 3, money("CNY", 100_000, 0), 10),
-        line("Implementation", 1, money("CNY", 680_000, 5), 10),
-        line("Support, first year", 7, money("CNY", 1_000, 0), 0),
-    ]
-}
-
-/// The civil date `days` after 1970-01-01 (proleptic Gregorian).
-fn civil(days: i64) -> common::Date {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    common::Date {
-        year: i32::try_from(year).unwrap(),
-        month: i32::try_from(month).unwrap(),
-        day: i32::try_from(day).unwrap(),
-    }
-}
-
-/// Today (UTC) plus `days`.
-fn today_plus(days: i64) -> common::Date {
-    civil(unix_now().div_euclid(86_400) + days)
-}
-
-fn date(year: i32, month: i32, day: i32) -> common::Date {
-    common::Date { year, month, day }
-}
-
-fn term(start: common::Date, end: common::Date) -> pb::Term {
-    pb::Term {
-        start_date: Some(start),
-        end_date: Some(end),
-    }
-}
-
-fn next_year() -> pb::Term {
-    let year = today_plus(0).year + 1;
-    term(date(year, 1, 1), date(year, 12, 31))
-}
-
-fn percent(name: &str, due: common::Date, share: i32) -> pb::PaymentMilestone {
-    pb::PaymentMilestone {
-        name: name.into(),
-        due_date: Some(due),
-        share: Some(pb::payment_milestone::Share::Percent(share)),
-        ..Default::default()
-    }
-}
-
-fn fixed(name: &str, due: common::Date, amount: common::Money) -> pb::PaymentMilestone {
-    pb::PaymentMilestone {
-        name: name.into(),
-        due_date: Some(due),
-        share: Some(pb::payment_milestone::Share::FixedAmount(amount)),
-        ..Default::default()
-    }
-}
-
-fn standard_milestones() -> Vec<pb::PaymentMilestone> {
-    let year = today_plus(0).year + 1;
-    vec![
-        percent("signing", date(year, 1, 15), 30),
-        percent("acceptance", date(year, 6, 30), 70),
-    ]
-}
-
-fn deploy_within_15_days() -> pb::SpecialRequirement {
-    pb::SpecialRequirement {
-        description: "deploy within 15 days".into(),
-        due_within_days: 15,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// People and a won opportunity.
+// People and a won opportunity (money, dates, `won_deal` and `draft` are
+// the shared `crm_e2e::scenario`).
 // ---------------------------------------------------------------------------
 
 fn as_(suite: &TestSuite, tenant: &str, who: &str, roles: &[Role]) -> ContractsClient {
@@ -203,187 +71,10 @@ fn people(suite: &TestSuite, tenant: &str) -> People {
     }
 }
 
-/// A won opportunity and what the contract takes from it.
-struct Deal {
-    opportunity: opps::Opportunity,
-    contact: opps::Contact,
-}
-
-const SOLUTION: &str = "MES rollout in 3 plants";
-const WORKLOAD: i32 = 120;
-
-/// Makes a won opportunity of `tenant` owned by sales user `owner`, with
-/// amy's team (solution "sol", delivery manager "dora"), Li Lei as the
-/// decision maker, and the delivery manager's approved review of
-/// `quote`, the solution and the workload; a manager takes it to won.
-async fn won_deal(
-    suite: &TestSuite,
-    tenant: &str,
-    owner: &str,
-    name: &str,
-    quote: &common::Money,
-) -> Deal {
-    let opps_as = |who: &str, roles: &[Role]| {
-        suite.opportunities_client(Some(&suite.token(tenant, who, roles)))
-    };
-    let mut sales = opps_as(owner, &[Role::Sales]);
-    let mut boss = opps_as("boss", &[Role::Manager]);
-    let mut dora = opps_as("dora", &[Role::Delivery]);
-    let account = sales
-        .create_account(opps::CreateAccountRequest {
-            account: Some(opps::Account {
-                name: name.into(),
-                industry: "manufacturing".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap();
-    let contact = sales
-        .create_contact(opps::CreateContactRequest {
-            contact: Some(opps::Contact {
-                account_id: account.id.clone(),
-                name: "Li Lei".into(),
-                title: "CTO".into(),
-                phone: "+86 138 0013 8000".into(),
-                email: "li.lei@example.com".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .contact
-        .unwrap();
-    let opp = sales
-        .create_opportunity(opps::CreateOpportunityRequest {
-            opportunity: Some(opps::Opportunity {
-                account_id: account.id.clone(),
-                name: format!("{name} MES"),
-                amount: Some(quote.clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .opportunity
-        .unwrap();
-    sales
-        .update_opportunity(opps::UpdateOpportunityRequest {
-            opportunity: Some(opps::Opportunity {
-                id: opp.id.clone(),
-                team: Some(opps::Team {
-                    account_manager_id: owner.into(),
-                    solution_manager_id: "sol".into(),
-                    delivery_manager_id: "dora".into(),
-                    ..Default::default()
-                }),
-                solution_summary: SOLUTION.into(),
-                workload_person_days: WORKLOAD,
-                quote: Some(quote.clone()),
-                win_loss_reason: "best delivery plan".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: [
-                    "team",
-                    "solution_summary",
-                    "workload_person_days",
-                    "quote",
-                    "win_loss_reason",
-                ]
-                .map(String::from)
-                .to_vec(),
-            }),
-        })
-        .await
-        .unwrap();
-    sales
-        .set_decision_chain_member(opps::SetDecisionChainMemberRequest {
-            opportunity_id: opp.id.clone(),
-            member: Some(opps::DecisionChainMember {
-                contact_id: contact.id.clone(),
-                role: opps::DecisionRole::DecisionMaker as i32,
-                relationship: 4,
-                solution_acceptance: 4,
-                price_acceptance: 3,
-            }),
-        })
-        .await
-        .unwrap();
-    let review = sales
-        .request_delivery_review(opps::RequestDeliveryReviewRequest {
-            opportunity_id: opp.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .approval
-        .unwrap();
-    dora.decide_approval(opps::DecideApprovalRequest {
-        id: review.id,
-        decision: opps::Decision::Approve as i32,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    for stage in [
-        opps::Stage::Approved,
-        opps::Stage::NeedsAnalysis,
-        opps::Stage::ValuePresentation,
-        opps::Stage::Proposal,
-        opps::Stage::Bidding,
-        opps::Stage::Negotiation,
-        opps::Stage::Won,
-    ] {
-        boss.advance_stage(opps::AdvanceStageRequest {
-            id: opp.id.clone(),
-            target_stage: stage as i32,
-            override_reason: "e2e: the sales process is tested elsewhere".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    }
-    let opportunity = sales
-        .get_opportunity(opps::GetOpportunityRequest { id: opp.id })
-        .await
-        .unwrap()
-        .into_inner()
-        .opportunity
-        .unwrap();
-    assert_eq!(opportunity.stage, opps::Stage::Won as i32);
-    Deal {
-        opportunity,
-        contact,
-    }
-}
-
 /// A won deal of acme whose reviewed quote is the total of `lines`, so
 /// that a contract with these lines has no scope change.
 async fn deal_for(suite: &TestSuite, owner: &str, name: &str, lines: &[pb::LineItem]) -> Deal {
     won_deal(suite, ACME, owner, name, &money_of("CNY", total_of(lines))).await
-}
-
-fn draft(deal: &Deal, lines: Vec<pb::LineItem>) -> pb::Contract {
-    pb::Contract {
-        opportunity_id: deal.opportunity.id.clone(),
-        title: format!("{} contract", deal.opportunity.name),
-        currency_code: "CNY".into(),
-        lines,
-        term: Some(next_year()),
-        milestones: standard_milestones(),
-        special_requirements: vec![deploy_within_15_days()],
-        ..Default::default()
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -2503,6 +2194,7 @@ async fn the_sweeper_activates_expires_gives_renewal_notice_once_and_marks_miles
 async fn erp_reads_the_receivables_and_records_invoices_and_payments() {
     let suite = start().await;
     let mut p = people(&suite, ACME);
+    let mut erp_stream = subscribe(&suite, ACME, "erp", &[pb::PaymentRecorded::full_name()]).await;
     let one = approved(&suite, &mut p, "Receivable One").await;
     let one = sign(&mut p, &one, "env-r1").await;
     let two = approved(&suite, &mut p, "Receivable Two").await;
@@ -2625,6 +2317,21 @@ async fn erp_reads_the_receivables_and_records_invoices_and_payments() {
         .unwrap();
     assert_eq!(paid.status, pb::MilestoneStatus::Paid as i32);
     assert!(paid.paid_time.is_some());
+    // ERP's own stream has both: the invoice, then the payment.
+    let recorded: Vec<i32> = [
+        until::<pb::PaymentRecorded>(&mut erp_stream, &target.id).await,
+        until::<pb::PaymentRecorded>(&mut erp_stream, &target.id).await,
+    ]
+    .into_iter()
+    .map(|(e, _)| e.milestone.unwrap().status)
+    .collect();
+    assert_eq!(
+        recorded,
+        [
+            pb::MilestoneStatus::Invoiced as i32,
+            pb::MilestoneStatus::Paid as i32
+        ]
+    );
     assert_eq!(
         refused(
             p.erp
