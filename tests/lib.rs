@@ -22,6 +22,7 @@ use crm_proto::crm::{
     events::v1::event_service_client::EventServiceClient, leads::v1 as leads,
     leads::v1::lead_service_client::LeadServiceClient,
     opportunities::v1::opportunity_service_client::OpportunityServiceClient,
+    tickets::v1::ticket_service_client::TicketServiceClient,
 };
 
 /// The leads API, with the caller's token on every call.
@@ -32,6 +33,8 @@ pub type OpportunitiesClient = OpportunityServiceClient<Authorized>;
 pub type ContractsClient = ContractServiceClient<Authorized>;
 /// The delivery API, with the caller's token on every call.
 pub type DeliveryClient = DeliveryServiceClient<Authorized>;
+/// The tickets API, with the caller's token on every call.
+pub type TicketsClient = TicketServiceClient<Authorized>;
 /// A service's event stream through the gateway.
 pub type EventsClient = EventServiceClient<Authorized>;
 
@@ -67,6 +70,8 @@ pub trait Clients {
     fn contracts_client(&self, token: Option<&str>) -> ContractsClient;
     /// The delivery API through the gateway, as `token`.
     fn delivery_client(&self, token: Option<&str>) -> DeliveryClient;
+    /// The tickets API through the gateway, as `token`.
+    fn tickets_client(&self, token: Option<&str>) -> TicketsClient;
 }
 
 impl Clients for TestSuite {
@@ -92,6 +97,10 @@ impl Clients for TestSuite {
 
     fn delivery_client(&self, token: Option<&str>) -> DeliveryClient {
         DeliveryServiceClient::new(self.through_gateway(token))
+    }
+
+    fn tickets_client(&self, token: Option<&str>) -> TicketsClient {
+        TicketServiceClient::new(self.through_gateway(token))
     }
 }
 
