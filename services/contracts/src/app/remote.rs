@@ -113,3 +113,28 @@ impl UseCases {
         Ok(wire::opportunity_facts(&o, &chain, &contacts))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_opportunity_the_caller_may_not_see_is_not_found_and_an_outage_unavailable() {
+        for code in [Code::NotFound, Code::PermissionDenied] {
+            assert!(matches!(
+                refused(&tonic::Status::new(code, "x"), "o1"),
+                ContractError::NotFound { id, .. } if id == "o1"
+            ));
+        }
+        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Cancelled] {
+            assert!(matches!(
+                refused(&tonic::Status::new(code, "x"), "o1"),
+                ContractError::Unavailable(_)
+            ));
+        }
+        assert!(matches!(
+            refused(&tonic::Status::invalid_argument("bad id"), "o1"),
+            ContractError::Remote { code, .. } if code == Code::InvalidArgument as i32
+        ));
+    }
+}

@@ -864,3 +864,150 @@ pub fn config(c: &pb::ContractsConfig) -> Result<ContractsConfig, Vec<FieldViola
     }
     if v.is_empty() { Ok(config) } else { Err(v) }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_configuration_round_trips_and_unset_numbers_take_the_defaults() {
+        let defaults = ContractsConfig::default();
+        let message = config_pb(&defaults, 0, None, "");
+        assert_eq!(config(&message).unwrap(), defaults);
+        let sparse = pb::ContractsConfig {
+            approval_chain: vec![common::Role::Legal as i32],
+            ..Default::default()
+        };
+        let read = config(&sparse).unwrap();
+        assert_eq!(read.approval_chain, [Role::Legal]);
+        assert_eq!(
+            (read.step_expected_working_days, read.renewal_notice_days),
+            (1, 60)
+        );
+        let bad = pb::ContractsConfig {
+            approval_chain: vec![common::Role::Sales as i32],
+            approvers: vec![
+                common::Approver {
+                    person_id: "wang".into(),
+                    roles: vec![common::Role::Manager as i32],
+                },
+                common::Approver {
+                    person_id: "wang".into(),
+                    roles: vec![common::Role::Finance as i32],
+                },
+            ],
+            ..Default::default()
+        };
+        let fields: Vec<String> = config(&bad)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["config.approvers[1].person_id", "config.approval_chain[0]"]
+        );
+    }
+
+    #[test]
+    fn an_update_mask_names_what_changes_and_can_clear_the_term() {
+        let c = pb::Contract {
+            title: "New title".into(),
+            ..Default::default()
+        };
+        let masked = draft_patch(&c, Some(&["term".to_owned()])).unwrap();
+        assert_eq!(masked.term, Some(None));
+        assert_eq!(masked.title, None, "not in the mask");
+        let unmasked = draft_patch(&c, Some(&[])).unwrap();
+        assert_eq!(
+            (unmasked.title.as_deref(), unmasked.term),
+            (Some("New title"), None)
+        );
+    }
+
+    #[test]
+    fn bad_lines_and_milestones_are_named_in_the_request() {
+        let c = pb::Contract {
+            lines: vec![pb::LineItem {
+                item: String::new(),
+                quantity: 1,
+                unit_price: None,
+                discount_percent: 101,
+                line_total: None,
+            }],
+            milestones: vec![pb::PaymentMilestone {
+                name: "m".into(),
+                due_date: Some(common::Date {
+                    year: 2027,
+                    month: 2,
+                    day: 30,
+                }),
+                share: Some(pb::payment_milestone::Share::Percent(0)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let fields: Vec<String> = draft_patch(&c, None)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "contract.lines[0].item",
+                "contract.lines[0].unit_price",
+                "contract.lines[0].discount_percent",
+                "contract.milestones[0].due_date",
+                "contract.milestones[0].percent"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_opportunity_gives_the_team_the_reviewed_scope_and_named_key_contacts() {
+        let o = opp::Opportunity {
+            id: "o1".into(),
+            account_id: "a1".into(),
+            stage: opp::Stage::Won as i32,
+            team: Some(opp::Team {
+                account_manager_id: "amy".into(),
+                delivery_manager_id: "dora".into(),
+                ..Default::default()
+            }),
+            quote: Some(common::Money {
+                currency_code: "CNY".into(),
+                units: 10,
+                nanos: 0,
+            }),
+            workload_person_days: 5,
+            delivery_review: Some(opp::DeliveryReview {
+                approval_id: "r1".into(),
+                status: opp::ApprovalStatus::Approved as i32,
+            }),
+            ..Default::default()
+        };
+        let chain = [opp::DecisionChainMember {
+            contact_id: "k1".into(),
+            role: opp::DecisionRole::DecisionMaker as i32,
+            ..Default::default()
+        }];
+        let contacts = [opp::Contact {
+            id: "k1".into(),
+            name: "Li Lei".into(),
+            ..Default::default()
+        }];
+        let facts = opportunity_facts(&o, &chain, &contacts);
+        assert!(facts.won && facts.reviewed.reviewed);
+        assert_eq!(facts.team.delivery_manager_id, "dora");
+        assert_eq!(facts.reviewed.quote, Some(Money::new("CNY", 10, 0)));
+        assert_eq!(
+            (
+                facts.key_contacts[0].name.as_str(),
+                facts.key_contacts[0].decision_role.as_str()
+            ),
+            ("Li Lei", "DECISION_ROLE_DECISION_MAKER")
+        );
+    }
+}
