@@ -135,9 +135,7 @@ pub fn cny(units: i64) -> Option<common::Money> {
 pub mod scenario {
     use crm::testing::TestSuite;
     use crm_auth::Role;
-    use crm_proto::crm::{
-        common::v1 as common, contracts::v1 as pb, opportunities::v1 as opps,
-    };
+    use crm_proto::crm::{common::v1 as common, contracts::v1 as pb, opportunities::v1 as opps};
     use prost_types::FieldMask;
 
     use crate::{Clients, ContractsClient, unix_now};
@@ -185,7 +183,12 @@ pub mod scenario {
     }
 
     /// A contract line.
-    pub fn line(item: &str, quantity: i64, unit_price: common::Money, discount: i32) -> pb::LineItem {
+    pub fn line(
+        item: &str,
+        quantity: i64,
+        unit_price: common::Money,
+        discount: i32,
+    ) -> pb::LineItem {
         pb::LineItem {
             item: item.into(),
             quantity,
@@ -588,7 +591,14 @@ pub mod scenario {
         change: impl FnOnce(&mut pb::Contract),
     ) -> (Deal, pb::Contract) {
         let lines = standard_lines();
-        let deal = won_deal(suite, tenant, owner, name, &money_of("CNY", total_of(&lines))).await;
+        let deal = won_deal(
+            suite,
+            tenant,
+            owner,
+            name,
+            &money_of("CNY", total_of(&lines)),
+        )
+        .await;
         let mut contract = draft(&deal, lines);
         change(&mut contract);
         let key = name.replace(' ', "-");
@@ -669,6 +679,136 @@ pub mod scenario {
         let signed = sign(suite, tenant, owner, &approved, &envelope).await;
         assert!(signed.in_force);
         signed
+    }
+}
+
+/// A signed contract's delivery project taken live, through the gateway as
+/// the delivery manager would: the step the tickets tests start from
+/// (go-live is what makes an account's entitlement).
+pub mod golive {
+    use std::time::Duration;
+
+    use crm::testing::TestSuite;
+    use crm_auth::Role;
+    use crm_proto::crm::{contracts::v1 as cpb, delivery::v1 as pb};
+
+    use crate::{
+        Clients, DeliveryClient, eventually,
+        scenario::{Deal, signed_contract},
+    };
+
+    /// The longest the handover of a signed contract may take to show.
+    pub const HANDOVER_WAIT: Duration = Duration::from_secs(30);
+
+    /// `who` of `tenant` with `roles`, on the delivery API.
+    pub fn delivery_as(
+        suite: &TestSuite,
+        tenant: &str,
+        who: &str,
+        roles: &[Role],
+    ) -> DeliveryClient {
+        suite.delivery_client(Some(&suite.token(tenant, who, roles)))
+    }
+
+    /// Awaits the project handed over from the signed `contract` (seen by a
+    /// manager of `tenant`).
+    pub async fn project_of(
+        suite: &TestSuite,
+        tenant: &str,
+        contract: &cpb::Contract,
+    ) -> pb::Project {
+        let boss = delivery_as(suite, tenant, "boss", &[Role::Manager]);
+        let contract_id = contract.id.clone();
+        eventually(HANDOVER_WAIT, "the project handed over", || {
+            let (mut boss, contract_id) = (boss.clone(), contract_id.clone());
+            async move {
+                let page = boss
+                    .list_projects(pb::ListProjectsRequest {
+                        page_size: 500,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                page.projects
+                    .into_iter()
+                    .find(|p| p.contract_id == contract_id)
+            }
+        })
+        .await
+    }
+
+    /// Every milestone of the project started, made ready and accepted by
+    /// its project manager "dora", then taken live with service manager
+    /// `service_manager` and `service_level`: the completed project.
+    pub async fn go_live(
+        suite: &TestSuite,
+        tenant: &str,
+        project: &pb::Project,
+        service_manager: &str,
+        service_level: &str,
+    ) -> pb::Project {
+        let mut dora = delivery_as(suite, tenant, "dora", &[Role::Delivery]);
+        let milestones = dora
+            .list_milestones(pb::ListMilestonesRequest {
+                project_id: project.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .milestones;
+        for m in milestones {
+            dora.start_milestone(pb::StartMilestoneRequest {
+                id: m.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            dora.mark_milestone_ready(pb::MarkMilestoneReadyRequest {
+                id: m.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            dora.accept_milestone(pb::AcceptMilestoneRequest {
+                id: m.id.clone(),
+                accepted_by: "Li Lei".into(),
+                comment: "as agreed".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let live = dora
+            .go_live(pb::GoLiveRequest {
+                id: project.id.clone(),
+                service_manager_id: service_manager.into(),
+                service_level: service_level.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .project
+            .unwrap();
+        assert_eq!(live.status, pb::ProjectStatus::Completed as i32);
+        live
+    }
+
+    /// A deal of `tenant` owned by `owner` won, its contract signed and its
+    /// project taken live with `service_level` (service manager "sam"): the
+    /// deal, the contract and the completed project.
+    pub async fn live_account(
+        suite: &TestSuite,
+        tenant: &str,
+        owner: &str,
+        name: &str,
+        service_level: &str,
+    ) -> (Deal, cpb::Contract, pb::Project) {
+        let (deal, contract) = signed_contract(suite, tenant, owner, name).await;
+        let project = project_of(suite, tenant, &contract).await;
+        let live = go_live(suite, tenant, &project, "sam", service_level).await;
+        (deal, contract, live)
     }
 }
 
