@@ -58,7 +58,8 @@ impl UseCases {
                 Prior::Same(outcome) => {
                     let id: String = serde_json::from_str(&outcome)
                         .map_err(|e| ContractError::Store(Box::new(e)))?;
-                    return store::load_contract(self.db(), tenant, &id).await;
+                    // The first result, to whoever may see it.
+                    return self.get(actor, tenant, &id).await;
                 }
                 Prior::Conflict => return Err(ContractError::RequestIdReused),
                 Prior::None => {}
