@@ -187,3 +187,148 @@ async fn issue11_finding15_an_import_replay_names_only_leads_the_caller_sees() {
     let again = ids(amy.batch_create_leads(import).await.unwrap().into_inner());
     assert_eq!(again, amys);
 }
+
+/// Asserts `result` is INVALID_ARGUMENT naming each of `fields`.
+fn assert_names<T: std::fmt::Debug>(result: Result<T, tonic::Status>, fields: &[&str]) {
+    let err = result.expect_err("bad configuration must be refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let named = violated_fields(&err);
+    for field in fields {
+        assert!(named.iter().any(|f| f == field), "{field} not in {named:?}");
+    }
+    assert!(err.message().len() < 2_000, "the refusal echoes the input");
+}
+
+#[tokio::test]
+async fn issue10_tenant_config_lists_and_strings_are_bounded() {
+    use crm_proto::crm::{common::v1 as common, opportunities::v1 as opps};
+    let suite = start().await;
+    let token = suite.token("acme", "ada", &[Role::Admin]);
+    let mut ld = suite.leads_client(Some(&token));
+    let mut op = suite.opportunities_client(Some(&token));
+
+    let leads_config = ld
+        .get_lead_config(leads::GetLeadConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    let mut too_many = leads_config.clone();
+    too_many.channels = (0..101).map(|i| format!("channel-{i}")).collect();
+    let scoring = too_many.scoring.as_mut().unwrap();
+    scoring.target_industries = vec!["Retail".into(), "RETAIL".into(), "a\u{0}b".into()];
+    let update = ld.update_lead_config(leads::UpdateLeadConfigRequest {
+        config: Some(too_many),
+    });
+    assert_names(
+        update.await,
+        &[
+            "config.channels",
+            "config.scoring.target_industries[1]",
+            "config.scoring.target_industries[2]",
+        ],
+    );
+    let mut industries = leads_config.clone();
+    industries.scoring.as_mut().unwrap().target_industries = vec!["x".into(); 101];
+    let update = ld.update_lead_config(leads::UpdateLeadConfigRequest {
+        config: Some(industries),
+    });
+    assert_names(update.await, &["config.scoring.target_industries"]);
+    let mut weights = leads_config.clone();
+    let scoring = weights.scoring.as_mut().unwrap();
+    scoring
+        .interaction_weights
+        .push(scoring.interaction_weights[0]);
+    let update = ld.update_lead_config(leads::UpdateLeadConfigRequest {
+        config: Some(weights),
+    });
+    let index = leads_config
+        .scoring
+        .as_ref()
+        .unwrap()
+        .interaction_weights
+        .len();
+    assert_names(
+        update.await,
+        &[&format!("config.scoring.interaction_weights[{index}].kind")],
+    );
+    // Within the bounds, the configuration is taken.
+    let mut fine = leads_config;
+    fine.channels = (0..100).map(|i| format!("channel-{i}")).collect();
+    fine.scoring.as_mut().unwrap().target_industries = vec!["製造業".into(), "Retail".into()];
+    ld.update_lead_config(leads::UpdateLeadConfigRequest { config: Some(fine) })
+        .await
+        .unwrap();
+
+    let opp_config = op
+        .get_opportunity_config(opps::GetOpportunityConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    let mut bad = opp_config.clone();
+    bad.oa_subjects = (0..21).map(|i| format!("oa-{i}")).collect();
+    bad.approvers = vec![opps::Approver {
+        person_id: "p".repeat(65),
+        roles: vec![common::Role::Finance as i32, common::Role::Finance as i32],
+    }];
+    let first = bad.gates[0].required_fields[0].clone();
+    bad.gates[0].required_fields.push(first);
+    let update =
+        op.update_opportunity_config(opps::UpdateOpportunityConfigRequest { config: Some(bad) });
+    assert_names(
+        update.await,
+        &[
+            "config.oa_subjects",
+            "config.approvers[0].person_id",
+            "config.approvers[0].roles[1]",
+        ],
+    );
+    let mut twice = opp_config.clone();
+    twice.oa_subjects = vec!["oa".into(), "oa".into()];
+    let update = op.update_opportunity_config(opps::UpdateOpportunityConfigRequest {
+        config: Some(twice),
+    });
+    assert_names(update.await, &["config.oa_subjects[1]"]);
+    let mut fine = opp_config;
+    fine.oa_subjects = (0..20).map(|i| format!("oa-{i}")).collect();
+    op.update_opportunity_config(opps::UpdateOpportunityConfigRequest { config: Some(fine) })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn issue11_an_approval_step_of_a_role_that_never_decides_is_refused() {
+    use crm_proto::crm::{common::v1 as common, opportunities::v1 as opps};
+    let suite = start().await;
+    let mut op = suite.opportunities_client(Some(&suite.token("acme", "ada", &[Role::Admin])));
+    let config = op
+        .get_opportunity_config(opps::GetOpportunityConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    for role in [common::Role::Internal, common::Role::Integration] {
+        let mut bad = config.clone();
+        bad.approval_chains = vec![opps::ApprovalChain {
+            kind: opps::ApprovalKind::ProjectApproval as i32,
+            roles: vec![common::Role::Manager as i32, role as i32],
+        }];
+        bad.approvers = vec![opps::Approver {
+            person_id: "li".into(),
+            roles: vec![role as i32],
+        }];
+        let update = op
+            .update_opportunity_config(opps::UpdateOpportunityConfigRequest { config: Some(bad) });
+        assert_names(
+            update.await,
+            &[
+                "config.approval_chains[project_approval].roles[1]",
+                "config.approvers[0].roles[0]",
+            ],
+        );
+    }
+}

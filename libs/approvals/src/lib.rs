@@ -172,6 +172,15 @@ pub struct Request<'a, K> {
     pub reason: &'a str,
 }
 
+/// Whether people holding `role` decide approval steps, so that a chain
+/// step or an approver may name it. `internal` is the services' own
+/// identity and `integration` a system that decides only for a person it
+/// names; neither is a person's role, so a step of theirs could never be
+/// decided. `service` staff may not call a decision at all.
+pub fn decides_steps(role: Role) -> bool {
+    !matches!(role, Role::Internal | Role::Integration | Role::Service)
+}
+
 /// A tenant's separation of duties, shared by every approval it decides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -685,5 +694,13 @@ mod tests {
             r#"{"role":"finance","decision":"approve","decider_id":"fay","on_behalf_of":"","decide_time":7,"comment":"ok"}"#
         );
         assert_eq!(serde_json::from_str::<Step>(&text).unwrap(), step);
+    }
+
+    #[test]
+    fn only_peoples_deciding_roles_hold_steps() {
+        assert!(decides_steps(Role::Manager) && decides_steps(Role::Finance));
+        for role in [Role::Internal, Role::Integration, Role::Service] {
+            assert!(!decides_steps(role), "{role}");
+        }
     }
 }

@@ -121,6 +121,14 @@ pub struct StoredConfig {
     pub updater: String,
 }
 
+/// Most channels a tenant may configure: every lead names one, and a
+/// refusal lists them all.
+pub const MAX_CHANNELS: usize = 100;
+/// Most target industries of the scoring model.
+pub const MAX_TARGET_INDUSTRIES: usize = 100;
+/// Longest target industry, in characters: as long as a lead's industry.
+pub const MAX_INDUSTRY_CHARS: usize = 100;
+
 impl LeadConfig {
     /// Every violation of the configuration, with field paths as in the
     /// API's `LeadConfig` message.
@@ -129,7 +137,15 @@ impl LeadConfig {
         if self.channels.is_empty() {
             v.push(Violation::new("channels", "at least one channel"));
         }
-        for (i, channel) in self.channels.iter().enumerate() {
+        if self.channels.len() > MAX_CHANNELS {
+            v.push(Violation::new(
+                "channels",
+                format!("at most {MAX_CHANNELS} channels"),
+            ));
+        }
+        // Items are checked only within a list's bound: a huge list costs
+        // one violation, not quadratic work.
+        for (i, channel) in self.channels.iter().enumerate().take(MAX_CHANNELS) {
             let valid = (1..=64).contains(&channel.len())
                 && channel.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
@@ -141,6 +157,50 @@ impl LeadConfig {
                 ));
             } else if self.channels[..i].contains(channel) {
                 v.push(Violation::new(format!("channels[{i}]"), "listed twice"));
+            }
+        }
+        let industries = &self.scoring.target_industries;
+        if industries.len() > MAX_TARGET_INDUSTRIES {
+            v.push(Violation::new(
+                "scoring.target_industries",
+                format!("at most {MAX_TARGET_INDUSTRIES} industries"),
+            ));
+        }
+        for (i, industry) in industries.iter().enumerate().take(MAX_TARGET_INDUSTRIES) {
+            let field = format!("scoring.target_industries[{i}]");
+            let chars = industry.chars().count();
+            if !(1..=MAX_INDUSTRY_CHARS).contains(&chars)
+                || industry.trim() != industry
+                || industry.chars().any(char::is_control)
+            {
+                v.push(Violation::new(
+                    field,
+                    format!(
+                        "1 to {MAX_INDUSTRY_CHARS} characters, no control characters or surrounding spaces"
+                    ),
+                ));
+            } else if industries[..i]
+                .iter()
+                .any(|o| o.to_lowercase() == industry.to_lowercase())
+            {
+                v.push(Violation::new(field, "listed twice"));
+            }
+        }
+        let sizes = &self.scoring.target_company_sizes;
+        // One of each size at most (unknown, small, medium, large, enterprise).
+        const SIZES: usize = 5;
+        if sizes.len() > SIZES {
+            v.push(Violation::new(
+                "scoring.target_company_sizes",
+                format!("at most {SIZES}, each once"),
+            ));
+        }
+        for (i, size) in sizes.iter().enumerate().take(SIZES) {
+            if sizes[..i].contains(size) {
+                v.push(Violation::new(
+                    format!("scoring.target_company_sizes[{i}]"),
+                    "listed twice",
+                ));
             }
         }
         let mut percent = |field: &str, value: i32| {
@@ -195,6 +255,42 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(LeadConfig::default().validate(), vec![]);
+    }
+
+    #[test]
+    fn lists_and_their_strings_are_bounded() {
+        let mut c = LeadConfig {
+            channels: (0..=MAX_CHANNELS).map(|i| format!("c{i}")).collect(),
+            ..LeadConfig::default()
+        };
+        c.scoring.target_industries = vec![
+            "Retail".into(),
+            "retail".into(),
+            "x".repeat(MAX_INDUSTRY_CHARS + 1),
+            "a\0b".into(),
+            String::new(),
+            " padded".into(),
+            "製造業".into(),
+        ];
+        c.scoring.target_company_sizes = vec![CompanySize::Large, CompanySize::Large];
+        let fields: Vec<_> = c.validate().into_iter().map(|v| v.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "channels",
+                "scoring.target_industries[1]",
+                "scoring.target_industries[2]",
+                "scoring.target_industries[3]",
+                "scoring.target_industries[4]",
+                "scoring.target_industries[5]",
+                "scoring.target_company_sizes[1]",
+            ]
+        );
+        c.channels.truncate(MAX_CHANNELS);
+        c.scoring.target_industries =
+            vec!["x".repeat(MAX_INDUSTRY_CHARS); MAX_TARGET_INDUSTRIES + 1];
+        let fields: Vec<_> = c.validate().into_iter().map(|v| v.field).collect();
+        assert_eq!(fields[0], "scoring.target_industries");
     }
 
     #[test]

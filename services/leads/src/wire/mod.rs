@@ -584,7 +584,12 @@ pub fn config_from_proto(c: &pb::LeadConfig) -> Result<LeadConfig, Vec<FieldViol
             &format!("config.scoring.interaction_weights[{i}].kind"),
         ) {
             Ok(kind) => {
-                weights.insert(kind, w.points);
+                if weights.insert(kind, w.points).is_some() {
+                    v.push(FieldViolation::new(
+                        format!("config.scoring.interaction_weights[{i}].kind"),
+                        "one weight per kind",
+                    ));
+                }
             }
             Err(e) => v.push(e),
         }

@@ -35,6 +35,33 @@ pub const GATE_FIELDS: &[&str] = &[
     "team.delivery_manager_id",
 ];
 
+/// Most steps of one approval chain.
+pub const MAX_CHAIN_STEPS: usize = 10;
+/// Most integrations that may decide approvals for people.
+pub const MAX_OA_SUBJECTS: usize = 20;
+/// Most people in a tenant's directory of approvers.
+pub const MAX_APPROVERS: usize = 1_000;
+/// Longest subject of an integration or approver, in characters: a token
+/// `sub` as the suite bounds ids.
+pub const MAX_SUBJECT_CHARS: usize = 64;
+
+/// A subject (token `sub`) a configuration may name.
+fn valid_subject(subject: &str) -> bool {
+    (1..=MAX_SUBJECT_CHARS).contains(&subject.chars().count())
+        && subject.trim() == subject
+        && !subject.chars().any(char::is_control)
+}
+
+/// Reports a role that cannot decide a step: nobody would ever decide it.
+fn deciding_role(role: Role, field: String, v: &mut Vec<Violation>) {
+    if !crm_approvals::decides_steps(role) {
+        v.push(Violation::new(
+            field,
+            format!("{role} does not decide approvals; a person's role such as manager, finance or legal"),
+        ));
+    }
+}
+
 /// A tenant's rules for opportunities; the operator's settings give the
 /// defaults of tenants that have not set their own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,46 +198,212 @@ impl OpportunityConfig {
                     "validate is where opportunities start",
                 ));
             }
-            for (j, f) in gate.required_fields.iter().enumerate() {
-                if !GATE_FIELDS.contains(&f.as_str()) {
+            // Each list is checked item by item only within its bound, so
+            // a huge list costs one violation, not quadratic work.
+            let lists = [
+                (
+                    "required_fields",
+                    gate.required_fields.len(),
+                    GATE_FIELDS.len(),
+                ),
+                (
+                    "required_actions",
+                    gate.required_actions.len(),
+                    RequiredAction::ALL.len(),
+                ),
+                (
+                    "required_approvals",
+                    gate.required_approvals.len(),
+                    ApprovalKind::ALL.len(),
+                ),
+            ];
+            let mut within = true;
+            for (name, len, max) in lists {
+                if len > max {
+                    within = false;
                     v.push(Violation::new(
-                        format!("config.gates[{i}].required_fields[{j}]"),
-                        format!("unknown field {f:?}; one of {}", GATE_FIELDS.join(", ")),
+                        format!("config.gates[{i}].{name}"),
+                        format!("at most {max}, each once"),
+                    ));
+                }
+            }
+            if !within {
+                continue;
+            }
+            for (j, f) in gate.required_fields.iter().enumerate() {
+                let field = format!("config.gates[{i}].required_fields[{j}]");
+                if !GATE_FIELDS.contains(&f.as_str()) {
+                    // The list of known fields, not the unknown value: a
+                    // refusal does not echo unbounded input.
+                    v.push(Violation::new(
+                        field,
+                        format!("unknown field; one of {}", GATE_FIELDS.join(", ")),
+                    ));
+                } else if gate.required_fields[..j].contains(f) {
+                    v.push(Violation::new(field, "listed twice"));
+                }
+            }
+            for (j, a) in gate.required_actions.iter().enumerate() {
+                if gate.required_actions[..j].contains(a) {
+                    v.push(Violation::new(
+                        format!("config.gates[{i}].required_actions[{j}]"),
+                        "listed twice",
+                    ));
+                }
+            }
+            for (j, a) in gate.required_approvals.iter().enumerate() {
+                if gate.required_approvals[..j].contains(a) {
+                    v.push(Violation::new(
+                        format!("config.gates[{i}].required_approvals[{j}]"),
+                        "listed twice",
                     ));
                 }
             }
         }
         let policy = &self.approval_policy;
-        for (i, subject) in policy.integration_subjects.iter().enumerate() {
-            if !(1..=64).contains(&subject.chars().count()) {
+        let subjects = &policy.integration_subjects;
+        if subjects.len() > MAX_OA_SUBJECTS {
+            v.push(Violation::new(
+                "config.oa_subjects",
+                format!("at most {MAX_OA_SUBJECTS} integrations"),
+            ));
+        }
+        for (i, subject) in subjects.iter().enumerate().take(MAX_OA_SUBJECTS) {
+            let field = format!("config.oa_subjects[{i}]");
+            if !valid_subject(subject) {
                 v.push(Violation::new(
-                    format!("config.oa_subjects[{i}]"),
-                    "1 to 64 characters",
+                    field,
+                    format!(
+                        "1 to {MAX_SUBJECT_CHARS} characters, no control characters or surrounding spaces"
+                    ),
                 ));
+            } else if subjects[..i].contains(subject) {
+                v.push(Violation::new(field, "listed twice"));
             }
         }
-        for (i, (person, roles)) in policy.approvers.iter().enumerate() {
-            if !(1..=64).contains(&person.chars().count()) {
+        if policy.approvers.len() > MAX_APPROVERS {
+            v.push(Violation::new(
+                "config.approvers",
+                format!("at most {MAX_APPROVERS} approvers"),
+            ));
+        }
+        // The directory is keyed by person: its index is the person's place
+        // in sorted order, the order GetOpportunityConfig returns.
+        for (i, (person, roles)) in policy.approvers.iter().enumerate().take(MAX_APPROVERS) {
+            if !valid_subject(person) {
                 v.push(Violation::new(
                     format!("config.approvers[{i}].person_id"),
-                    "1 to 64 characters",
+                    format!(
+                        "1 to {MAX_SUBJECT_CHARS} characters, no control characters or surrounding spaces"
+                    ),
                 ));
             }
-            if roles.is_empty() {
+            if roles.is_empty() || roles.len() > Role::ALL.len() {
                 v.push(Violation::new(
                     format!("config.approvers[{i}].roles"),
-                    "at least one role",
+                    "at least one role, each once",
                 ));
+                continue;
+            }
+            for (j, role) in roles.iter().enumerate() {
+                let field = format!("config.approvers[{i}].roles[{j}]");
+                if roles[..j].contains(role) {
+                    v.push(Violation::new(field, "listed twice"));
+                } else {
+                    deciding_role(*role, field, &mut v);
+                }
             }
         }
         for (kind, roles) in &self.approval_chains {
+            let field = format!("config.approval_chains[{kind}]");
             if roles.is_empty() {
+                v.push(Violation::new(field.clone(), "at least one step"));
+            } else if roles.len() > MAX_CHAIN_STEPS {
                 v.push(Violation::new(
-                    format!("config.approval_chains[{kind}]"),
-                    "at least one step",
+                    field.clone(),
+                    format!("at most {MAX_CHAIN_STEPS} steps"),
                 ));
+            }
+            for (j, role) in roles.iter().enumerate().take(MAX_CHAIN_STEPS) {
+                deciding_role(*role, format!("{field}.roles[{j}]"), &mut v);
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(c: &OpportunityConfig) -> Vec<String> {
+        c.validate().into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(fields(&OpportunityConfig::default()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_step_or_approver_of_a_role_that_never_decides_is_refused() {
+        let mut c = OpportunityConfig::default();
+        c.approval_chains.insert(
+            ApprovalKind::ProjectApproval,
+            vec![Role::Manager, Role::Internal],
+        );
+        c.approval_chains
+            .insert(ApprovalKind::BidApproval, vec![Role::Integration]);
+        c.approval_policy
+            .approvers
+            .insert("li".into(), vec![Role::Finance, Role::Internal]);
+        assert_eq!(
+            fields(&c),
+            [
+                "config.approvers[0].roles[1]",
+                "config.approval_chains[project_approval].roles[1]",
+                "config.approval_chains[bid_approval].roles[0]",
+            ]
+        );
+    }
+
+    #[test]
+    fn lists_and_their_strings_are_bounded() {
+        let mut c = OpportunityConfig::default();
+        c.approval_chains.insert(
+            ApprovalKind::GradeUpgrade,
+            vec![Role::Manager; MAX_CHAIN_STEPS + 1],
+        );
+        c.approval_policy.integration_subjects =
+            vec!["oa".into(), "oa".into(), "x".repeat(65), "a\u{0}b".into()];
+        c.approval_policy
+            .approvers
+            .insert(" li".into(), vec![Role::Finance, Role::Finance]);
+        c.gates[0].required_fields.push("amount".into());
+        c.gates[1].required_actions = vec![RequiredAction::DecisionMakerInChain; 1_000_000];
+        assert_eq!(
+            fields(&c),
+            [
+                "config.gates[0].required_fields[3]",
+                "config.gates[1].required_actions",
+                "config.oa_subjects[1]",
+                "config.oa_subjects[2]",
+                "config.oa_subjects[3]",
+                "config.approvers[0].person_id",
+                "config.approvers[0].roles[1]",
+                "config.approval_chains[grade_upgrade]",
+            ]
+        );
+        c = OpportunityConfig::default();
+        c.approval_policy.integration_subjects = vec!["oa".into(); MAX_OA_SUBJECTS + 1];
+        c.approval_policy.approvers = (0..=MAX_APPROVERS)
+            .map(|i| (format!("p{i}"), vec![Role::Manager]))
+            .collect();
+        let found = fields(&c);
+        assert!(
+            found.contains(&"config.oa_subjects".to_owned()),
+            "{found:?}"
+        );
+        assert!(found.contains(&"config.approvers".to_owned()), "{found:?}");
     }
 }
