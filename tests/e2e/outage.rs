@@ -142,6 +142,17 @@ async fn leads_health_is(suite: &TestSuite, want: ServingStatus) -> Option<()> {
     (named == want && process == want).then_some(())
 }
 
+/// Whether the gateway's health says `want` for the leads service (by its
+/// package and service name) while saying SERVING for itself.
+async fn gateway_reports_leads(suite: &TestSuite, want: ServingStatus) -> Option<()> {
+    let want = Some(want as i32);
+    let serving = Some(ServingStatus::Serving as i32);
+    let service = status(suite.through_gateway(None), "crm.leads.v1.LeadService").await;
+    let package = status(suite.through_gateway(None), "crm.leads.v1").await;
+    let gateway = status(suite.through_gateway(None), "").await;
+    (service == want && package == want && gateway == serving).then_some(())
+}
+
 /// Whether every component has opened (migrated) its database and serves.
 async fn all_serving(suite: &TestSuite) -> Option<()> {
     let serving = Some(ServingStatus::Serving as i32);
@@ -167,7 +178,8 @@ fn create(company: &str) -> pb::CreateLeadRequest {
 }
 
 /// Finding 8: a database outage was INTERNAL after the pool's 10 s wait,
-/// with health SERVING throughout.
+/// with health SERVING throughout, at the service and (the remainder) at
+/// the gateway under the service's name.
 #[tokio::test]
 async fn finding_8_a_database_outage_is_not_serving_and_fails_fast_until_it_is_back() {
     let Some(cluster) = Cluster::create() else {
@@ -177,6 +189,7 @@ async fn finding_8_a_database_outage_is_not_serving_and_fails_fast_until_it_is_b
     let suite = start_with(|s| {
         s.store.database_url = Some(cluster.url());
         s.server.database_probe_interval = Duration::from_millis(100);
+        s.gateway.upstream_health_interval = Duration::from_millis(100);
     })
     .await;
     let mut leads = suite.leads_direct(Some(&suite.token("acme", "ann", &[Role::Sales])));
@@ -188,10 +201,25 @@ async fn finding_8_a_database_outage_is_not_serving_and_fails_fast_until_it_is_b
     .await;
     leads.create_lead(create("Before")).await.unwrap();
 
+    eventually(
+        Duration::from_secs(10),
+        "the gateway reports leads SERVING",
+        || gateway_reports_leads(&suite, ServingStatus::Serving),
+    )
+    .await;
+
     cluster.stop();
     eventually(Duration::from_secs(10), "health NOT_SERVING", || {
         leads_health_is(&suite, ServingStatus::NotServing)
     })
+    .await;
+    // Issue 10 finding 8 remainder: the gateway no longer says SERVING for
+    // a service that is not.
+    eventually(
+        Duration::from_secs(10),
+        "the gateway reports leads NOT_SERVING",
+        || gateway_reports_leads(&suite, ServingStatus::NotServing),
+    )
     .await;
     let started = Instant::now();
     let err = leads.create_lead(create("During")).await.unwrap_err();
@@ -204,6 +232,12 @@ async fn finding_8_a_database_outage_is_not_serving_and_fails_fast_until_it_is_b
     eventually(Duration::from_secs(10), "health SERVING again", || {
         leads_health_is(&suite, ServingStatus::Serving)
     })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the gateway reports leads SERVING again",
+        || gateway_reports_leads(&suite, ServingStatus::Serving),
+    )
     .await;
     leads.create_lead(create("After")).await.unwrap();
 }

@@ -29,5 +29,5 @@ pub use deadline::{Deadline, DeadlineLayer, DeadlineService};
 pub use drain::Passthrough;
 pub use fair::{FairLayer, FairService, IdleBody, is_streaming};
 pub use limit::{MessageSizeLimit, MessageSizeLimitLayer};
-pub use serve::{ServerError, error_domain, serve, serve_ready};
+pub use serve::{ServerError, error_domain, serve, serve_ready, serve_with_health};
 pub use shutdown::Shutdown;

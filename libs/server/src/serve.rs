@@ -6,7 +6,11 @@ use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
 };
-use tonic_health::{ServingStatus, server::HealthReporter};
+use tonic_health::{
+    ServingStatus,
+    pb::health_server::{Health, HealthServer},
+    server::HealthReporter,
+};
 use tower::ServiceBuilder;
 
 use crate::{
@@ -75,10 +79,25 @@ pub async fn serve_ready(
     listener: TcpListener,
     cfg: &ServerConfig,
     shutdown: Shutdown,
+    ready: watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    let health = tonic_health::server::health_reporter();
+    serve_with_health(name, routes, listener, cfg, shutdown, ready, health).await
+}
+
+/// [`serve_ready`] on a health service the caller made, so that it may
+/// report more names on it (the gateway reports each service behind it);
+/// `""` and `name` stay this function's.
+pub async fn serve_with_health<H: Health>(
+    name: &str,
+    routes: Routes,
+    listener: TcpListener,
+    cfg: &ServerConfig,
+    shutdown: Shutdown,
     mut ready: watch::Receiver<bool>,
+    (health, health_service): (HealthReporter, HealthServer<H>),
 ) -> Result<(), ServerError> {
     let domain: Arc<str> = error_domain(name).into();
-    let (health, health_service) = tonic_health::server::health_reporter();
     let up = *ready.borrow_and_update();
     set_status(&health, name, up).await;
     // Follows `ready` until shutdown; the shutdown signal waits for it to

@@ -45,6 +45,12 @@ pub struct GatewayConfig {
     /// wins, and the upstream is told what is left of it.
     #[serde(with = "crm_config::duration")]
     pub max_timeout: Duration,
+    /// How soon the gateway tries again to follow an upstream's health that
+    /// it cannot reach, and how often it probes a quiet connection to it;
+    /// the gateway reports each upstream's status under its package and
+    /// service names (`crm.leads.v1.LeadService`).
+    #[serde(with = "crm_config::duration")]
+    pub upstream_health_interval: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +65,7 @@ impl Default for GatewayConfig {
             upstream: UpstreamConfig::default(),
             max_request_bytes: 4 * 1024 * 1024,
             max_timeout: Duration::from_secs(30),
+            upstream_health_interval: Duration::from_secs(2),
         }
     }
 }

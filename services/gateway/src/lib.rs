@@ -28,6 +28,7 @@
 
 mod config;
 mod first_message;
+mod health;
 mod proxy;
 mod request_id;
 
@@ -109,12 +110,27 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), GatewayError> {
     let routes = routes(cfg, verifier)?;
+    let health = tonic_health::server::health_reporter();
+    let followers = health::follow_upstreams(
+        &cfg.upstreams,
+        &health.0,
+        cfg.upstream_health_interval,
+        &shutdown,
+    )?;
     tracing::info!(
         upstreams = ?cfg.upstreams,
         multiplexed = ?cfg.multiplexed,
         multiplexed_fields = ?cfg.multiplexed_fields,
         "gateway routes"
     );
-    crm_server::serve("gateway", routes, listener, server, shutdown).await?;
+    // The gateway itself is ready as long as it runs.
+    let (_ready, ready) = tokio::sync::watch::channel(true);
+    let served =
+        crm_server::serve_with_health("gateway", routes, listener, server, shutdown, ready, health)
+            .await;
+    for follower in followers {
+        follower.abort();
+    }
+    served?;
     Ok(())
 }
