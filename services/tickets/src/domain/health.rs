@@ -259,3 +259,34 @@ mod tests {
         );
     }
 }
+
+/// What re-judging an account's health changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejudged {
+    pub previous_score: u32,
+    pub score_changed: bool,
+    /// The account became a churn risk (it was not before).
+    pub risk_raised: bool,
+}
+
+/// Recomputes the score and the churn flag of `account` from its figures.
+pub fn rejudge(
+    account: &mut super::model::Account,
+    weights: &HealthWeights,
+    rules: &ChurnRules,
+    windows: ComplaintWindows,
+    now: i64,
+) -> Rejudged {
+    let previous_score = account.score;
+    let was_at_risk = account.at_risk;
+    account.score = account.stats.score(weights);
+    account.risk_reasons = account.stats.risk_reasons(rules, windows);
+    account.at_risk = !account.risk_reasons.is_empty();
+    account.health_known = true;
+    account.update_time = now;
+    Rejudged {
+        previous_score,
+        score_changed: account.score != previous_score,
+        risk_raised: account.at_risk && !was_at_risk,
+    }
+}

@@ -375,3 +375,68 @@ pub struct TicketFilter {
     pub priority: Option<Priority>,
     pub breached: bool,
 }
+
+/// What the service knows of an account: its manager and industry, its
+/// health figures and risk, its purchases and tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub tenant: String,
+    pub account_id: String,
+    pub account_manager_id: String,
+    pub industry: String,
+    pub tier: Tier,
+    pub stats: super::health::AccountStats,
+    pub score: u32,
+    pub at_risk: bool,
+    pub risk_reasons: Vec<super::health::ChurnReason>,
+    /// Whether any health event was recorded (GetAccountHealth is
+    /// NOT_FOUND before).
+    pub health_known: bool,
+    pub purchases: u64,
+    pub currency: String,
+    pub total_nanos: i128,
+    pub last_purchase_time: Option<i64>,
+    pub update_time: i64,
+}
+
+impl Account {
+    pub fn new(tenant: &str, account_id: &str, now: i64) -> Account {
+        Account {
+            tenant: tenant.to_owned(),
+            account_id: account_id.to_owned(),
+            account_manager_id: String::new(),
+            industry: String::new(),
+            tier: Tier::New,
+            stats: super::health::AccountStats::default(),
+            score: 100,
+            at_risk: false,
+            risk_reasons: Vec::new(),
+            health_known: false,
+            purchases: 0,
+            currency: String::new(),
+            total_nanos: 0,
+            last_purchase_time: None,
+            update_time: now,
+        }
+    }
+}
+
+/// A retention task for an account at risk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionTask {
+    pub id: String,
+    pub account_id: String,
+    pub assignee_id: String,
+    pub reasons: Vec<super::health::ChurnReason>,
+    pub create_time: i64,
+}
+
+/// A resolved ticket offered as a similar solution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solution {
+    pub ticket_id: String,
+    pub subject: String,
+    pub category: String,
+    pub resolution: String,
+    pub resolve_time: Option<i64>,
+}

@@ -1,0 +1,278 @@
+//! The tickets schema. Every list filter, dispatch's lookups, the
+//! complaint windows and the sweeper's timer have an index that serves
+//! them; the full-text index of resolved tickets is FTS5 on SQLite and a
+//! tsvector with a GIN index on PostgreSQL.
+
+use crm_store::index;
+use sea_orm::DbBackend;
+use sea_orm_migration::{prelude::*, schema::*};
+
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = crm_store::shared_migrations();
+        all.push(Box::new(CreateTickets));
+        all.extend(crm_events::migrations());
+        all
+    }
+}
+
+struct CreateTickets;
+
+impl MigrationName for CreateTickets {
+    fn name(&self) -> &str {
+        "m0002_tickets"
+    }
+}
+
+fn pk(cols: &[&'static str]) -> IndexCreateStatement {
+    let mut i = Index::create();
+    for c in cols {
+        i.col(*c);
+    }
+    i.to_owned()
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for CreateTickets {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let tables = [
+            Table::create()
+                .table("tickets")
+                .if_not_exists()
+                .col(string("id").primary_key())
+                .col(string("tenant_id"))
+                .col(big_integer("version"))
+                .col(string("account_id"))
+                .col(string("assignee_id"))
+                .col(string("status"))
+                .col(integer("priority"))
+                .col(string("category"))
+                .col(boolean("vip"))
+                .col(boolean("complaint"))
+                .col(boolean("breached"))
+                .col(string("account_manager_id"))
+                .col(big_integer_null("next_check"))
+                .col(big_integer("create_time"))
+                .col(big_integer("update_time"))
+                .col(text("body"))
+                .to_owned(),
+            Table::create()
+                .table("entitlements")
+                .if_not_exists()
+                .col(string("id").primary_key())
+                .col(string("tenant_id"))
+                .col(string("account_id"))
+                .col(string("source_key"))
+                .col(big_integer("create_time"))
+                .col(text("body"))
+                .to_owned(),
+            Table::create()
+                .table("engineers")
+                .if_not_exists()
+                .col(string("tenant_id"))
+                .col(string("id"))
+                .col(big_integer("version"))
+                .col(boolean("on_duty"))
+                .col(big_integer_null("last_assigned_time"))
+                .col(text("body"))
+                .primary_key(&mut pk(&["tenant_id", "id"]))
+                .to_owned(),
+            Table::create()
+                .table("engineer_skills")
+                .if_not_exists()
+                .col(string("tenant_id"))
+                .col(string("skill"))
+                .col(string("engineer_id"))
+                .primary_key(&mut pk(&["tenant_id", "skill", "engineer_id"]))
+                .to_owned(),
+            Table::create()
+                .table("ticket_comments")
+                .if_not_exists()
+                .col(string("id").primary_key())
+                .col(string("tenant_id"))
+                .col(string("ticket_id"))
+                .col(boolean("public"))
+                .col(text("body"))
+                .to_owned(),
+            Table::create()
+                .table("accounts")
+                .if_not_exists()
+                .col(string("tenant_id"))
+                .col(string("account_id"))
+                .col(string("account_manager_id"))
+                .col(string("industry"))
+                .col(string("tier"))
+                .col(integer("score"))
+                .col(boolean("at_risk"))
+                .col(boolean("health_known"))
+                .col(big_integer("purchases"))
+                .col(string("currency"))
+                .col(string("total_nanos"))
+                .col(big_integer_null("last_purchase_time"))
+                .col(big_integer("update_time"))
+                .col(text("body"))
+                .primary_key(&mut pk(&["tenant_id", "account_id"]))
+                .to_owned(),
+            Table::create()
+                .table("purchases")
+                .if_not_exists()
+                .col(string("id").primary_key())
+                .col(string("tenant_id"))
+                .col(string("account_id"))
+                .col(big_integer("purchase_time"))
+                .col(string("currency"))
+                .col(big_integer("units"))
+                .col(integer("nanos"))
+                .to_owned(),
+            Table::create()
+                .table("retention_tasks")
+                .if_not_exists()
+                .col(string("id").primary_key())
+                .col(string("tenant_id"))
+                .col(string("account_id"))
+                .col(string("assignee_id"))
+                .col(string("status"))
+                .col(text("body"))
+                .to_owned(),
+        ];
+        for t in tables {
+            manager.create_table(t).await?;
+        }
+        // One entitlement per completed project: a replayed
+        // DeliveryProjectCompleted ends here.
+        manager
+            .create_index(
+                index(
+                    "entitlements_source",
+                    "entitlements",
+                    &["tenant_id", "source_key"],
+                )
+                .unique()
+                .to_owned(),
+            )
+            .await?;
+        for (name, table, cols) in [
+            // ListTickets: newest first, per filter.
+            ("tickets_tenant", "tickets", &["tenant_id", "id"][..]),
+            ("tickets_status", "tickets", &["tenant_id", "status", "id"]),
+            (
+                "tickets_assignee",
+                "tickets",
+                &["tenant_id", "assignee_id", "status", "id"],
+            ),
+            (
+                "tickets_account",
+                "tickets",
+                &["tenant_id", "account_id", "id"],
+            ),
+            (
+                "tickets_priority",
+                "tickets",
+                &["tenant_id", "priority", "id"],
+            ),
+            (
+                "tickets_breached",
+                "tickets",
+                &["tenant_id", "breached", "id"],
+            ),
+            (
+                "tickets_manager",
+                "tickets",
+                &["tenant_id", "account_manager_id", "id"],
+            ),
+            // The queue an engineer coming on duty takes from.
+            (
+                "tickets_queue",
+                "tickets",
+                &["tenant_id", "status", "category", "vip", "priority", "id"],
+            ),
+            // The complaint windows of an account.
+            (
+                "tickets_account_time",
+                "tickets",
+                &["tenant_id", "account_id", "create_time"],
+            ),
+            // The sweeper, across tenants.
+            ("tickets_next_check", "tickets", &["next_check"]),
+            (
+                "entitlements_account",
+                "entitlements",
+                &["tenant_id", "account_id", "id"],
+            ),
+            ("entitlements_tenant", "entitlements", &["tenant_id", "id"]),
+            (
+                "engineers_duty",
+                "engineers",
+                &["tenant_id", "on_duty", "id"],
+            ),
+            (
+                "comments_ticket",
+                "ticket_comments",
+                &["tenant_id", "ticket_id", "id"],
+            ),
+            (
+                "accounts_risk",
+                "accounts",
+                &["tenant_id", "at_risk", "score", "account_id"],
+            ),
+            (
+                "accounts_manager_risk",
+                "accounts",
+                &[
+                    "tenant_id",
+                    "account_manager_id",
+                    "at_risk",
+                    "score",
+                    "account_id",
+                ],
+            ),
+            (
+                "purchases_account_time",
+                "purchases",
+                &["tenant_id", "account_id", "purchase_time"],
+            ),
+            ("retention_tenant", "retention_tasks", &["tenant_id", "id"]),
+            (
+                "retention_account",
+                "retention_tasks",
+                &["tenant_id", "account_id", "id"],
+            ),
+            (
+                "retention_assignee",
+                "retention_tasks",
+                &["tenant_id", "assignee_id", "id"],
+            ),
+        ] {
+            manager.create_index(index(name, table, cols)).await?;
+        }
+        let db = manager.get_connection();
+        match manager.get_database_backend() {
+            DbBackend::Postgres => {
+                db.execute_unprepared(
+                    "CREATE TABLE IF NOT EXISTS ticket_search (
+                        ticket_id VARCHAR PRIMARY KEY,
+                        tenant_id VARCHAR NOT NULL,
+                        doc TSVECTOR NOT NULL)",
+                )
+                .await?;
+                db.execute_unprepared(
+                    "CREATE INDEX IF NOT EXISTS ticket_search_doc ON ticket_search USING GIN (doc)",
+                )
+                .await?;
+            }
+            _ => {
+                // The tenant is an indexed column matched in the query, so
+                // a tenant's search never ranks another's documents.
+                db.execute_unprepared(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS ticket_search USING fts5(
+                        tenant_key, doc, ticket_id UNINDEXED, tokenize = 'unicode61')",
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
