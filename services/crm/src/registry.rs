@@ -7,4 +7,5 @@ crate::suite! {
     leads: crm_leads::Leads = 50061,
     opportunities: crm_opportunities::Opportunities = 50062,
     contracts: crm_contracts::Contracts = 50063,
+    delivery: crm_delivery::Delivery = 50064,
 }

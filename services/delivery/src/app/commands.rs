@@ -110,43 +110,43 @@ impl UseCases {
                 tenant,
                 id,
                 |p, trail, now| {
-                access::check_manager(p, actor)?;
-                domain::check_etag(etag, p.version)?;
-                domain::check_active(p)?;
-                let mut changes = Vec::new();
-                if let Some(name) = &patch.name {
-                    changes.extend(Change::of("name", &p.name, name));
-                    p.name.clone_from(name);
-                }
-                if let Some(line) = &patch.progress_line {
-                    changes.extend(Change::of("progress_line", &p.progress_line, line));
-                    p.progress_line.clone_from(line);
-                    p.progress_line_time = Some(now);
-                }
-                if let Some(members) = &patch.member_ids {
-                    changes.extend(Change::of(
-                        "member_ids",
-                        p.member_ids.join(","),
-                        members.join(","),
-                    ));
-                    p.member_ids.clone_from(members);
-                }
-                if let Some(pm) = &patch.project_manager_id {
-                    if *pm != p.project_manager_id && !actor.has(crm_types::Role::Manager) {
-                        return Err(DeliveryError::forbidden(
-                            "NOT_MANAGER",
-                            "only a manager hands the project to another project manager",
-                        ));
+                    access::check_manager(p, actor)?;
+                    domain::check_etag(etag, p.version)?;
+                    domain::check_active(p)?;
+                    let mut changes = Vec::new();
+                    if let Some(name) = &patch.name {
+                        changes.extend(Change::of("name", &p.name, name));
+                        p.name.clone_from(name);
                     }
-                    changes.extend(Change::of("project_manager_id", &p.project_manager_id, pm));
-                    p.project_manager_id.clone_from(pm);
-                }
-                p.stamp.touch(&actor.id, now);
-                trail.audit(
-                    AuditEntry::new(&p.id, "project.updated", &actor.id, now)
-                        .with_field_changes(changes),
-                );
-                Ok(())
+                    if let Some(line) = &patch.progress_line {
+                        changes.extend(Change::of("progress_line", &p.progress_line, line));
+                        p.progress_line.clone_from(line);
+                        p.progress_line_time = Some(now);
+                    }
+                    if let Some(members) = &patch.member_ids {
+                        changes.extend(Change::of(
+                            "member_ids",
+                            p.member_ids.join(","),
+                            members.join(","),
+                        ));
+                        p.member_ids.clone_from(members);
+                    }
+                    if let Some(pm) = &patch.project_manager_id {
+                        if *pm != p.project_manager_id && !actor.has(crm_types::Role::Manager) {
+                            return Err(DeliveryError::forbidden(
+                                "NOT_MANAGER",
+                                "only a manager hands the project to another project manager",
+                            ));
+                        }
+                        changes.extend(Change::of("project_manager_id", &p.project_manager_id, pm));
+                        p.project_manager_id.clone_from(pm);
+                    }
+                    p.stamp.touch(&actor.id, now);
+                    trail.audit(
+                        AuditEntry::new(&p.id, "project.updated", &actor.id, now)
+                            .with_field_changes(changes),
+                    );
+                    Ok(())
                 },
                 |_, _, _| Vec::new(),
             )
@@ -199,10 +199,10 @@ impl UseCases {
                 tenant,
                 &project_id,
                 |p, trail, now| {
-                access::check_member(p, actor)?;
-                domain::update_milestone(p, id, etag, input.clone(), &actor.id, now)?;
-                trail.audit(AuditEntry::new(id, "milestone.updated", &actor.id, now));
-                Ok(())
+                    access::check_member(p, actor)?;
+                    domain::update_milestone(p, id, etag, input.clone(), &actor.id, now)?;
+                    trail.audit(AuditEntry::new(id, "milestone.updated", &actor.id, now));
+                    Ok(())
                 },
                 |_, _, _| Vec::new(),
             )
@@ -225,13 +225,17 @@ impl UseCases {
                 tenant,
                 &project_id,
                 |p, trail, now| {
-                access::check_member(p, actor)?;
-                let from = domain::move_milestone(p, id, etag, to, &actor.id, now)?;
-                trail.audit(
-                    AuditEntry::new(id, "milestone.status_changed", &actor.id, now)
-                        .with_field_changes(Change::of("status", from.as_str(), to.as_str()).into_iter().collect()),
-                );
-                Ok(from)
+                    access::check_member(p, actor)?;
+                    let from = domain::move_milestone(p, id, etag, to, &actor.id, now)?;
+                    trail.audit(
+                        AuditEntry::new(id, "milestone.status_changed", &actor.id, now)
+                            .with_field_changes(
+                                Change::of("status", from.as_str(), to.as_str())
+                                    .into_iter()
+                                    .collect(),
+                            ),
+                    );
+                    Ok(from)
                 },
                 |v, from, now| {
                     wire::milestone_status_changed(&v.project, id, *from, &v.logged, now)
@@ -264,22 +268,22 @@ impl UseCases {
                 tenant,
                 &project_id,
                 |p, trail, now| {
-                access::check_acceptor(p, actor)?;
-                let acceptance = Acceptance {
-                    recorded_by: actor.id.clone(),
-                    channel: if integration {
-                        AcceptanceChannel::ESignature
-                    } else {
-                        AcceptanceChannel::ProjectManager
-                    },
-                    accepted_by: input.accepted_by.clone(),
-                    signature_reference: input.signature_reference.clone(),
-                    comment: input.comment.clone(),
-                    time: now,
-                };
-                let from = domain::accept_milestone(p, id, etag, acceptance, &actor.id, now)?;
-                trail.audit(AuditEntry::new(id, "milestone.accepted", &actor.id, now));
-                Ok(from)
+                    access::check_acceptor(p, actor)?;
+                    let acceptance = Acceptance {
+                        recorded_by: actor.id.clone(),
+                        channel: if integration {
+                            AcceptanceChannel::ESignature
+                        } else {
+                            AcceptanceChannel::ProjectManager
+                        },
+                        accepted_by: input.accepted_by.clone(),
+                        signature_reference: input.signature_reference.clone(),
+                        comment: input.comment.clone(),
+                        time: now,
+                    };
+                    let from = domain::accept_milestone(p, id, etag, acceptance, &actor.id, now)?;
+                    trail.audit(AuditEntry::new(id, "milestone.accepted", &actor.id, now));
+                    Ok(from)
                 },
                 |v, from, now| {
                     let accepted = wire::milestone_accepted(&v.project, id, &v.logged, now);
@@ -305,19 +309,35 @@ impl UseCases {
                 tenant,
                 id,
                 |p, trail, now| {
-                access::check_manager(p, actor)?;
-                domain::check_etag(etag, p.version)?;
-                let today = Date::of_micros(now);
-                let date = input.date.unwrap_or(today);
-                if date > today {
-                    return Err(DeliveryError::invalid("go_live_date", "must not be in the future"));
-                }
-                domain::go_live(p, &input.service_manager_id, &input.service_level, date, &actor.id, now)?;
-                trail.audit(AuditEntry::new(&p.id, "project.completed", &actor.id, now));
-                Ok(())
+                    access::check_manager(p, actor)?;
+                    domain::check_etag(etag, p.version)?;
+                    let today = Date::of_micros(now);
+                    let date = input.date.unwrap_or(today);
+                    if date > today {
+                        return Err(DeliveryError::invalid(
+                            "go_live_date",
+                            "must not be in the future",
+                        ));
+                    }
+                    domain::go_live(
+                        p,
+                        &input.service_manager_id,
+                        &input.service_level,
+                        date,
+                        &actor.id,
+                        now,
+                    )?;
+                    trail.audit(AuditEntry::new(&p.id, "project.completed", &actor.id, now));
+                    Ok(())
                 },
                 |v, (), now| {
-                    vec![wire::project_completed(&v.project, &v.handover, &v.logged, &v.config, now)]
+                    vec![wire::project_completed(
+                        &v.project,
+                        &v.handover,
+                        &v.logged,
+                        &v.config,
+                        now,
+                    )]
                 },
             )
             .await?;
@@ -369,10 +389,10 @@ impl UseCases {
                 tenant,
                 &project_id,
                 |p, trail, now| {
-                access::check_member(p, actor)?;
-                domain::update_task(p, id, etag, input.clone(), &actor.id, now)?;
-                trail.audit(AuditEntry::new(id, "task.updated", &actor.id, now));
-                Ok(())
+                    access::check_member(p, actor)?;
+                    domain::update_task(p, id, etag, input.clone(), &actor.id, now)?;
+                    trail.audit(AuditEntry::new(id, "task.updated", &actor.id, now));
+                    Ok(())
                 },
                 |_, _, _| Vec::new(),
             )
@@ -469,7 +489,8 @@ impl UseCases {
             .run(tenant, |tx| async move {
                 let now = crm_types::now_micros();
                 let mut alert = store::load_alert(&*tx, tenant, id).await?;
-                self.check_alert_visible(&*tx, actor, tenant, &alert).await?;
+                self.check_alert_visible(&*tx, actor, tenant, &alert)
+                    .await?;
                 let responsible = alert.responsible_ids.contains(&actor.id)
                     || actor.has(crm_types::Role::Manager);
                 if !responsible {
@@ -511,13 +532,21 @@ impl UseCases {
             .run(tenant, |tx| async move {
                 let now = crm_types::now_micros();
                 let cfg = store::config(&*tx, tenant, &self.defaults).await?.config;
-                let read = store::capacity(&*tx, tenant, person).await?.map_or(0, |c| c.0);
+                let read = store::capacity(&*tx, tenant, person)
+                    .await?
+                    .map_or(0, |c| c.0);
                 domain::check_etag(etag, read)?;
-                store::set_capacity(&*tx, tenant, person, minutes_per_week, read, &actor.id, now).await?;
+                store::set_capacity(&*tx, tenant, person, minutes_per_week, read, &actor.id, now)
+                    .await?;
                 let mut trail = Trail::default();
                 trail.audit(
-                    AuditEntry::new(&format!("capacity/{person}"), "capacity.set", &actor.id, now)
-                        .with_reason(format!("{minutes_per_week} minutes a week")),
+                    AuditEntry::new(
+                        &format!("capacity/{person}"),
+                        "capacity.set",
+                        &actor.id,
+                        now,
+                    )
+                    .with_reason(format!("{minutes_per_week} minutes a week")),
                 );
                 risks::reassess_person(&*tx, tenant, person, &cfg, now, &mut trail).await?;
                 trail.done(())

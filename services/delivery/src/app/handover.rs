@@ -6,9 +6,9 @@
 
 use crm_events::Event;
 use crm_proto::crm::contracts::v1 as contracts;
-use sea_orm::DatabaseTransaction;
 use crm_types::{AuditEntry, new_id};
 use prost::Message as _;
+use sea_orm::DatabaseTransaction;
 
 use super::{Result, Trail, UseCases, risks};
 use crate::domain::{self, DeliveryError};
@@ -32,7 +32,9 @@ impl UseCases {
         }
         let tenant = event.tenant_id.as_str();
         if tenant.is_empty() {
-            return Err(DeliveryError::BadHandover("the event names no tenant".into()));
+            return Err(DeliveryError::BadHandover(
+                "the event names no tenant".into(),
+            ));
         }
         let payload = event
             .payload
@@ -48,7 +50,9 @@ impl UseCases {
         let now = crm_types::now_micros();
         let cfg = store::config(txn, tenant, &self.defaults).await?.config;
         let mut trail = Trail::default();
-        let project = match store::project_of_family(txn, tenant, &handover.contract_family_id).await? {
+        let project = match store::project_of_family(txn, tenant, &handover.contract_family_id)
+            .await?
+        {
             None => {
                 let p = domain::project_from_handover(
                     tenant,
@@ -60,9 +64,8 @@ impl UseCases {
                 );
                 store::insert_project(txn, &p, package.clone()).await?;
                 trail.audit(
-                    AuditEntry::new(&p.id, "project.created", HANDOVER_ACTOR, now).with_reason(
-                        format!("contract {} signed", p.handover.contract_id),
-                    ),
+                    AuditEntry::new(&p.id, "project.created", HANDOVER_ACTOR, now)
+                        .with_reason(format!("contract {} signed", p.handover.contract_id)),
                 );
                 trail.event(wire::project_created(&p, &package, &cfg, now));
                 let mut p = p;
@@ -81,14 +84,24 @@ impl UseCases {
                 p.version = read + 1;
                 trail.audit(
                     AuditEntry::new(&p.id, "project.amended", HANDOVER_ACTOR, now).with_reason(
-                        format!(
-                            "contract version {} signed",
-                            p.handover.contract_version
-                        ),
+                        format!("contract version {} signed", p.handover.contract_version),
                     ),
                 );
-                let logged = store::logged(txn, tenant, &p.id, risks::pace_from(domain::Date::of_micros(now), &cfg)).await?;
-                trail.event(wire::project_updated(&p, &package, &logged, &cfg, &amended.changed, now));
+                let logged = store::logged(
+                    txn,
+                    tenant,
+                    &p.id,
+                    risks::pace_from(domain::Date::of_micros(now), &cfg),
+                )
+                .await?;
+                trail.event(wire::project_updated(
+                    &p,
+                    &package,
+                    &logged,
+                    &cfg,
+                    &amended.changed,
+                    now,
+                ));
                 p
             }
         };

@@ -21,6 +21,7 @@ mod queries;
 mod risks;
 
 pub use commands::{AcceptInput, GoLiveInput, LogInput, ProjectPatch};
+pub use handover::CONTRACT_SIGNED;
 pub use risks::Swept;
 
 type Result<T> = std::result::Result<T, DeliveryError>;

@@ -17,8 +17,7 @@ impl UseCases {
         access::check_visible(&stored.project, actor)?;
         let config = self.config(tenant).await?.config;
         let today = Date::of_micros(crm_types::now_micros());
-        let logged =
-            store::logged(self.db(), tenant, id, risks::pace_from(today, &config)).await?;
+        let logged = store::logged(self.db(), tenant, id, risks::pace_from(today, &config)).await?;
         Ok(View {
             project: stored.project,
             handover: stored.handover,

@@ -9,9 +9,7 @@ use crm_store::ConnectionTrait;
 use crm_types::{AuditEntry, new_id};
 
 use super::{Result, Trail, UseCases};
-use crate::domain::{
-    Date, DeliveryConfig, Logged, Project, RiskAlert, RiskStatus, risk,
-};
+use crate::domain::{Date, DeliveryConfig, Logged, Project, RiskAlert, RiskStatus, risk};
 use crate::store;
 use crate::wire;
 
@@ -63,7 +61,8 @@ async fn raise(
 ) -> Result<()> {
     store::insert_alert(conn, &alert).await?;
     trail.audit(
-        AuditEntry::new(&alert.id, "risk.raised", RISK_ACTOR, now).with_reason(alert.detail.clone()),
+        AuditEntry::new(&alert.id, "risk.raised", RISK_ACTOR, now)
+            .with_reason(alert.detail.clone()),
     );
     trail.event(wire::risk_raised(&alert, now));
     Ok(())

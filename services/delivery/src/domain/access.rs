@@ -11,7 +11,7 @@ use super::model::Project;
 
 /// Whether `actor` may see `p`.
 pub fn can_see(p: &Project, actor: &Actor) -> bool {
-    actor.supervisor() || p.people().iter().any(|id| *id == actor.id)
+    actor.supervisor() || p.people().contains(&actor.id)
 }
 
 /// NOT_FOUND unless `actor` may see `p`.
@@ -66,7 +66,9 @@ pub fn check_manager(p: &Project, actor: &Actor) -> Result<(), DeliveryError> {
 /// for an e-signed acceptance.
 pub fn check_acceptor(p: &Project, actor: &Actor) -> Result<(), DeliveryError> {
     check_visible(p, actor)?;
-    if actor.has(Role::Integration) || (actor.id == p.project_manager_id && actor.has(Role::Delivery)) {
+    if actor.has(Role::Integration)
+        || (actor.id == p.project_manager_id && actor.has(Role::Delivery))
+    {
         Ok(())
     } else {
         Err(DeliveryError::forbidden(

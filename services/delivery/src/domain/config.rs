@@ -68,7 +68,12 @@ impl DeliveryConfig {
         );
         range(self.load_window_days.into(), "load_window_days", 1, 365);
         range(self.pace_window_days.into(), "pace_window_days", 1, 365);
-        range(self.hours_per_person_day.into(), "hours_per_person_day", 1, 24);
+        range(
+            self.hours_per_person_day.into(),
+            "hours_per_person_day",
+            1,
+            24,
+        );
         if bad.is_empty() { Ok(()) } else { Err(bad) }
     }
 }

@@ -41,7 +41,11 @@ fn hours(minutes: i64) -> String {
     if minutes % MINUTES_PER_HOUR == 0 {
         format!("{}h", minutes / MINUTES_PER_HOUR)
     } else {
-        format!("{}h{:02}m", minutes / MINUTES_PER_HOUR, minutes % MINUTES_PER_HOUR)
+        format!(
+            "{}h{:02}m",
+            minutes / MINUTES_PER_HOUR,
+            minutes % MINUTES_PER_HOUR
+        )
     }
 }
 
@@ -68,7 +72,12 @@ pub fn fits_at_pace(remaining: i64, recent: i64, window: i32, days_left: i64) ->
 }
 
 /// Every risk of one project today.
-pub fn project_risks(p: &Project, logged: &Logged, cfg: &DeliveryConfig, today: Date) -> Vec<Finding> {
+pub fn project_risks(
+    p: &Project,
+    logged: &Logged,
+    cfg: &DeliveryConfig,
+    today: Date,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     if p.status == ProjectStatus::Completed {
         return out;
@@ -86,7 +95,12 @@ pub fn project_risks(p: &Project, logged: &Logged, cfg: &DeliveryConfig, today: 
                 milestone_id: m.id.clone(),
                 task_id: String::new(),
                 person_id: String::new(),
-                detail: format!("milestone {:?} was due {} and is {}", m.name, m.due.iso(), m.status.as_str()),
+                detail: format!(
+                    "milestone {:?} was due {} and is {}",
+                    m.name,
+                    m.due.iso(),
+                    m.status.as_str()
+                ),
                 responsible: responsible(p, &[&m.owner_id]),
             });
         }
@@ -123,7 +137,9 @@ pub fn project_risks(p: &Project, logged: &Logged, cfg: &DeliveryConfig, today: 
         if t.status == TaskStatus::Done || !t.assignee_id.is_empty() {
             continue;
         }
-        let Some(m) = p.milestone(&t.milestone_id) else { continue };
+        let Some(m) = p.milestone(&t.milestone_id) else {
+            continue;
+        };
         if m.status == MilestoneStatus::Accepted {
             continue;
         }
@@ -134,7 +150,11 @@ pub fn project_risks(p: &Project, logged: &Logged, cfg: &DeliveryConfig, today: 
                 milestone_id: m.id.clone(),
                 task_id: t.id.clone(),
                 person_id: String::new(),
-                detail: format!("task {:?} has no assignee; its milestone is due {}", t.title, m.due.iso()),
+                detail: format!(
+                    "task {:?} has no assignee; its milestone is due {}",
+                    t.title,
+                    m.due.iso()
+                ),
                 responsible: responsible(p, &[&m.owner_id]),
             });
         }
@@ -153,7 +173,12 @@ pub fn project_risks(p: &Project, logged: &Logged, cfg: &DeliveryConfig, today: 
                 milestone_id: m.id.clone(),
                 task_id: String::new(),
                 person_id: String::new(),
-                detail: format!("{} logged on milestone {:?} against {} estimated", hours(spent), m.name, hours(budget)),
+                detail: format!(
+                    "{} logged on milestone {:?} against {} estimated",
+                    hours(spent),
+                    m.name,
+                    hours(budget)
+                ),
                 responsible: responsible(p, &[&m.owner_id]),
             });
         }
@@ -166,7 +191,11 @@ pub fn project_risks(p: &Project, logged: &Logged, cfg: &DeliveryConfig, today: 
             milestone_id: String::new(),
             task_id: String::new(),
             person_id: String::new(),
-            detail: format!("{} logged on the project against {} reviewed", hours(logged.total), hours(reviewed)),
+            detail: format!(
+                "{} logged on the project against {} reviewed",
+                hours(logged.total),
+                hours(reviewed)
+            ),
             responsible: responsible(p, &[]),
         });
     }
@@ -180,7 +209,12 @@ pub fn window_capacity(minutes_per_week: i64, window_days: i32) -> i64 {
 
 /// The resource-shortage risk of one person, if their planned load
 /// exceeds their capacity over the window.
-pub fn shortage(person: &str, planned: i64, minutes_per_week: i64, cfg: &DeliveryConfig) -> Option<Finding> {
+pub fn shortage(
+    person: &str,
+    planned: i64,
+    minutes_per_week: i64,
+    cfg: &DeliveryConfig,
+) -> Option<Finding> {
     let capacity = window_capacity(minutes_per_week, cfg.load_window_days);
     (planned > capacity).then(|| Finding {
         cause: format!("shortage:{person}"),
@@ -231,9 +265,15 @@ mod tests {
         let m = p.milestones[0].id.clone();
         let due = p.milestones[0].due;
         let cfg = DeliveryConfig::default();
-        assert!(project_risks(&p, &Logged::default(), &cfg, due).is_empty(), "due today is not late");
+        assert!(
+            project_risks(&p, &Logged::default(), &cfg, due).is_empty(),
+            "due today is not late"
+        );
         let late = project_risks(&p, &Logged::default(), &cfg, due.plus_days(1));
-        assert_eq!(kinds(&late), [(RiskKind::MilestoneOverdue, format!("overdue:{m}"))]);
+        assert_eq!(
+            kinds(&late),
+            [(RiskKind::MilestoneOverdue, format!("overdue:{m}"))]
+        );
         assert_eq!(late[0].responsible, ["dm"]);
         p.milestones[0].status = MilestoneStatus::Accepted;
         assert!(project_risks(&p, &Logged::default(), &cfg, due.plus_days(1)).is_empty());
@@ -247,11 +287,20 @@ mod tests {
         let m = p.milestones[0].id.clone();
         let today = p.milestones[0].due.plus_days(-4); // 5 days left, today included
         p.tasks.push(task("t1", &m, "dev", 5 * 60));
-        let logged = Logged { recent: 14 * 60, ..Logged::default() };
-        assert!(project_risks(&p, &logged, &cfg, today).is_empty(), "5h fit in 5 days at 1h/day");
+        let logged = Logged {
+            recent: 14 * 60,
+            ..Logged::default()
+        };
+        assert!(
+            project_risks(&p, &logged, &cfg, today).is_empty(),
+            "5h fit in 5 days at 1h/day"
+        );
         p.tasks.push(task("t2", &m, "dev", 1));
         let behind = project_risks(&p, &logged, &cfg, today);
-        assert_eq!(kinds(&behind), [(RiskKind::BehindPace, format!("pace:{m}"))]);
+        assert_eq!(
+            kinds(&behind),
+            [(RiskKind::BehindPace, format!("pace:{m}"))]
+        );
         assert!(behind[0].detail.contains("5h01m"), "{}", behind[0].detail);
         // Done work no longer counts.
         p.tasks[1].status = TaskStatus::Done;
@@ -263,7 +312,10 @@ mod tests {
 
     #[test]
     fn work_due_earlier_counts_against_a_later_milestone() {
-        let cfg = DeliveryConfig { pace_window_days: 1, ..DeliveryConfig::default() };
+        let cfg = DeliveryConfig {
+            pace_window_days: 1,
+            ..DeliveryConfig::default()
+        };
         let mut p = project();
         let first = p.milestones[0].id.clone();
         let today = p.milestones[0].due;
@@ -274,9 +326,15 @@ mod tests {
         // 1h a day: 1h due today fits, 2h more tomorrow do not (3h in 2 days).
         p.tasks.push(task("t1", &first, "dev", 60));
         p.tasks.push(task("t2", "m2", "dev", 120));
-        let logged = Logged { recent: 60, ..Logged::default() };
+        let logged = Logged {
+            recent: 60,
+            ..Logged::default()
+        };
         let found = project_risks(&p, &logged, &cfg, today);
-        assert_eq!(kinds(&found), [(RiskKind::BehindPace, "pace:m2".to_owned())]);
+        assert_eq!(
+            kinds(&found),
+            [(RiskKind::BehindPace, "pace:m2".to_owned())]
+        );
     }
 
     #[test]
@@ -288,7 +346,10 @@ mod tests {
         p.tasks.push(task("t1", &m, "", 60));
         assert!(project_risks(&p, &Logged::default(), &cfg, due.plus_days(-6)).is_empty());
         let found = project_risks(&p, &Logged::default(), &cfg, due.plus_days(-5));
-        assert_eq!(kinds(&found), [(RiskKind::UnassignedTask, "unassigned:t1".to_owned())]);
+        assert_eq!(
+            kinds(&found),
+            [(RiskKind::UnassignedTask, "unassigned:t1".to_owned())]
+        );
         assert_eq!(found[0].task_id, "t1");
         p.tasks[0].assignee_id = "dev".into();
         assert!(project_risks(&p, &Logged::default(), &cfg, due.plus_days(-5)).is_empty());
@@ -303,17 +364,29 @@ mod tests {
         p.tasks.push(task("t1", &m, "dev", 600));
         let mut logged = Logged::default();
         logged.by_milestone.insert(m.clone(), 660);
-        assert!(project_risks(&p, &logged, &cfg, today).is_empty(), "exactly 10 % over is within");
+        assert!(
+            project_risks(&p, &logged, &cfg, today).is_empty(),
+            "exactly 10 % over is within"
+        );
         logged.by_milestone.insert(m.clone(), 661);
         let found = project_risks(&p, &logged, &cfg, today);
-        assert_eq!(kinds(&found), [(RiskKind::OverBudget, format!("over_budget:{m}"))]);
+        assert_eq!(
+            kinds(&found),
+            [(RiskKind::OverBudget, format!("over_budget:{m}"))]
+        );
         // The project against its reviewed workload: 1 person-day is 8h.
         p.handover.reviewed_person_days = 1;
         logged.by_milestone.clear();
         logged.total = 8 * 60 * 110 / 100 + 1;
         let found = project_risks(&p, &logged, &cfg, today);
-        assert_eq!(kinds(&found), [(RiskKind::OverBudget, format!("over_budget:{}", p.id))]);
-        let tolerant = DeliveryConfig { over_budget_threshold_percent: 50, ..cfg };
+        assert_eq!(
+            kinds(&found),
+            [(RiskKind::OverBudget, format!("over_budget:{}", p.id))]
+        );
+        let tolerant = DeliveryConfig {
+            over_budget_threshold_percent: 50,
+            ..cfg
+        };
         assert!(project_risks(&p, &logged, &tolerant, today).is_empty());
     }
 
@@ -324,7 +397,10 @@ mod tests {
         assert_eq!(window_capacity(40 * 60, 14), 80 * 60);
         assert!(shortage("dev", 80 * 60, 40 * 60, &cfg).is_none());
         let short = shortage("dev", 80 * 60 + 1, 40 * 60, &cfg).unwrap();
-        assert_eq!((short.kind, short.cause.as_str()), (RiskKind::ResourceShortage, "shortage:dev"));
+        assert_eq!(
+            (short.kind, short.cause.as_str()),
+            (RiskKind::ResourceShortage, "shortage:dev")
+        );
         assert_eq!(short.responsible, ["dev"]);
         let _ = day(0);
     }
@@ -338,7 +414,10 @@ mod tests {
         let mut done = task("c", &m, "dev", 60);
         done.status = TaskStatus::Done;
         p.tasks.push(done);
-        let load: Vec<_> = planned_load(&p).into_iter().map(|(t, _)| t.id.clone()).collect();
+        let load: Vec<_> = planned_load(&p)
+            .into_iter()
+            .map(|(t, _)| t.id.clone())
+            .collect();
         assert_eq!(load, ["a"]);
         p.status = ProjectStatus::Completed;
         assert!(planned_load(&p).is_empty());

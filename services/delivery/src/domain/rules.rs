@@ -159,15 +159,17 @@ pub fn amend(
         });
         match existing {
             Some(m) if m.status == MilestoneStatus::Accepted => {}
-            Some(m) => {
-                if m.due != planned.due || m.payment_milestone_id != planned.payment_milestone_id {
-                    m.due = planned.due;
-                    m.payment_milestone_id = planned.payment_milestone_id;
-                    m.version += 1;
-                    m.stamp.touch(actor, now);
-                    amended.changed.push(m.id.clone());
-                }
+            Some(m)
+                if m.due != planned.due
+                    || m.payment_milestone_id != planned.payment_milestone_id =>
+            {
+                m.due = planned.due;
+                m.payment_milestone_id = planned.payment_milestone_id;
+                m.version += 1;
+                m.stamp.touch(actor, now);
+                amended.changed.push(m.id.clone());
             }
+            Some(_) => {}
             None if room => {
                 amended.changed.push(planned.id.clone());
                 p.milestones.push(planned);
@@ -203,7 +205,8 @@ fn check_not_accepted(m: &Milestone) -> Result<()> {
 
 /// Sorted by due date, then creation: the order lists show.
 pub fn sort_milestones(p: &mut Project) {
-    p.milestones.sort_by(|a, b| (a.due, &a.id).cmp(&(b.due, &b.id)));
+    p.milestones
+        .sort_by(|a, b| (a.due, &a.id).cmp(&(b.due, &b.id)));
 }
 
 /// A new milestone's values.
@@ -314,13 +317,23 @@ pub fn move_milestone(
     let allowed = matches!(
         (from, to),
         (MilestoneStatus::Planned, MilestoneStatus::InProgress)
-            | (MilestoneStatus::ReadyForAcceptance, MilestoneStatus::InProgress)
-            | (MilestoneStatus::InProgress, MilestoneStatus::ReadyForAcceptance)
+            | (
+                MilestoneStatus::ReadyForAcceptance,
+                MilestoneStatus::InProgress
+            )
+            | (
+                MilestoneStatus::InProgress,
+                MilestoneStatus::ReadyForAcceptance
+            )
     );
     if !allowed {
         return Err(DeliveryError::precondition(
             "INVALID_TRANSITION",
-            format!("a milestone {} cannot become {}", from.as_str(), to.as_str()),
+            format!(
+                "a milestone {} cannot become {}",
+                from.as_str(),
+                to.as_str()
+            ),
         ));
     }
     m.status = to;
@@ -345,7 +358,13 @@ pub fn accept_milestone(
     let open: Vec<Missing> = p
         .tasks_of(id)
         .filter(|t| t.status != TaskStatus::Done)
-        .map(|t| Missing::new("TASK_NOT_DONE", &t.id, format!("task {:?} is not done", t.title)))
+        .map(|t| {
+            Missing::new(
+                "TASK_NOT_DONE",
+                &t.id,
+                format!("task {:?} is not done", t.title),
+            )
+        })
         .collect();
     let m = p
         .milestone_mut(id)
@@ -353,7 +372,11 @@ pub fn accept_milestone(
     check_etag(etag, m.version)?;
     let mut missing = Vec::new();
     if m.status == MilestoneStatus::Accepted {
-        missing.push(Missing::new("ACCEPTED", id, "the milestone is accepted already"));
+        missing.push(Missing::new(
+            "ACCEPTED",
+            id,
+            "the milestone is accepted already",
+        ));
     } else if m.status != MilestoneStatus::ReadyForAcceptance {
         missing.push(Missing::new(
             "STATUS",
@@ -404,7 +427,11 @@ pub fn go_live(
         })
         .collect();
     if p.milestones.is_empty() {
-        missing.push(Missing::new("NO_MILESTONES", &p.id, "the project has no milestone"));
+        missing.push(Missing::new(
+            "NO_MILESTONES",
+            &p.id,
+            "the project has no milestone",
+        ));
     }
     if !missing.is_empty() {
         return Err(DeliveryError::Incomplete {

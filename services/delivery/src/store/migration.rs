@@ -177,16 +177,28 @@ impl MigrationTrait for CreateDelivery {
         // NULL, which never collides.
         manager
             .create_index(
-                index("risk_alerts_open_cause", "risk_alerts", &["tenant_id", "open_cause"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "risk_alerts_open_cause",
+                    "risk_alerts",
+                    &["tenant_id", "open_cause"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
         for (name, table, cols) in [
             // ListProjects, newest first, per filter.
             ("projects_tenant", "projects", &["tenant_id", "id"][..]),
-            ("projects_status", "projects", &["tenant_id", "status", "id"]),
-            ("projects_account", "projects", &["tenant_id", "account_id", "id"]),
+            (
+                "projects_status",
+                "projects",
+                &["tenant_id", "status", "id"],
+            ),
+            (
+                "projects_account",
+                "projects",
+                &["tenant_id", "account_id", "id"],
+            ),
             (
                 "projects_manager",
                 "projects",
@@ -194,7 +206,11 @@ impl MigrationTrait for CreateDelivery {
             ),
             // The sweeper: active projects of every tenant.
             ("projects_sweep", "projects", &["status", "tenant_id", "id"]),
-            ("project_members_project", "project_members", &["project_id"]),
+            (
+                "project_members_project",
+                "project_members",
+                &["project_id"],
+            ),
             ("project_items_project", "project_items", &["project_id"]),
             // ListWorkHours (per person too), the sums of a project, the pace.
             (

@@ -122,7 +122,10 @@ pub async fn save_project(
             Expr::value(p.project_manager_id.clone()),
         )
         .col_expr(project::Column::Status, Expr::value(p.status.as_str()))
-        .col_expr(project::Column::UpdateTime, Expr::value(p.stamp.update_time))
+        .col_expr(
+            project::Column::UpdateTime,
+            Expr::value(p.stamp.update_time),
+        )
         .col_expr(project::Column::Body, Expr::value(body(p)?));
     if let Some(handover) = handover {
         update = update.col_expr(project::Column::Handover, Expr::value(handover));
@@ -343,11 +346,13 @@ pub async fn active_projects(
         .filter(Column::Status.eq(ProjectStatus::Active.as_str()));
     if let Some((tenant, id)) = after {
         query = query.filter(
-            Condition::any().add(Column::TenantId.gt(tenant.as_str())).add(
-                Condition::all()
-                    .add(Column::TenantId.eq(tenant.as_str()))
-                    .add(Column::Id.gt(id.as_str())),
-            ),
+            Condition::any()
+                .add(Column::TenantId.gt(tenant.as_str()))
+                .add(
+                    Condition::all()
+                        .add(Column::TenantId.eq(tenant.as_str()))
+                        .add(Column::Id.gt(id.as_str())),
+                ),
         );
     }
     Ok(query
@@ -502,7 +507,11 @@ fn log_of(row: work_log::Model) -> WorkLog {
     }
 }
 
-pub async fn load_log(conn: &impl ConnectionTrait, tenant: &str, id: &str) -> Result<Option<WorkLog>> {
+pub async fn load_log(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<WorkLog>> {
     Ok(work_log::Entity::find()
         .filter(work_log::Column::TenantId.eq(tenant))
         .filter(work_log::Column::Id.eq(id))
@@ -697,7 +706,15 @@ pub async fn list_capacities(
         .all(conn)
         .await?
         .into_iter()
-        .map(|c| (c.person_id, c.version, c.minutes_per_week, c.update_time, c.updater))
+        .map(|c| {
+            (
+                c.person_id,
+                c.version,
+                c.minutes_per_week,
+                c.update_time,
+                c.updater,
+            )
+        })
         .collect())
 }
 

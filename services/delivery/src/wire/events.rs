@@ -10,7 +10,12 @@ use prost::Message as _;
 use super::mapping::{alert_pb, milestone_pb, project_pb};
 use crate::domain::{DeliveryConfig, Logged, MilestoneStatus, Project, RiskAlert};
 
-fn snapshot(p: &Project, handover: &[u8], logged: &Logged, cfg: &DeliveryConfig) -> Option<pb::Project> {
+fn snapshot(
+    p: &Project,
+    handover: &[u8],
+    logged: &Logged,
+    cfg: &DeliveryConfig,
+) -> Option<pb::Project> {
     Some(project_pb(p, handover, logged, cfg))
 }
 
@@ -22,7 +27,12 @@ pub fn project_created(p: &Project, handover: &[u8], cfg: &DeliveryConfig, time:
         time,
         &pb::DeliveryProjectCreated {
             project: snapshot(p, handover, &logged, cfg),
-            milestones: p.milestones.iter().take(100).map(|m| milestone_pb(p, m, &logged)).collect(),
+            milestones: p
+                .milestones
+                .iter()
+                .take(100)
+                .map(|m| milestone_pb(p, m, &logged))
+                .collect(),
         },
     )
 }
@@ -70,7 +80,12 @@ pub fn milestone_status_changed(
     ))
 }
 
-pub fn milestone_accepted(p: &Project, milestone_id: &str, logged: &Logged, time: i64) -> Option<NewEvent> {
+pub fn milestone_accepted(
+    p: &Project,
+    milestone_id: &str,
+    logged: &Logged,
+    time: i64,
+) -> Option<NewEvent> {
     let m = p.milestone(milestone_id)?;
     Some(NewEvent::new(
         &p.tenant,
@@ -86,15 +101,36 @@ pub fn milestone_accepted(p: &Project, milestone_id: &str, logged: &Logged, time
 }
 
 pub fn risk_raised(a: &RiskAlert, time: i64) -> NewEvent {
-    NewEvent::new(&a.tenant, &a.id, time, &pb::DeliveryRiskRaised { alert: Some(alert_pb(a)) })
+    NewEvent::new(
+        &a.tenant,
+        &a.id,
+        time,
+        &pb::DeliveryRiskRaised {
+            alert: Some(alert_pb(a)),
+        },
+    )
 }
 
 pub fn risk_acknowledged(a: &RiskAlert, time: i64) -> NewEvent {
-    NewEvent::new(&a.tenant, &a.id, time, &pb::DeliveryRiskAcknowledged { alert: Some(alert_pb(a)) })
+    NewEvent::new(
+        &a.tenant,
+        &a.id,
+        time,
+        &pb::DeliveryRiskAcknowledged {
+            alert: Some(alert_pb(a)),
+        },
+    )
 }
 
 pub fn risk_resolved(a: &RiskAlert, time: i64) -> NewEvent {
-    NewEvent::new(&a.tenant, &a.id, time, &pb::DeliveryRiskResolved { alert: Some(alert_pb(a)) })
+    NewEvent::new(
+        &a.tenant,
+        &a.id,
+        time,
+        &pb::DeliveryRiskResolved {
+            alert: Some(alert_pb(a)),
+        },
+    )
 }
 
 pub fn project_completed(

@@ -214,7 +214,12 @@ fn package(bytes: &[u8]) -> Option<contracts::HandoverPackage> {
 
 // ---- records
 
-pub fn project_pb(p: &Project, handover: &[u8], logged: &Logged, cfg: &DeliveryConfig) -> pb::Project {
+pub fn project_pb(
+    p: &Project,
+    handover: &[u8],
+    logged: &Logged,
+    cfg: &DeliveryConfig,
+) -> pb::Project {
     let progress = domain::progress(p);
     let money = domain::profitability(p, logged, cfg.hours_per_person_day);
     pb::Project {
