@@ -8,6 +8,7 @@
 mod arbitrary_input;
 mod auth;
 mod contracts;
+mod delivery;
 mod events;
 mod fairness_data;
 mod fairness_transport;
@@ -16,4 +17,5 @@ mod leads;
 mod opportunities;
 mod outage;
 mod resilience;
+mod tickets;
 mod validation;
