@@ -197,6 +197,32 @@ mod tests {
         close(db, &schema, dir).await;
     }
 
+    /// Shutdown stops the sweeper where it waits or works: its task ends
+    /// within the grace period, with every contract it did not reach left
+    /// for the next start.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sweeper_stops_at_shutdown() {
+        let (service, db, schema, dir) = open().await;
+        for i in 0..50 {
+            signed(&db, &format!("t{}", i % 3), &format!("c{i}")).await;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sweeper = spawn_sweeper(
+            service.app().clone(),
+            Duration::from_millis(20),
+            5,
+            async move {
+                let _ = stopped.await;
+            },
+        );
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), sweeper)
+            .await
+            .expect("the sweeper stops at shutdown")
+            .unwrap();
+        close(db, &schema, dir).await;
+    }
+
     /// The timers of a term: the milestone overdue after its due date,
     /// the renewal notice 60 days before the end, expiry after it; each
     /// once, each with its event.
