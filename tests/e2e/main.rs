@@ -8,7 +8,6 @@
 mod arbitrary_input;
 mod auth;
 mod contracts;
-mod delivery;
 mod events;
 mod fairness_data;
 mod fairness_transport;
