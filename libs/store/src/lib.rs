@@ -19,12 +19,12 @@ mod write;
 use std::{path::Path, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, Database, SqlErr,
+    ConnectOptions, Database, SqlErr, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
 pub use availability::is_unavailable;
-pub use migrations::{index, shared_migrations};
+pub use migrations::{index, migrate, shared_migrations};
 pub use sea_orm::{ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbErr};
 pub use write::{WriteTx, begin_write, begin_write_for};
 
@@ -105,8 +105,17 @@ async fn create_schema(url: &str, schema: &str) -> Result<(), DbErr> {
             .to_owned(),
     )
     .await?;
-    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+    // Processes starting together would race on `pg_namespace` otherwise:
+    // the same lock as the migrators', held until this transaction ends.
+    let tx = db.begin().await?;
+    tx.execute_unprepared(&format!(
+        "SELECT pg_advisory_xact_lock({})",
+        migrations::MIGRATION_LOCK
+    ))
+    .await?;
+    tx.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
         .await?;
+    tx.commit().await?;
     db.close().await
 }
 

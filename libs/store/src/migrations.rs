@@ -1,6 +1,37 @@
-//! Tables every service has: its audit trail and its idempotency records.
+//! Running a service's migrations one migrator at a time, and the tables
+//! every service has: its audit trail and its idempotency records.
 
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use sea_orm_migration::{prelude::*, schema::*};
+
+use crate::write::begin_write;
+
+/// The PostgreSQL advisory lock every migrator of the suite takes (and the
+/// creation of a service's schema): any fixed number, the same in every
+/// process. Advisory locks are per database, so suites on other databases
+/// of the server do not wait for each other.
+pub(crate) const MIGRATION_LOCK: i64 = 0x0063_726d_6d69_6772; // "crmmigr"
+
+/// Applies `M`'s pending migrations, one migrator at a time across
+/// processes: replicas starting together and `crm migrate` Jobs run at
+/// once would otherwise each see the same migrations pending and collide
+/// creating the same tables (on PostgreSQL a duplicate key in `pg_type`).
+///
+/// Everything runs in one transaction that first takes the lock: on
+/// PostgreSQL `pg_advisory_xact_lock`, held by that transaction's own
+/// connection and released when it ends, whatever way it ends; on SQLite
+/// `BEGIN IMMEDIATE`, the file's write lock. The next migrator then finds
+/// nothing pending. A failed run leaves nothing behind (DDL is
+/// transactional on both).
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let tx = begin_write(db).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        tx.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+    }
+    M::up(&*tx, None).await?;
+    tx.commit().await
+}
 
 /// An index named `name` on `cols` of `table`, created if missing.
 pub fn index(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {

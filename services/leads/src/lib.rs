@@ -99,7 +99,7 @@ impl Leads {
         identity: Option<Arc<crm_auth::TokenMinter>>,
         opportunities_url: Option<String>,
     ) -> Result<Self, DbErr> {
-        <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
+        crm_store::migrate::<store::Migrator>(&db).await?;
         let events = crm_events::Events::open(db.clone(), config.events.clone())
             .await
             .map_err(|e| DbErr::Custom(format!("leads.events: {e}")))?;
