@@ -19,6 +19,7 @@ mod outbound;
 mod peers;
 mod replay;
 mod storage;
+mod supervise;
 
 use std::{future::Future, sync::Arc};
 
@@ -75,8 +76,20 @@ pub trait Service: Clone + Send + Sync + Sized + 'static {
     /// reached the service reports NOT_SERVING and refuses calls at once.
     fn db(&self) -> &crm_store::DatabaseConnection;
 
+    /// What of this configuration acts as the suite's service identity
+    /// ([`Context::identity`]), e.g. `"leads.auto_convert (the automatic
+    /// conversion calls opportunities as the service)"`; `None` when
+    /// nothing does. A process that would run it without an identity does
+    /// not start, and says so naming the setting, rather than serving with
+    /// the worker silently off.
+    fn needs_identity(settings: &Self::Settings) -> Option<&'static str> {
+        let _ = settings;
+        None
+    }
+
     /// Its background workers (sweepers, consumers), each stopping at a
-    /// safe point once `shutdown` triggers.
+    /// safe point once `shutdown` triggers. Each runs until then: one that
+    /// ends before turns the service's health NOT_SERVING.
     fn workers(&self, shutdown: &Shutdown) -> Vec<Worker> {
         let _ = shutdown;
         Vec::new()
@@ -102,6 +115,8 @@ impl Worker {
 /// Its database is probed every `server.database_probe_interval`: while it
 /// cannot be reached, health is NOT_SERVING and calls are refused at once
 /// with UNAVAILABLE `DATABASE_UNAVAILABLE`; once it answers, SERVING again.
+/// A worker that ends before shutdown (a panic) turns health NOT_SERVING
+/// for good, logged at error level: the process must be replaced.
 pub async fn serve<S: Service>(
     service: &S,
     listener: TcpListener,
@@ -122,6 +137,9 @@ pub async fn serve<S: Service>(
     );
     workers.push(Worker::new("database probe", probe));
     workers.extend(service.workers(&shutdown));
+    let (workers_up, workers) = supervise::supervise(S::NAME, workers, &shutdown);
+    // Serving while the database answers and every worker runs.
+    let (ready, follower) = supervise::both(database.subscribe(), workers_up, shutdown.clone());
     let domain = crm_server::error_domain(S::GRPC_SERVICE);
     let routes = service
         .routes(server.max_request_bytes)
@@ -148,13 +166,12 @@ pub async fn serve<S: Service>(
         listener,
         server,
         shutdown,
-        database.subscribe(),
+        ready,
     )
     .await;
-    for worker in workers {
-        if let Err(err) = worker.task.await {
-            tracing::warn!(service = S::NAME, error = %err, "{} ended abnormally", worker.name);
-        }
+    for worker in workers.into_iter().chain([follower]) {
+        // A supervising task does not fail: it awaits and logs.
+        let _ = worker.await;
     }
     served
 }
