@@ -133,7 +133,7 @@ impl crm_service::Service for Delivery {
             .check()
             .map_err(|bad| DbErr::Custom(format!("delivery.defaults: {bad:?}")))?;
         let db = context.db;
-        <store::Migrator as sea_orm_migration::MigratorTrait>::up(&db, None).await?;
+        crm_store::migrate::<store::Migrator>(&db).await?;
         let events = crm_events::Events::open(db.clone(), settings.events.clone())
             .await
             .map_err(|e| DbErr::Custom(format!("delivery.events: {e}")))?;
