@@ -195,6 +195,13 @@ impl crm_service::Service for Leads {
         Self::open_on(context.db, settings, context.identity, url).await
     }
 
+    /// The automatic conversion calls opportunities as the service.
+    fn needs_identity(settings: &LeadsSettings) -> Option<&'static str> {
+        settings.auto_convert.then_some(
+            "leads.auto_convert (qualified leads are converted into opportunities as the service)",
+        )
+    }
+
     fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes {
         tonic::service::Routes::new(self.grpc(max_request_bytes))
     }
