@@ -115,6 +115,15 @@ pub fn lead(company: &str, phone: &str) -> leads::Lead {
     }
 }
 
+/// A request id of at most 64 characters without spaces, the same for
+/// the same parts (subjects and bodies may hold spaces).
+pub fn request_id(prefix: &str, parts: &[&str]) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    parts.hash(&mut h);
+    format!("{prefix}-{:016x}", h.finish())
+}
+
 /// An amount in CNY.
 pub fn cny(units: i64) -> Option<common::Money> {
     Some(common::Money {
