@@ -42,6 +42,13 @@ pub struct PreconditionViolation {
 pub enum RpcError {
     /// One violation per bad field (AIP-193 BadRequest).
     InvalidArgument(Vec<FieldViolation>),
+    /// [`RpcError::InvalidArgument`] with a reason of its own in
+    /// `ErrorInfo` (e.g. `DAY_OVER_24_HOURS`), for a rule a client tells
+    /// apart from a malformed field.
+    InvalidArgumentBecause {
+        reason: &'static str,
+        violations: Vec<FieldViolation>,
+    },
     /// Missing, or another tenant's: the caller cannot tell which.
     NotFound { resource: &'static str, id: String },
     AlreadyExists {
@@ -98,8 +105,13 @@ impl RpcError {
     pub fn into_status(self, domain: &str) -> Status {
         let mut details = ErrorDetails::new();
         let mut omitted = 0;
+        let own_reason = match &self {
+            RpcError::InvalidArgumentBecause { reason, .. } => Some(*reason),
+            _ => None,
+        };
         let (code, reason, message) = match self {
-            RpcError::InvalidArgument(violations) => {
+            RpcError::InvalidArgument(violations)
+            | RpcError::InvalidArgumentBecause { violations, .. } => {
                 let (listed, rest) = bounded_violations(
                     violations
                         .into_iter()
@@ -120,7 +132,11 @@ impl RpcError {
                 for (field, description) in listed {
                     details.add_bad_request_violation(field, description);
                 }
-                (Code::InvalidArgument, "INVALID_ARGUMENT", message)
+                (
+                    Code::InvalidArgument,
+                    own_reason.unwrap_or("INVALID_ARGUMENT"),
+                    message,
+                )
             }
             RpcError::NotFound { resource, id } => {
                 let id = clip(id, MAX_TEXT_BYTES);
@@ -302,6 +318,27 @@ mod tests {
         assert_eq!(
             details.error_info().map(|i| i.domain.as_str()),
             Some("crm.leads")
+        );
+    }
+
+    #[test]
+    fn invalid_argument_may_carry_its_own_reason() {
+        let status = RpcError::InvalidArgumentBecause {
+            reason: "DAY_OVER_24_HOURS",
+            violations: vec![FieldViolation::new("log.hours", "over 24 hours")],
+        }
+        .into_status("crm.delivery");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("DAY_OVER_24_HOURS")
+        );
+        assert_eq!(
+            details
+                .bad_request()
+                .map(|b| b.field_violations[0].field.as_str()),
+            Some("log.hours")
         );
     }
 
