@@ -801,11 +801,41 @@ async fn tenant_rules_add_a_manager_step_for_a_large_total_and_a_finance_step_fo
 {
     let suite = start().await;
     let mut p = people(&suite, ACME);
-    configure(&mut p, |config| {
-        config.large_total_thresholds = vec![money("CNY", 1_000_000, 0)];
-        config.deep_discount_percent = 20;
-    })
-    .await;
+    // Only an admin sets the rules, and a bad rule is refused naming its field.
+    let mut config = p
+        .root
+        .get_contracts_config(pb::GetContractsConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    config.large_total_thresholds = vec![money("CNY", 1_000_000, 0)];
+    config.deep_discount_percent = 20;
+    let update = |config: pb::ContractsConfig| pb::UpdateContractsConfigRequest {
+        config: Some(config),
+    };
+    assert_eq!(
+        code(p.boss.update_contracts_config(update(config.clone())).await),
+        Code::PermissionDenied
+    );
+    let mut bad = config.clone();
+    bad.approval_chain = vec![common::Role::Sales as i32];
+    bad.step_expected_working_days = 31;
+    assert_eq!(
+        invalid(p.root.update_contracts_config(update(bad)).await),
+        (
+            Code::InvalidArgument,
+            vec![
+                "config.approval_chain[0]".to_owned(),
+                "config.step_expected_working_days".to_owned()
+            ]
+        )
+    );
+    p.root
+        .update_contracts_config(update(config))
+        .await
+        .unwrap();
     let chain = |c: &pb::Contract| -> Vec<(String, i32)> {
         steps(c).into_iter().map(|s| (s.name, s.role)).collect()
     };
