@@ -35,6 +35,7 @@ pub struct Entry {
     /// `name` (checked by a test).
     pub section: &'static str,
     open: Box<Open>,
+    needs_identity: Box<dyn Fn(&Settings) -> Option<&'static str> + Send + Sync>,
 }
 
 impl Entry {
@@ -60,7 +61,14 @@ impl Entry {
                     Ok(launch)
                 })
             }),
+            needs_identity: Box::new(move |settings| S::needs_identity(section(settings))),
         }
+    }
+
+    /// What of the service's settings acts as the service identity
+    /// ([`Service::needs_identity`]).
+    pub fn needs_identity(&self, settings: &Settings) -> Option<&'static str> {
+        (self.needs_identity)(settings)
     }
 
     /// Opens (and migrates) the service.

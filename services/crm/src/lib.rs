@@ -234,6 +234,28 @@ pub fn service_identity(
     Ok(None)
 }
 
+/// Refuses to start `component` without a service identity when a service
+/// it runs has work that acts as that identity: the work would otherwise
+/// be silently off (qualified leads never converted, signed contracts never
+/// handed over).
+fn require_identity(settings: &Settings, component: Component) -> Result<(), Error> {
+    let needs: Vec<String> = SERVICES
+        .iter()
+        .filter(|e| component.runs(e.name))
+        .filter_map(|e| e.needs_identity(settings))
+        .map(str::to_owned)
+        .collect();
+    if needs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Settings(format!(
+        "auth.service_key_file is not set (and this is not development mode), but {} \
+         act(s) as the service identity: set auth.service_key_file to the services' Ed25519 \
+         private key (PEM), or turn that work off",
+        needs.join("; ")
+    )))
+}
+
 /// Checks what the settings' types cannot: every `serve.<service>_addr`
 /// names a service of the registry.
 pub fn check(settings: &Settings) -> Result<(), Error> {
@@ -293,15 +315,16 @@ async fn context(
     })
 }
 
-/// Applies every service's migrations.
+/// Applies every service's migrations. It needs the database and nothing
+/// else: no key is read or made and no auth is set up, so that a migration
+/// Job runs on a read-only root filesystem with only the database URL.
+/// Migrators of processes started together take turns (`crm_store::migrate`).
 pub async fn migrate(settings: &Settings) -> Result<(), Error> {
     check(settings)?;
-    // Migrations serve nothing: the identity is that of `crm serve` alike.
-    let development = development_mode(settings, Component::All);
-    let identity = service_identity(settings, development)?.map(Arc::new);
     let peers = peers(settings, &BTreeMap::new());
     for entry in SERVICES.iter() {
-        let context = context(settings, entry, identity.clone(), peers.clone()).await?;
+        // Opening spawns no worker: no identity is needed to migrate.
+        let context = context(settings, entry, None, peers.clone()).await?;
         // Opening a service applies its migrations; nothing is served.
         let _launch = entry.open(settings, context).await?;
     }
@@ -333,6 +356,9 @@ pub async fn serve_on(
     let development = development_mode(&settings, component);
     let verifier = Arc::new(verifier(&settings, development)?);
     let identity = service_identity(&settings, development)?.map(Arc::new);
+    if identity.is_none() {
+        require_identity(&settings, component)?;
+    }
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
 
     // Bind first, so that every service and the gateway know where the
@@ -529,6 +555,55 @@ mod tests {
                 "{vars:?} {component:?}: no development key made"
             );
         }
+    }
+
+    /// Issue 15: outside development mode, a process whose services have
+    /// work acting as the service identity (leads' automatic conversion)
+    /// does not start without `auth.service_key_file`, and says so naming
+    /// the setting and the work; with that work off, or for a component
+    /// without such work, it starts.
+    #[tokio::test]
+    async fn work_acting_as_the_service_identity_needs_a_service_key() {
+        let keys_dir = std::env::temp_dir().join(format!(
+            "crm-identity-{}-{}",
+            std::process::id(),
+            crm_store::new_id()
+        ));
+        let keys = DevKeys::load_or_create(&keys_dir).unwrap();
+        let public = keys.public_key_path().display().to_string();
+        let start = |vars: Vec<(&str, &str)>, component: Component| {
+            let mut settings = settings_from(&vars);
+            settings.data_dir = keys_dir.join("data");
+            for addr in settings.serve.services.values_mut() {
+                *addr = "127.0.0.1:0".into();
+            }
+            settings.serve.gateway_addr = "127.0.0.1:0".into();
+            // Stopped before it starts: it returns once opened and drained.
+            let shutdown = Shutdown::new();
+            shutdown.trigger();
+            serve_on(settings, component, Listeners::default(), shutdown)
+        };
+        let production = vec![
+            ("CRM__AUTH__PUBLIC_KEY_FILES", public.as_str()),
+            ("CRM__AUTH__DEVELOPMENT", "false"),
+        ];
+        for component in [Component::All, Component::Service("leads")] {
+            let err = start(production.clone(), component)
+                .await
+                .map(|()| "started".to_owned())
+                .unwrap_or_else(|e| e.to_string());
+            assert!(
+                err.contains("auth.service_key_file") && err.contains("leads.auto_convert"),
+                "{component:?}: {err}"
+            );
+        }
+        let mut off = production.clone();
+        off.push(("CRM__LEADS__AUTO_CONVERT", "false"));
+        let started = start(off, Component::Service("leads")).await;
+        let opportunities = start(production, Component::Service("opportunities")).await;
+        let _ = std::fs::remove_dir_all(&keys_dir);
+        started.unwrap();
+        opportunities.unwrap();
     }
 
     #[test]
