@@ -266,7 +266,7 @@ async fn open(p: &mut People, account: &str, category: &str, subject: &str) -> p
         pb::Priority::P3,
         subject,
     );
-    create(&mut p.boss, &format!("t-{account}-{subject}"), t)
+    create(&mut p.boss, &request_id("ticket", &[account, subject]), t)
         .await
         .unwrap()
         .ticket
@@ -378,7 +378,7 @@ async fn comment(
     visibility: pb::CommentVisibility,
 ) -> Result<pb::AddCommentResponse, tonic::Status> {
     c.add_comment(pb::AddCommentRequest {
-        request_id: format!("c-{ticket_id}-{}", body.len()),
+        request_id: request_id("comment", &[ticket_id, body]),
         comment: Some(pb::Comment {
             ticket_id: ticket_id.into(),
             body: body.into(),
