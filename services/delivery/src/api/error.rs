@@ -46,6 +46,14 @@ impl DomainError for DeliveryError {
                     })
                     .collect(),
             },
+            DeliveryError::Rule {
+                reason,
+                field,
+                description,
+            } => RpcError::InvalidArgumentBecause {
+                reason,
+                violations: vec![FieldViolation::new(field, description)],
+            },
             DeliveryError::RequestIdReused => RpcError::InvalidArgument(vec![FieldViolation::new(
                 "request_id",
                 "already used for a different request",

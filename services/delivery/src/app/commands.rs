@@ -134,7 +134,7 @@ impl UseCases {
                     if let Some(pm) = &patch.project_manager_id {
                         if *pm != p.project_manager_id && !actor.has(crm_types::Role::Manager) {
                             return Err(DeliveryError::forbidden(
-                                "NOT_MANAGER",
+                                "NOT_PROJECT_MANAGER",
                                 "only a manager hands the project to another project manager",
                             ));
                         }
@@ -441,10 +441,13 @@ impl UseCases {
                 )
                 .await?
                 {
-                    return Err(DeliveryError::invalid(
-                        "log.hours",
-                        "the person's hours on that day would pass 24 across every project",
-                    ));
+                    return Err(DeliveryError::Rule {
+                        reason: "DAY_OVER_24_HOURS",
+                        field: "log.hours",
+                        description:
+                            "the person's hours on that day would pass 24 across every project"
+                                .into(),
+                    });
                 }
                 let log = WorkLog {
                     id: new_id(),

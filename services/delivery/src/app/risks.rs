@@ -99,12 +99,23 @@ pub(super) async fn reassess(
     let findings = risk::project_risks(p, &logged, cfg, today);
     let open = store::open_alerts_of_project(conn, &p.tenant, &p.id).await?;
     let mut changed = 0;
-    let found: BTreeSet<&str> = findings.iter().map(|f| f.cause.as_str()).collect();
     let known: BTreeSet<String> = open.iter().map(|a| a.cause.clone()).collect();
     for alert in open {
-        if !found.contains(alert.cause.as_str()) {
-            resolve(conn, alert, trail, now).await?;
-            changed += 1;
+        match findings.iter().find(|f| f.cause == alert.cause) {
+            None => {
+                resolve(conn, alert, trail, now).await?;
+                changed += 1;
+            }
+            // Still there: it names who is responsible now (an owner set
+            // since) and the cause as it stands.
+            Some(f) if f.responsible != alert.responsible_ids || f.detail != alert.detail => {
+                let mut alert = alert;
+                let read = alert.version;
+                alert.responsible_ids.clone_from(&f.responsible);
+                alert.detail.clone_from(&f.detail);
+                store::save_alert(conn, &alert, read).await?;
+            }
+            Some(_) => {}
         }
     }
     for f in findings {

@@ -41,6 +41,14 @@ pub enum DeliveryError {
         reason: &'static str,
         missing: Vec<Missing>,
     },
+    /// A field breaks a rule a client tells apart by its reason (e.g.
+    /// DAY_OVER_24_HOURS): INVALID_ARGUMENT naming the field.
+    #[error("{field}: {description}")]
+    Rule {
+        reason: &'static str,
+        field: &'static str,
+        description: String,
+    },
     #[error("request id was already used for a different request")]
     RequestIdReused,
     /// A handed-over contract the service cannot make a project of, however

@@ -159,17 +159,19 @@ pub fn amend(
         });
         match existing {
             Some(m) if m.status == MilestoneStatus::Accepted => {}
-            Some(m)
-                if m.due != planned.due
-                    || m.payment_milestone_id != planned.payment_milestone_id =>
-            {
-                m.due = planned.due;
-                m.payment_milestone_id = planned.payment_milestone_id;
+            Some(m) => {
+                // Re-dated is a change the team must see; a new version's
+                // payment milestone id is only followed.
+                if m.due != planned.due {
+                    m.due = planned.due;
+                    amended.changed.push(m.id.clone());
+                }
+                if m.payment_milestone_id != planned.payment_milestone_id {
+                    m.payment_milestone_id = planned.payment_milestone_id;
+                }
                 m.version += 1;
                 m.stamp.touch(actor, now);
-                amended.changed.push(m.id.clone());
             }
-            Some(_) => {}
             None if room => {
                 amended.changed.push(planned.id.clone());
                 p.milestones.push(planned);
