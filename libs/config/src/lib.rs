@@ -78,6 +78,15 @@ pub enum ConfigError {
     /// A value of the wrong type or out of range; the message names the key.
     #[error("invalid configuration: {0}")]
     Invalid(#[source] config::ConfigError),
+    /// A value of the right type whose meaning is wrong, e.g. an interval
+    /// of zero.
+    #[error("invalid configuration: {key}: {reason}")]
+    Meaning {
+        /// Dotted path of the key, e.g. `leads.sweep_interval`.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 /// Loads `T` from its defaults, then `file` (TOML) if given, then the
@@ -159,9 +168,45 @@ where
     }
 
     let merged = builder.build().map_err(ConfigError::Invalid)?;
-    merged
+    let settings: T = merged
         .try_deserialize()
-        .map_err(|err| describe(err, file, &from_env))
+        .map_err(|err| describe(err, file, &from_env))?;
+    let loaded =
+        serde_json::to_value(&settings).map_err(|e| ConfigError::Defaults(e.to_string()))?;
+    if let Some(key) = zero_duration(&loaded, "") {
+        return Err(ConfigError::Meaning {
+            key,
+            reason: "must be greater than 0".into(),
+        });
+    }
+    Ok(settings)
+}
+
+/// The key of the first duration of zero in `value`. Every duration
+/// setting is an interval, a timeout, a window or a period, where zero is
+/// a busy loop, an instant failure or a panic in a timer: a setting that
+/// can be off is an option (unset) instead.
+fn zero_duration(value: &serde_json::Value, key: &str) -> Option<String> {
+    let child = |name: &str| {
+        if key.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{key}.{name}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) => duration::parse(text)
+            .is_ok_and(|d| d.is_zero())
+            .then(|| key.to_owned()),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .find_map(|(name, v)| zero_duration(v, &child(name))),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| zero_duration(v, &format!("{key}[{i}]"))),
+        _ => None,
+    }
 }
 
 fn is_ours(name: &str) -> bool {
@@ -420,6 +465,38 @@ mod tests {
         let err =
             load_from::<Settings>(None, env(&[("CRM__SERVER__GRACE", "30 parsecs")])).unwrap_err();
         assert!(err.to_string().contains("server.grace"), "{err}");
+    }
+
+    /// Issue 15: `sweep_interval = "0s"` crashed a timer while the
+    /// service kept running; a duration of zero stops start-up naming the
+    /// key, from a file or from the environment, optional ones included.
+    #[test]
+    fn a_duration_of_zero_stops_start_up_naming_the_key() {
+        let file = toml_file("[server]\ngrace = \"0s\"\n");
+        let err = load_from::<Settings>(Some(file.path()), env(&[])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Meaning { key, .. } if key == "server.grace"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("server.grace: must be greater than 0"),
+            "{err}"
+        );
+        for (var, key) in [
+            ("CRM__SERVER__GRACE", "server.grace"),
+            ("CRM__SERVER__IDLE_TIMEOUT", "server.idle_timeout"),
+        ] {
+            let err = load_from::<Settings>(None, env(&[(var, "0ms")])).unwrap_err();
+            assert!(err.to_string().contains(key), "{var}: {err}");
+        }
+        let ok: Settings = load_from(None, env(&[("CRM__SERVER__GRACE", "1ns")])).unwrap();
+        assert_eq!(ok.server.grace, Duration::from_nanos(1));
+        let text: Settings = load_from(None, env(&[("CRM__STORE__PASSWORD", "0")])).unwrap();
+        assert_eq!(
+            text.store.password, "0",
+            "a number without a unit is no duration"
+        );
     }
 
     #[test]
