@@ -256,9 +256,20 @@ fn require_identity(settings: &Settings, component: Component) -> Result<(), Err
     )))
 }
 
-/// Checks what the settings' types cannot: every `serve.<service>_addr`
-/// names a service of the registry.
+/// Checks what the settings' types cannot: the database URL is
+/// PostgreSQL's, every address is `host:port` and every peer URL `http(s)`,
+/// and every `serve.<service>_addr` names a service of the registry.
+/// (Durations of zero are refused when the settings load.)
 pub fn check(settings: &Settings) -> Result<(), Error> {
+    settings.store.check().map_err(Error::Settings)?;
+    settings.serve.check().map_err(Error::Settings)?;
+    for (name, url) in &settings.peers {
+        settings::check_url(&format!("peers.{name}"), url).map_err(Error::Settings)?;
+    }
+    for (package, url) in &settings.gateway.upstreams {
+        settings::check_url(&format!("gateway.upstreams.{package}"), url)
+            .map_err(Error::Settings)?;
+    }
     let names: Vec<_> = SERVICES.iter().map(|e| e.name).collect();
     if let Some(unknown) = settings.peers.keys().find(|k| !names.contains(&k.as_str())) {
         return Err(Error::Settings(format!(
@@ -604,6 +615,41 @@ mod tests {
         let _ = std::fs::remove_dir_all(&keys_dir);
         started.unwrap();
         opportunities.unwrap();
+    }
+
+    /// Issue 15: values of the right type but the wrong meaning stop
+    /// start-up naming the key, as the suite loads and checks them.
+    #[test]
+    fn settings_wrong_in_meaning_stop_start_up_naming_the_key() {
+        let load = |vars: &[(&str, &str)]| {
+            let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+            crm_config::load_from::<Settings>(None, vars)
+                .map_err(|e| e.to_string())
+                .and_then(|s| check(&s).map_err(|e| e.to_string()))
+        };
+        load(&[]).unwrap();
+        for (vars, key) in [
+            (
+                [("CRM__LEADS__SWEEP_INTERVAL", "0s")],
+                "leads.sweep_interval: must be greater than 0",
+            ),
+            (
+                [("CRM__SERVER__DATABASE_PROBE_INTERVAL", "0ms")],
+                "server.database_probe_interval: must be greater than 0",
+            ),
+            (
+                [("CRM__STORE__DATABASE_URL", "mysql://crm@db/crm")],
+                "store.database_url",
+            ),
+            (
+                [("CRM__SERVE__GATEWAY_ADDR", "0.0.0.0")],
+                "serve.gateway_addr",
+            ),
+            ([("CRM__PEERS__LEADS", "crm-leads:50061")], "peers.leads"),
+        ] {
+            let err = load(&vars).unwrap_err();
+            assert!(err.contains(key), "{vars:?}: {err}");
+        }
     }
 
     #[test]
