@@ -627,15 +627,15 @@ async fn a_completed_delivery_project_creates_exactly_one_entitlement_for_its_ac
     let account = deal.opportunity.account_id.clone();
 
     let made = awaited_entitlement(&suite, ACME, &account).await;
-    let term = contract.term.clone().unwrap();
+    let term = contract.term.unwrap();
     assert_eq!(
         (
             made.origin,
             made.project_id.as_str(),
             made.contract_id.as_str(),
             made.plan.clone(),
-            made.valid_from.clone(),
-            made.valid_to.clone(),
+            made.valid_from,
+            made.valid_to,
             made.account_manager_id.as_str(),
         ),
         (
@@ -955,9 +955,9 @@ async fn a_ticket_carries_due_times_from_the_accounts_entitlement() {
         (
             sla(&t).service_level.as_str(),
             sla(&t).entitlement_id.as_str(),
-            target(&t).clone()
+            *target(&t)
         ),
-        ("gold", ent.id.as_str(), want.clone())
+        ("gold", ent.id.as_str(), want)
     );
     // Calendar hours: due the target's minutes after creation.
     let created = micros(t.create_time.as_ref());
@@ -986,9 +986,9 @@ async fn an_account_without_an_entitlement_gets_the_tenants_default_sla() {
         (
             sla(&t).service_level.as_str(),
             sla(&t).entitlement_id.as_str(),
-            target(&t).clone()
+            *target(&t)
         ),
-        ("basic", "", want.clone())
+        ("basic", "", want)
     );
     assert_eq!(
         micros(sla(&t).resolution_due_time.as_ref()),
@@ -1588,7 +1588,7 @@ async fn a_usage_guide_unopened_three_times_in_a_row_raises_churn_risk_and_a_ret
             .unwrap();
         assert_eq!(
             (h.unopened_guides_in_a_row, h.at_risk),
-            (i32::try_from(i).unwrap(), i == in_a_row),
+            (i, i == in_a_row),
             "after {i} unopened"
         );
     }
@@ -1788,11 +1788,11 @@ async fn a_vip_account_gets_the_vip_service_level_and_is_dispatched_first() {
     let vip_plan = config.vip_plan.unwrap();
     let standard = config.default_plan.unwrap();
     assert_eq!(
-        (sla(&vip).service_level.as_str(), target(&vip).clone()),
+        (sla(&vip).service_level.as_str(), *target(&vip)),
         ("vip", plan_target(&vip_plan, pb::Priority::P3))
     );
     assert_eq!(
-        (sla(&plain).service_level.as_str(), target(&plain).clone()),
+        (sla(&plain).service_level.as_str(), *target(&plain)),
         ("standard", plan_target(&standard, pb::Priority::P3))
     );
 
