@@ -440,3 +440,15 @@ pub struct Solution {
     pub resolution: String,
     pub resolve_time: Option<i64>,
 }
+
+/// What a DeliveryProjectCompleted event says, as `wire` read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectCompleted {
+    pub tenant: String,
+    pub project_id: String,
+    pub account_id: String,
+    pub contract_id: String,
+    pub service_level: String,
+    pub term: Option<(Date, Date)>,
+    pub account_manager_id: String,
+}

@@ -863,3 +863,57 @@ pub fn config(c: &pb::TicketsConfig) -> Result<TicketsConfig, Vec<FieldViolation
     })?;
     Ok(out)
 }
+
+// ---- the delivery service's events
+
+/// The type of the go-live event this service consumes.
+pub const PROJECT_COMPLETED: &str = "crm.delivery.v1.DeliveryProjectCompleted";
+
+/// Reads a DeliveryProjectCompleted of `tenant`; an error names what is
+/// wrong with it (it will not get better on a retry).
+pub fn project_completed(
+    tenant: &str,
+    payload: &prost_types::Any,
+) -> Result<crate::domain::ProjectCompleted, String> {
+    use crm_proto::crm::delivery::v1 as delivery;
+    use prost::Message;
+    let e = delivery::DeliveryProjectCompleted::decode(payload.value.as_slice())
+        .map_err(|e| format!("the payload does not decode: {e}"))?;
+    let project = e.project.unwrap_or_default();
+    let term = match e.contract_term {
+        Some(t) => match (t.start_date, t.end_date) {
+            (Some(s), Some(end)) => Some((
+                date(&s, "contract_term.start_date").map_err(|v| v.description)?,
+                date(&end, "contract_term.end_date").map_err(|v| v.description)?,
+            )),
+            _ => None,
+        },
+        None => None,
+    };
+    let account_id = if e.account_id.is_empty() {
+        project.account_id.clone()
+    } else {
+        e.account_id
+    };
+    let bounded = |s: &str| s.chars().count() <= fields::MAX_ID_CHARS && !s.is_empty();
+    if !bounded(&project.id) || !bounded(&account_id) {
+        return Err("the event names no project or account (or one too long)".into());
+    }
+    let mut service_level = e.service_level;
+    if service_level.chars().count() > 100 {
+        service_level.clear();
+    }
+    Ok(crate::domain::ProjectCompleted {
+        tenant: tenant.to_owned(),
+        project_id: project.id,
+        account_id,
+        contract_id: e.contract_id,
+        service_level,
+        term,
+        account_manager_id: e
+            .service_team
+            .map(|t| t.account_manager_id)
+            .filter(|m| m.chars().count() <= fields::MAX_ID_CHARS)
+            .unwrap_or_default(),
+    })
+}

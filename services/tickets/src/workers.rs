@@ -1,0 +1,130 @@
+//! The service's own work: the SLA sweeper that raises warnings and
+//! breaches (bounded batches of keys across tenants; each ticket in its own
+//! transaction, so a busy or broken ticket holds up nobody else; shutdown
+//! cuts a sweep short between tickets, losing and repeating nothing), and
+//! the consumer of the delivery service's go-live events.
+
+use std::{future::Future, time::Duration};
+
+use crm_events::{Event, Handler};
+use sea_orm::DatabaseTransaction;
+
+use crate::app::{Swept, UseCases};
+use crate::domain::TicketError;
+use crate::wire;
+
+/// Who runs the SLA clocks, in the audit trail.
+pub const SWEEPER: &str = "system:tickets-sweeper";
+
+/// The go-live consumer's cursor name (stable across releases).
+pub const PROJECT_CONSUMER: &str = "tickets.delivery-project-completed";
+
+/// Runs the SLA clocks every `interval` until `shutdown` completes.
+pub fn spawn_sweeper(
+    app: UseCases,
+    interval: Duration,
+    batch: u64,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = ticks.tick() => {}
+            }
+            let swept = tokio::select! {
+                () = &mut shutdown => return,
+                swept = sweep(&app, crm_store::now_micros(), batch) => swept,
+            };
+            if swept.fired > 0 || swept.skipped > 0 {
+                tracing::info!(
+                    fired = swept.fired,
+                    skipped = swept.skipped,
+                    "ran the SLA clocks"
+                );
+            }
+        }
+    })
+}
+
+/// One pass over every ticket with an SLA check due at `now`, of every
+/// tenant, `batch` keys per query.
+pub async fn sweep(app: &UseCases, now: i64, batch: u64) -> Swept {
+    let mut swept = Swept::default();
+    let mut after = None;
+    loop {
+        let page = match app.due_tickets(now, after.as_ref(), batch).await {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::warn!(error = %err, "SLA sweep failed; retrying next interval");
+                return swept;
+            }
+        };
+        let more = page.len() as u64 == batch;
+        for due in page {
+            match app
+                .sweep_ticket(&due.tenant_id, &due.id, SWEEPER, now)
+                .await
+            {
+                Ok(n) => swept.fired += n,
+                Err(err) => {
+                    swept.skipped += 1;
+                    tracing::warn!(
+                        tenant = %due.tenant_id, ticket = %due.id, error = %err,
+                        "a ticket's SLA check failed; passing over it"
+                    );
+                }
+            }
+            after = Some(due);
+        }
+        if !more {
+            return swept;
+        }
+    }
+}
+
+/// Makes each go-live's entitlement in the event's tenant, in the
+/// transaction that moves the consumer's cursor.
+pub struct ProjectHandler {
+    pub app: UseCases,
+}
+
+/// Why a go-live could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The event itself is unusable: parked, the stream goes on.
+    #[error("unusable DeliveryProjectCompleted: {0}")]
+    Unusable(String),
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+}
+
+impl Handler for ProjectHandler {
+    type Error = ProjectError;
+
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), ProjectError> {
+        if event.r#type != wire::PROJECT_COMPLETED {
+            return Ok(());
+        }
+        let payload = event
+            .payload
+            .as_ref()
+            .ok_or_else(|| ProjectError::Unusable("no payload".into()))?;
+        let p =
+            wire::project_completed(&event.tenant_id, payload).map_err(ProjectError::Unusable)?;
+        if self.app.apply_project_completed(txn, &p).await? {
+            self.app.notify();
+        }
+        Ok(())
+    }
+
+    fn is_permanent(&self, error: &ProjectError) -> bool {
+        matches!(
+            error,
+            ProjectError::Unusable(_) | ProjectError::Ticket(TicketError::Invalid(_))
+        )
+    }
+}
