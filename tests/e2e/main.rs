@@ -8,6 +8,7 @@
 mod arbitrary_input;
 mod auth;
 mod contracts;
+mod delivery;
 mod events;
 mod fairness_data;
 mod fairness_transport;
