@@ -8,4 +8,5 @@ crate::suite! {
     opportunities: crm_opportunities::Opportunities = 50062,
     contracts: crm_contracts::Contracts = 50063,
     delivery: crm_delivery::Delivery = 50064,
+    tickets: crm_tickets::Tickets = 50065,
 }
