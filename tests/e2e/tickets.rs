@@ -32,7 +32,13 @@ const MINUTE_MICROS: i64 = 60_000_000;
 /// The suite with quick tickets heartbeats and sweeps (SLA clocks are
 /// checked every 50 ms).
 async fn start_tickets() -> TestSuite {
-    start_with(|_| {}).await
+    start_with(|s| {
+        s.tickets.sweep_interval = Duration::from_millis(50);
+        s.tickets.events.heartbeat_interval = Duration::from_millis(200);
+        s.delivery.events.heartbeat_interval = Duration::from_millis(200);
+        s.contracts.events.heartbeat_interval = Duration::from_millis(200);
+    })
+    .await
 }
 
 fn as_(suite: &TestSuite, tenant: &str, who: &str, roles: &[Role]) -> TicketsClient {
