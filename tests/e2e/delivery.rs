@@ -671,52 +671,72 @@ async fn signing_a_contract_creates_exactly_one_project_with_the_handover_packag
 }
 
 #[tokio::test]
-async fn a_replayed_handover_after_restarts_leaves_one_project_per_contract() {
+async fn a_replayed_or_duplicated_contract_signed_leaves_one_project_per_contract() {
     let mut suite = start_delivery().await;
     let (_, first) = signed_contract(&suite, ACME, "amy", "Replay One").await;
-    let project = project_of(&suite, ACME, &first).await;
+    project_of(&suite, ACME, &first).await;
 
     // A graceful restart and a crash: each time the consumer resumes from
-    // its stored cursor, reconnecting to the contracts stream, and the
-    // handover of the first contract is not made again.
+    // its stored cursor.
     suite.stop().await;
     suite.restart().await;
     let (_, second) = signed_contract(&suite, ACME, "amy", "Replay Two").await;
-    let after_restart = project_of(&suite, ACME, &second).await;
+    project_of(&suite, ACME, &second).await;
     suite.kill().await;
     suite.restart().await;
     let (_, third) = signed_contract(&suite, ACME, "amy", "Replay Three").await;
-    let after_crash = project_of(&suite, ACME, &third).await;
+    project_of(&suite, ACME, &third).await;
+
+    // Every ContractSigned delivered again: the consumer's cursor rewound
+    // to the start while the suite is down, as a restored backup would.
+    suite.stop().await;
+    let rewound = rewind_handover_cursor(&suite).await;
+    assert!(rewound > 0, "a cursor of the contracts stream was stored");
+    suite.restart().await;
+    // A fourth contract: once its project shows, the three before it were
+    // read again (the stream is read in order).
+    let (_, fourth) = signed_contract(&suite, ACME, "amy", "Replay Four").await;
+    let last = project_of(&suite, ACME, &fourth).await;
 
     let mut boss = delivery_as(&suite, ACME, "boss", &[Role::Manager]);
     let all = all_projects(&mut boss, pb::ListProjectsRequest::default())
         .await
         .unwrap();
-    assert_eq!(
-        sorted(ids(&all)),
-        sorted(vec![
-            project.id.clone(),
-            after_restart.id.clone(),
-            after_crash.id.clone()
-        ])
-    );
-    // The event stream says so too: one DeliveryProjectCreated per family,
-    // read up to the third (which comes last).
+    let signed = sorted(vec![first.id, second.id, third.id, fourth.id]);
+    let families: Vec<String> = all.iter().map(|p| p.contract_family_id.clone()).collect();
+    assert_eq!(sorted(families), signed, "one project per contract");
+    // The event stream says so too: one DeliveryProjectCreated per
+    // contract, read up to the fourth's.
     let mut stream =
         delivery_events(&suite, ACME, &[pb::DeliveryProjectCreated::full_name()]).await;
     let mut seen = Vec::new();
     find(&mut stream, &mut seen, |e: &pb::DeliveryProjectCreated| {
-        e.project.as_ref().is_some_and(|p| p.id == after_crash.id)
+        e.project.as_ref().is_some_and(|p| p.id == last.id)
     })
     .await;
-    let families: Vec<String> = all_of(&seen, |_: &pb::DeliveryProjectCreated| true)
+    let created: Vec<String> = all_of(&seen, |_: &pb::DeliveryProjectCreated| true)
         .into_iter()
         .map(|e| e.project.unwrap().contract_family_id)
         .collect();
-    assert_eq!(
-        sorted(families),
-        sorted(vec![first.id, second.id, third.id])
+    assert_eq!(sorted(created), signed, "one creation event per contract");
+}
+
+/// Rewinds the delivery service's cursors of the contracts stream to its
+/// start, in delivery's own database (the suite stopped): the rows changed.
+async fn rewind_handover_cursor(suite: &TestSuite) -> u64 {
+    use crm_store::ConnectionTrait;
+    let location = crm_store::Location::for_service(
+        "delivery",
+        suite.settings.store.database_url.as_deref(),
+        &suite.settings.data_dir,
     );
+    let db = crm_store::connect(&location, 1).await.unwrap();
+    let done = db
+        .execute_unprepared("UPDATE event_cursors SET sequence = 0 WHERE source = 'contracts'")
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    done.rows_affected()
 }
 
 /// Delivery reads the contracts stream at `addr` (a port nothing serves
