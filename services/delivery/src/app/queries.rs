@@ -186,7 +186,7 @@ impl UseCases {
     }
 
     /// A page of the capacities that were set, by person, with each
-    /// person's planned load (one sum per person of the bounded page).
+    /// person's planned load (one grouped sum for the page).
     pub async fn list_capacities(
         &self,
         tenant: &str,
@@ -195,21 +195,22 @@ impl UseCases {
     ) -> Result<Vec<Capacity>> {
         let cfg = self.config(tenant).await?.config;
         let rows = store::list_capacities(self.db(), tenant, after, limit).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (person, version, minutes, time, updater) in rows {
-            let mut c = Capacity {
+        let people: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let today = Date::of_micros(crm_types::now_micros());
+        let until = today.plus_days(i64::from(cfg.load_window_days));
+        let planned = store::planned_minutes_of(self.db(), tenant, &people, until).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(person, version, minutes, time, updater)| Capacity {
+                planned_minutes: planned.get(&person).copied().unwrap_or(0),
+                window_minutes: risk::window_capacity(minutes, cfg.load_window_days),
                 person_id: person,
                 version,
                 minutes_per_week: minutes,
                 is_default: false,
                 update_time: Some(time),
                 updater,
-                planned_minutes: 0,
-                window_minutes: 0,
-            };
-            self.fill_load(tenant, &mut c, &cfg).await?;
-            out.push(c);
-        }
-        Ok(out)
+            })
+            .collect())
     }
 }

@@ -571,6 +571,32 @@ pub async fn planned_minutes(
     Ok(sum.flatten().unwrap_or(0))
 }
 
+/// The planned minutes of each of `people` due on or before `until`, in
+/// one grouped query.
+pub async fn planned_minutes_of(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    people: &[String],
+    until: Date,
+) -> Result<HashMap<String, i64>> {
+    use assignment::Column;
+    if people.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, Option<i64>)> = assignment::Entity::find()
+        .select_only()
+        .column(Column::PersonId)
+        .column_as(Expr::cust("CAST(SUM(minutes) AS BIGINT)"), "minutes")
+        .filter(Column::TenantId.eq(tenant))
+        .filter(Column::PersonId.is_in(people.iter().map(String::as_str)))
+        .filter(Column::DueDate.lte(until.iso()))
+        .group_by(Column::PersonId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(k, v)| (k, v.unwrap_or(0))).collect())
+}
+
 /// The people with assigned open work, or an open shortage alert, of every
 /// tenant after `after` (tenant, person), for the sweeper.
 pub async fn people_to_check(
