@@ -68,9 +68,15 @@ async fn every_tenant_is_refused_to_users_and_integrations() {
         let status = subscribe_with(producer.addr, &token, 0, &[], true)
             .await
             .expect_err("a user must not read every tenant's events");
-        assert_eq!(status.code(), Code::PermissionDenied, "{roles:?}: {status:?}");
         assert_eq!(
-            support::reason(&status).map(|(reason, _)| reason).as_deref(),
+            status.code(),
+            Code::PermissionDenied,
+            "{roles:?}: {status:?}"
+        );
+        assert_eq!(
+            support::reason(&status)
+                .map(|(reason, _)| reason)
+                .as_deref(),
             Some("ALL_TENANTS_INTERNAL_ONLY"),
             "{roles:?}"
         );
@@ -110,7 +116,10 @@ impl Handler for Recorder {
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
             sql,
-            [event.subject_id.clone().into(), event.tenant_id.clone().into()],
+            [
+                event.subject_id.clone().into(),
+                event.tenant_id.clone().into(),
+            ],
         ))
         .await
         .map_err(RecordError::Db)?;
@@ -149,7 +158,12 @@ async fn an_all_tenants_consumer_applies_every_tenants_events_and_parks_a_poison
         .unwrap()
         .connect_lazy();
     let consumer = Consumer::all_tenants("test.all", "producer", channel, move || {
-        service.mint("delivery", "suite", &[Role::Internal], Duration::from_secs(600))
+        service.mint(
+            "delivery",
+            "suite",
+            &[Role::Internal],
+            Duration::from_secs(600),
+        )
     })
     .with_backoff(Backoff {
         initial: Duration::from_millis(20),

@@ -183,6 +183,9 @@ mod tests {
         assert_eq!(Date::from_days(i64::MAX), Date::new(9999, 12, 31).unwrap());
         let d = Date::new(2026, 12, 20).unwrap();
         assert_eq!(d.plus_days(15), Date::new(2027, 1, 4).unwrap());
-        assert_eq!(Date::of_micros(86_400_000_000 + 5), Date::new(1970, 1, 2).unwrap());
+        assert_eq!(
+            Date::of_micros(86_400_000_000 + 5),
+            Date::new(1970, 1, 2).unwrap()
+        );
     }
 }

@@ -216,7 +216,12 @@ impl Keys {
     /// A service identity's token (role `internal`).
     pub fn service_token(&self, tenant: &str) -> String {
         self.service
-            .mint("delivery", tenant, &[Role::Internal], Duration::from_secs(3600))
+            .mint(
+                "delivery",
+                tenant,
+                &[Role::Internal],
+                Duration::from_secs(3600),
+            )
             .unwrap()
     }
 }
