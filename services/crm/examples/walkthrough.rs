@@ -1,5 +1,6 @@
-//! From a lead to a won opportunity, and from the won opportunity to a
-//! signed contract handed over to delivery, against a running `crm serve`:
+//! From a lead to a won opportunity, from the won opportunity to a signed
+//! contract handed over to delivery, and from the delivery project to
+//! go-live, against a running `crm serve`:
 //!
 //! ```sh
 //! cargo run -p crm -- serve &
@@ -11,7 +12,10 @@
 //! generated from `proto/`, as any client team would. The contract's legal
 //! step is decided by an OA system: a task that follows the contracts
 //! service's event stream and answers each legal step it is asked for on
-//! behalf of the approver the tenant configured.
+//! behalf of the approver the tenant configured. The delivery project is
+//! made by the delivery service from the contract's `ContractSigned` event;
+//! the walkthrough follows the delivery stream for it, for a risk alert
+//! raised and resolved on the way, the accepted milestones and go-live.
 
 use std::{error::Error, time::Duration};
 
@@ -19,6 +23,7 @@ use crm_auth::{DevKeys, Role};
 use crm_proto::crm::{
     common::v1::{self as common, Date, Money},
     contracts::v1::{self as contracts, contract_service_client::ContractServiceClient},
+    delivery::v1::{self as delivery, delivery_service_client::DeliveryServiceClient},
     events::v1::{self as events, event_service_client::EventServiceClient},
     leads::v1::{self as leads, lead_service_client::LeadServiceClient},
     opportunities::v1::{self as opps, opportunity_service_client::OpportunityServiceClient},
@@ -84,17 +89,18 @@ fn milestone(name: &str, due_date: Date, percent: i32) -> contracts::PaymentMile
     }
 }
 
-/// The contracts service's events of the caller's tenant from the start,
-/// only those of `event_type`, through the gateway (`source` routes it).
+/// The events of service `source` of the caller's tenant from the start,
+/// only those of `event_types`, through the gateway (`source` routes it).
 async fn subscribe(
     channel: Channel,
     caller: &Caller,
-    event_type: &str,
+    source: &str,
+    event_types: &[&str],
 ) -> Result<tonic::Streaming<events::SubscribeResponse>> {
     let request = caller.call(events::SubscribeRequest {
         after_sequence: 0,
-        types: vec![event_type.into()],
-        source: "contracts".into(),
+        types: event_types.iter().map(|t| (*t).to_owned()).collect(),
+        source: source.into(),
         ..Default::default()
     })?;
     Ok(EventServiceClient::new(channel)
@@ -464,7 +470,8 @@ async fn main() -> Result<()> {
     let mut requests = subscribe(
         channel.clone(),
         &oa,
-        "crm.contracts.v1.ContractApprovalRequested",
+        "contracts",
+        &["crm.contracts.v1.ContractApprovalRequested"],
     )
     .await?;
     let mut oa_api = ContractServiceClient::new(channel.clone());
@@ -653,7 +660,13 @@ async fn main() -> Result<()> {
     );
 
     // Delivery learns of the signed contract from ContractSigned and its handover package.
-    let mut handovers = subscribe(channel, &esign, "crm.contracts.v1.ContractSigned").await?;
+    let mut handovers = subscribe(
+        channel.clone(),
+        &esign,
+        "contracts",
+        &["crm.contracts.v1.ContractSigned"],
+    )
+    .await?;
     let event = next_event(&mut handovers).await?;
     let signed_event: contracts::ContractSigned = event.payload.ok_or("no payload")?.to_msg()?;
     let h = signed_event.handover.ok_or("no handover")?;
@@ -705,5 +718,338 @@ async fn main() -> Result<()> {
         "    team: account manager {}, solution manager {}, delivery manager {}",
         team.account_manager_id, team.solution_manager_id, team.delivery_manager_id
     );
+
+    // Delivery made the project from that event; a PMO board follows the
+    // delivery stream.
+    let (dan, pmo) = (
+        as_("dan", &[Role::Delivery])?,
+        as_("pmo-board", &[Role::Integration])?,
+    );
+    let mut board = subscribe(
+        channel.clone(),
+        &pmo,
+        "delivery",
+        &[
+            "crm.delivery.v1.DeliveryProjectCreated",
+            "crm.delivery.v1.DeliveryRiskRaised",
+            "crm.delivery.v1.DeliveryRiskResolved",
+            "crm.delivery.v1.MilestoneAccepted",
+            "crm.delivery.v1.DeliveryProjectCompleted",
+        ],
+    )
+    .await?;
+    let mut delivery_api = DeliveryServiceClient::new(channel);
+    let created: delivery::DeliveryProjectCreated = wait_for(
+        &mut board,
+        "crm.delivery.v1.DeliveryProjectCreated",
+        |payload| {
+            let e: delivery::DeliveryProjectCreated = payload.to_msg()?;
+            let wanted = e
+                .project
+                .as_ref()
+                .is_some_and(|p| p.contract_family_id == signed.id);
+            Ok(wanted.then_some(e))
+        },
+    )
+    .await?;
+    let project = created.project.ok_or("no project")?;
+    println!(
+        "21. DeliveryProjectCreated: project {} \"{}\", project manager {}, opportunity {}",
+        project.id, project.name, project.project_manager_id, project.opportunity_id
+    );
+    for m in &created.milestones {
+        println!(
+            "    milestone: {} due {} ({:?}{})",
+            m.name,
+            day(m.due_date.as_ref()),
+            m.origin(),
+            if m.payment_milestone_id.is_empty() {
+                String::new()
+            } else {
+                format!(", invoices payment milestone {}", m.payment_milestone_id)
+            }
+        );
+    }
+
+    // The tenant watches unassigned work three weeks ahead; dora adds dan
+    // and a task nobody is assigned to on the 15-day commitment.
+    let mut config = delivery_api
+        .get_delivery_config(root.call(delivery::GetDeliveryConfigRequest {})?)
+        .await?
+        .into_inner()
+        .config
+        .ok_or("no config")?;
+    config.unassigned_task_window_days = 21;
+    delivery_api
+        .update_delivery_config(root.call(delivery::UpdateDeliveryConfigRequest {
+            config: Some(config),
+        })?)
+        .await?;
+    println!("22. delivery config: unassigned work is a risk 21 days before its milestone is due");
+    delivery_api
+        .update_project(dora.call(delivery::UpdateProjectRequest {
+            project: Some(delivery::Project {
+                id: project.id.clone(),
+                member_ids: vec!["dan".into()],
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["member_ids".into()],
+            }),
+        })?)
+        .await?;
+    let commitment = created
+        .milestones
+        .iter()
+        .find(|m| m.origin() == delivery::MilestoneOrigin::Commitment)
+        .ok_or("no commitment milestone")?;
+    let task = delivery_api
+        .create_task(dora.call(delivery::CreateTaskRequest {
+            request_id: "walkthrough-task".into(),
+            project_id: project.id.clone(),
+            task: Some(delivery::Task {
+                milestone_id: commitment.id.clone(),
+                title: "Install the line controllers".into(),
+                estimate_hours: 8.0,
+                ..Default::default()
+            }),
+        })?)
+        .await?
+        .into_inner()
+        .task
+        .ok_or("no task")?;
+    println!(
+        "23. dora adds member dan and task \"{}\" ({}h) on \"{}\", unassigned",
+        task.title, task.estimate_hours, commitment.name
+    );
+    let raised: delivery::DeliveryRiskRaised = wait_for(
+        &mut board,
+        "crm.delivery.v1.DeliveryRiskRaised",
+        |payload| {
+            let e: delivery::DeliveryRiskRaised = payload.to_msg()?;
+            let wanted = e.alert.as_ref().is_some_and(|a| a.task_id == task.id);
+            Ok(wanted.then_some(e))
+        },
+    )
+    .await?;
+    let alert = raised.alert.ok_or("no alert")?;
+    println!(
+        "24. DeliveryRiskRaised: {:?} \"{}\", for {}",
+        alert.kind(),
+        alert.detail,
+        alert.responsible_ids.join(", ")
+    );
+    delivery_api
+        .update_task(dora.call(delivery::UpdateTaskRequest {
+            task: Some(delivery::Task {
+                id: task.id.clone(),
+                assignee_id: "dan".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["assignee_id".into()],
+            }),
+        })?)
+        .await?;
+    let resolved: delivery::DeliveryRiskResolved = wait_for(
+        &mut board,
+        "crm.delivery.v1.DeliveryRiskResolved",
+        |payload| {
+            let e: delivery::DeliveryRiskResolved = payload.to_msg()?;
+            let wanted = e.alert.as_ref().is_some_and(|a| a.id == alert.id);
+            Ok(wanted.then_some(e))
+        },
+    )
+    .await?;
+    println!(
+        "25. task assigned to dan -> DeliveryRiskResolved: {:?}",
+        resolved.alert.ok_or("no alert")?.status()
+    );
+
+    // dan does the work and logs it; dora tells the customer where it is.
+    delivery_api
+        .log_work_hours(dan.call(delivery::LogWorkHoursRequest {
+            request_id: "walkthrough-hours".into(),
+            log: Some(delivery::WorkHourLog {
+                project_id: project.id.clone(),
+                task_id: task.id.clone(),
+                work_date: Some(today()),
+                hours: 6.5,
+                note: "controllers installed and wired".into(),
+                ..Default::default()
+            }),
+        })?)
+        .await?;
+    delivery_api
+        .update_task(dan.call(delivery::UpdateTaskRequest {
+            task: Some(delivery::Task {
+                id: task.id.clone(),
+                status: delivery::TaskStatus::Done as i32,
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["status".into()],
+            }),
+        })?)
+        .await?;
+    let hours = delivery_api
+        .get_hours_summary(dora.call(delivery::GetHoursSummaryRequest {
+            project_id: project.id.clone(),
+        })?)
+        .await?
+        .into_inner();
+    let total = hours.project.unwrap_or_default();
+    println!(
+        "26. dan logs 6.5h and finishes the task: planned {}h, actual {}h",
+        total.planned_hours, total.actual_hours
+    );
+    let project = delivery_api
+        .update_project(dora.call(delivery::UpdateProjectRequest {
+            project: Some(delivery::Project {
+                id: project.id.clone(),
+                progress_line: "controllers installed, acceptance tests next week".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["progress_line".into()],
+            }),
+        })?)
+        .await?
+        .into_inner()
+        .project
+        .ok_or("no project")?;
+    println!(
+        "27. progress {}% (computed), progress line: \"{}\"",
+        project.progress.as_ref().map_or(0, |p| p.percent),
+        project.progress_line
+    );
+
+    // The customer accepts each milestone; ERP learns what to invoice.
+    let milestones = delivery_api
+        .list_milestones(dora.call(delivery::ListMilestonesRequest {
+            project_id: project.id.clone(),
+        })?)
+        .await?
+        .into_inner()
+        .milestones;
+    for m in &milestones {
+        delivery_api
+            .start_milestone(dora.call(delivery::StartMilestoneRequest {
+                id: m.id.clone(),
+                ..Default::default()
+            })?)
+            .await?;
+        delivery_api
+            .mark_milestone_ready(dora.call(delivery::MarkMilestoneReadyRequest {
+                id: m.id.clone(),
+                ..Default::default()
+            })?)
+            .await?;
+        delivery_api
+            .accept_milestone(dora.call(delivery::AcceptMilestoneRequest {
+                id: m.id.clone(),
+                accepted_by: "Li Lei".into(),
+                ..Default::default()
+            })?)
+            .await?;
+        let accepted: delivery::MilestoneAccepted =
+            wait_for(&mut board, "crm.delivery.v1.MilestoneAccepted", |payload| {
+                let e: delivery::MilestoneAccepted = payload.to_msg()?;
+                let wanted = e.milestone.as_ref().is_some_and(|a| a.id == m.id);
+                Ok(wanted.then_some(e))
+            })
+            .await?;
+        println!(
+            "28. MilestoneAccepted: {}{}",
+            m.name,
+            if accepted.payment_milestone_id.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " -> ERP invoices payment milestone {}",
+                    accepted.payment_milestone_id
+                )
+            }
+        );
+    }
+
+    // Go-live: the project completes and the service stage starts.
+    let live = delivery_api
+        .go_live(dora.call(delivery::GoLiveRequest {
+            id: project.id.clone(),
+            service_manager_id: "sam".into(),
+            service_level: "gold".into(),
+            ..Default::default()
+        })?)
+        .await?
+        .into_inner()
+        .project
+        .ok_or("no project")?;
+    let completed: delivery::DeliveryProjectCompleted = wait_for(
+        &mut board,
+        "crm.delivery.v1.DeliveryProjectCompleted",
+        |payload| {
+            let e: delivery::DeliveryProjectCompleted = payload.to_msg()?;
+            let wanted = e.project.as_ref().is_some_and(|p| p.id == live.id);
+            Ok(wanted.then_some(e))
+        },
+    )
+    .await?;
+    let team = completed.service_team.unwrap_or_default();
+    println!(
+        "29. go-live {}: {:?}, progress {}%; DeliveryProjectCompleted: service level {}, service team: service manager {}, delivery manager {}, account manager {}",
+        day(live.go_live_date.as_ref()),
+        live.status(),
+        live.progress.as_ref().map_or(0, |p| p.percent),
+        completed.service_level,
+        team.service_manager_id,
+        team.delivery_manager_id,
+        team.account_manager_id
+    );
     Ok(())
+}
+
+/// Today in UTC, as a civil date.
+fn today() -> Date {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    // Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+    // civil_from_days).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Date {
+        year: i32::try_from(year).unwrap_or(1970),
+        month: i32::try_from(month).unwrap_or(1),
+        day: i32::try_from(day).unwrap_or(1),
+    }
+}
+
+/// The first payload that `pick` takes among the next events of type
+/// `event_type` on the stream, within 30 seconds; the others are passed
+/// over.
+async fn wait_for<T>(
+    stream: &mut tonic::Streaming<events::SubscribeResponse>,
+    event_type: &str,
+    mut pick: impl FnMut(&prost_types::Any) -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let event = tokio::time::timeout_at(deadline, next_event(stream))
+            .await
+            .map_err(|_| format!("no {event_type} within 30 s"))??;
+        if event.r#type != event_type {
+            continue;
+        }
+        if let Some(found) = pick(&event.payload.ok_or("no payload")?)? {
+            return Ok(found);
+        }
+    }
 }
