@@ -43,6 +43,10 @@ pub struct App {
     /// The service's own identity: conversion calls the opportunities
     /// service with a service token (role `internal`) naming the user.
     identity: Option<std::sync::Arc<crm_auth::TokenMinter>>,
+    /// Imports are planned one at a time, as they were when planning was
+    /// part of the write turn: several big plans at once would take every
+    /// core from the process's other calls.
+    planning: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -57,6 +61,7 @@ impl App {
             opportunities,
             convert_timeout: DEFAULT_CONVERT_TIMEOUT,
             identity: None,
+            planning: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
