@@ -607,6 +607,11 @@ async fn signing_a_contract_creates_exactly_one_project_with_the_handover_packag
     // 15 days after the signing day.
     let (milestones, tasks) = plan(&mut p.dora, &project.id).await.unwrap();
     assert!(tasks.is_empty());
+    let due: Vec<(i32, i32, i32)> = milestones
+        .iter()
+        .map(|m| m.due_date.map(|d| (d.year, d.month, d.day)).unwrap())
+        .collect();
+    assert_eq!(due, sorted(due.clone()), "listed by due date");
     assert_eq!(milestones.len(), contract.milestones.len() + 1);
     for paid in &contract.milestones {
         let m = named(&milestones, &paid.name);
