@@ -56,6 +56,11 @@ pub struct DeliverySettings {
     /// Projects (and people) the sweeper reads per query; each is checked
     /// in its own transaction.
     pub sweep_batch: u64,
+    /// Whether the service consumes the contracts service's ContractSigned
+    /// events (the handover). It subscribes as the service identity, so a
+    /// process running it outside development mode needs
+    /// `auth.service_key_file`.
+    pub consume_handovers: bool,
     /// Where the handover consumer reads the contracts service's events;
     /// unset, the suite's address of it (`peers.contracts`).
     pub contracts_url: Option<String>,
@@ -72,6 +77,7 @@ impl Default for DeliverySettings {
             events: crm_events::EventsConfig::default(),
             sweep_interval: Duration::from_secs(300),
             sweep_batch: 500,
+            consume_handovers: true,
             contracts_url: None,
             consumer_backoff_max: Duration::from_secs(30),
         }
@@ -143,6 +149,12 @@ impl crm_service::Service for Delivery {
             .clone()
             .or_else(|| context.peers.url("contracts").map(str::to_owned));
         let consumer = match (url, context.identity) {
+            _ if !settings.consume_handovers => {
+                tracing::warn!(
+                    "delivery.consume_handovers is off: signed contracts are not handed over"
+                );
+                None
+            }
             (Some(url), Some(identity)) => {
                 let channel = crm_service::channel("contracts", &url)
                     .map_err(|e| DbErr::Custom(format!("delivery.contracts_url: {e}")))?;
@@ -174,6 +186,15 @@ impl crm_service::Service for Delivery {
             db,
             consumer,
         })
+    }
+
+    /// The handover consumer subscribes to every tenant's signed contracts
+    /// as the service.
+    fn needs_identity(settings: &DeliverySettings) -> Option<&'static str> {
+        settings.consume_handovers.then_some(
+            "delivery.consume_handovers (every tenant's signed contracts are read from the \
+             contracts service as the service)",
+        )
     }
 
     fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes {
