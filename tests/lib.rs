@@ -691,6 +691,32 @@ pub mod scenario {
     }
 }
 
+/// Rewinds `service`'s cursors of the `source` stream to its start, in
+/// `service`'s own database (stop the suite first), as a restored backup
+/// would: every event of the stream is delivered again once the suite is
+/// back. The rows changed.
+pub async fn rewind_cursor(suite: &TestSuite, service: &str, source: &str) -> u64 {
+    use crm_store::ConnectionTrait;
+    assert!(
+        source.chars().all(|c| c.is_ascii_lowercase()),
+        "a service name: {source:?}"
+    );
+    let location = crm_store::Location::for_service(
+        service,
+        suite.settings.store.database_url.as_deref(),
+        &suite.settings.data_dir,
+    );
+    let db = crm_store::connect(&location, 1).await.unwrap();
+    let done = db
+        .execute_unprepared(&format!(
+            "UPDATE event_cursors SET sequence = 0 WHERE source = '{source}'"
+        ))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    done.rows_affected()
+}
+
 /// A signed contract's delivery project taken live, through the gateway as
 /// the delivery manager would: the step the tickets tests start from
 /// (go-live is what makes an account's entitlement).
