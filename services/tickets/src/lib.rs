@@ -58,6 +58,11 @@ pub struct TicketsSettings {
     /// Tickets the sweeper reads per query; each is changed in its own
     /// transaction.
     pub sweep_batch: u64,
+    /// Whether go-lives make entitlements: the consumer reads every
+    /// tenant's DeliveryProjectCompleted as the service identity, so a
+    /// process running it outside development mode needs
+    /// `auth.service_key_file`.
+    pub consume_go_lives: bool,
     /// Where the go-live consumer reads the delivery service's events;
     /// unset, the suite's address of it (`peers.delivery`).
     pub delivery_url: Option<String>,
@@ -74,6 +79,7 @@ impl Default for TicketsSettings {
             events: crm_events::EventsConfig::default(),
             sweep_interval: Duration::from_secs(30),
             sweep_batch: 500,
+            consume_go_lives: true,
             delivery_url: None,
             consumer_backoff_max: Duration::from_secs(30),
         }
@@ -135,6 +141,10 @@ impl crm_service::Service for Tickets {
             .clone()
             .or_else(|| context.peers.url("delivery").map(str::to_owned));
         let consumer = match (url, context.identity) {
+            _ if !settings.consume_go_lives => {
+                tracing::warn!("tickets.consume_go_lives is off: go-lives make no entitlements");
+                None
+            }
             (Some(url), Some(identity)) => {
                 let channel = crm_service::channel("delivery", &url)
                     .map_err(|e| DbErr::Custom(format!("tickets.delivery_url: {e}")))?;
@@ -166,6 +176,15 @@ impl crm_service::Service for Tickets {
             db,
             consumer,
         })
+    }
+
+    /// The go-live consumer subscribes to every tenant's completed
+    /// projects as the service.
+    fn needs_identity(settings: &TicketsSettings) -> Option<&'static str> {
+        settings.consume_go_lives.then_some(
+            "tickets.consume_go_lives (every tenant's completed projects are read from the \
+             delivery service as the service)",
+        )
     }
 
     fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes {

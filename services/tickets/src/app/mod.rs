@@ -51,11 +51,20 @@ impl Trail {
 }
 
 /// A page of a list: where to start after, and how many.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Page<'a, K> {
     pub after: Option<&'a K>,
     pub limit: u64,
 }
+
+// By hand: a page is a reference and a number, whatever its key.
+impl<K> Clone for Page<'_, K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for Page<'_, K> {}
 
 /// The service's use cases over its database and outbox.
 #[derive(Clone)]
