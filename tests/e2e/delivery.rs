@@ -2226,6 +2226,39 @@ async fn another_tenants_project_is_not_found_on_every_call_and_absent_from_list
         acknowledge(&mut g.boss, &alert.id).await.map(drop),
         "AcknowledgeRiskAlert",
     );
+    // Nor in their audit trail or capacities.
+    let trail = g
+        .boss
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            subject_id: pid.into(),
+            ..Default::default()
+        })
+        .await;
+    match trail {
+        Ok(r) => assert!(r.get_ref().entries.is_empty(), "{r:?}"),
+        Err(err) => assert_eq!(err.code(), Code::NotFound, "{err:?}"),
+    }
+    acme.boss
+        .set_capacity(pb::SetCapacityRequest {
+            capacity: Some(pb::Capacity {
+                person_id: "acme-only".into(),
+                hours_per_week: 12.0,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let capacities = g
+        .boss
+        .list_capacities(pb::ListCapacitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .capacities;
+    assert!(
+        capacities.iter().all(|c| c.person_id != "acme-only"),
+        "{capacities:?}"
+    );
     // Filters naming acme's records find nothing of theirs.
     let alerts = all_alerts(&mut g.boss, pb::ListRiskAlertsRequest::default())
         .await
