@@ -14,6 +14,7 @@ mod fairness_data;
 mod fairness_transport;
 mod hardening;
 mod leads;
+mod operations;
 mod opportunities;
 mod outage;
 mod resilience;
