@@ -683,8 +683,7 @@ async fn a_replayed_project_completed_event_after_restarts_still_leaves_one_enti
     let one = awaited_entitlement(&suite, ACME, &first).await;
 
     // A graceful restart and a crash: the consumer resumes from its stored
-    // cursor over the same events, and the first go-live is not made into
-    // a second entitlement; later go-lives still are.
+    // cursor; later go-lives still make their entitlement.
     suite.stop().await;
     suite.restart().await;
     let (second, _, _) = live_account(&suite, ACME, "amy", "Replay Two", "").await;
@@ -696,17 +695,43 @@ async fn a_replayed_project_completed_event_after_restarts_still_leaves_one_enti
     let third = third.opportunity.account_id;
     awaited_entitlement(&suite, ACME, &third).await;
 
+    // Every DeliveryProjectCompleted delivered again: the tickets
+    // consumer's cursor of the delivery stream rewound while the suite is
+    // down. A fourth go-live after it: once its entitlement shows, the
+    // three before it were read again (the stream is read in order).
+    suite.stop().await;
+    let rewound = rewind_cursor(&suite, "tickets", "delivery").await;
+    assert!(rewound > 0, "a cursor of the delivery stream was stored");
+    suite.restart().await;
+    let (fourth, _, _) = live_account(&suite, ACME, "amy", "Replay Four", "").await;
+    let fourth = fourth.opportunity.account_id;
+    let last = awaited_entitlement(&suite, ACME, &fourth).await;
+
     let mut p = people(&suite, ACME);
     assert_eq!(entitlements_of(&mut p.boss, &first).await, vec![one]);
-    for account in [&second, &third] {
+    for account in [&second, &third, &fourth] {
         assert_eq!(entitlements_of(&mut p.boss, account).await.len(), 1);
     }
     // The tenant's whole list: one per go-live.
+    let accounts = sorted(vec![first, second, third, fourth]);
     let all = entitlements_of(&mut p.boss, "").await;
     assert_eq!(
         sorted(all.iter().map(|e| e.account_id.clone()).collect()),
-        sorted(vec![first, second, third])
+        accounts
     );
+    // The stream says so too: one EntitlementCreated per go-live, read up
+    // to the fourth's.
+    let mut stream = ticket_events(&suite, ACME, &[pb::EntitlementCreated::full_name()]).await;
+    let mut seen = Vec::new();
+    find(&mut stream, &mut seen, |e: &pb::EntitlementCreated| {
+        e.entitlement.as_ref().is_some_and(|x| x.id == last.id)
+    })
+    .await;
+    let created: Vec<String> = all_of(&seen, |_: &pb::EntitlementCreated| true)
+        .into_iter()
+        .map(|e| e.entitlement.unwrap().account_id)
+        .collect();
+    assert_eq!(sorted(created), accounts, "one creation event per go-live");
 }
 
 // ---------------------------------------------------------------------------
