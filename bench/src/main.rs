@@ -12,6 +12,7 @@
 mod ceiling;
 mod noisy;
 mod scenario;
+mod similar;
 
 use std::{
     collections::BTreeMap,
@@ -44,6 +45,9 @@ pub enum Scenario {
     /// (floods of streams, slow consumers, big imports, endless request
     /// bodies, one user hammering): through the gateway.
     NoisyNeighbour,
+    /// FindSimilarSolutions with a 3-6 word text over the tenant's
+    /// resolved tickets (`--seed-tickets`), through the tickets service.
+    SimilarSolutions,
 }
 
 #[derive(Debug, Parser)]
@@ -83,6 +87,14 @@ pub struct Args {
     /// A label for the report (e.g. "gateway", "direct").
     #[arg(long, default_value = "")]
     label: String,
+    /// Make sure the tenant has at least this many resolved tickets first
+    /// (similar-solutions), written straight into the tickets database.
+    #[arg(long, default_value_t = 0)]
+    seed_tickets: u64,
+    /// The suite's PostgreSQL URL (`store.database_url`) for seeding
+    /// tickets; unset, the SQLite file under `--data-dir`.
+    #[arg(long)]
+    database_url: Option<String>,
     /// SQLite file for the storage ceiling.
     #[arg(long, default_value = "./bench-ceiling.db")]
     sqlite_file: PathBuf,

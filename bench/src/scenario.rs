@@ -10,6 +10,7 @@ use std::{
 
 use crm_auth::{DevKeys, Role};
 use crm_proto::crm::leads::v1::{self as pb, lead_service_client::LeadServiceClient};
+use crm_proto::crm::tickets::v1::{self as tickets_pb, ticket_service_client::TicketServiceClient};
 use tonic::{
     Request,
     metadata::{Ascii, MetadataValue},
@@ -70,6 +71,10 @@ impl Setup {
             created: AtomicU64::new(0),
         };
         if args.scenario == Scenario::Health {
+            return Ok(setup);
+        }
+        if args.scenario == Scenario::SimilarSolutions {
+            crate::similar::seed(args, args.seed_tickets).await?;
             return Ok(setup);
         }
         let mut leads = LeadServiceClient::new(channel.clone());
@@ -144,6 +149,7 @@ impl Setup {
 /// One concurrent caller.
 pub struct Caller {
     leads: LeadServiceClient<Channel>,
+    tickets: TicketServiceClient<Channel>,
     health: HealthClient<Channel>,
     setup: Arc<Setup>,
     rng: u64,
@@ -153,6 +159,7 @@ impl Caller {
     pub fn new(channel: Channel, setup: Arc<Setup>, index: usize) -> Self {
         Caller {
             leads: LeadServiceClient::new(channel.clone()),
+            tickets: TicketServiceClient::new(channel.clone()),
             health: HealthClient::new(channel),
             setup,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1),
@@ -221,6 +228,19 @@ impl Caller {
                 };
                 self.leads
                     .log_interaction(with_auth(auth, request))
+                    .await
+                    .map(|_| ())
+            }
+            Scenario::SimilarSolutions => {
+                let words = 3 + (self.rng % 4) as usize;
+                let text = crate::similar::text(&mut self.rng, words);
+                let request = tickets_pb::FindSimilarSolutionsRequest {
+                    text,
+                    limit: 5,
+                    ..Default::default()
+                };
+                self.tickets
+                    .find_similar_solutions(with_auth(auth, request))
                     .await
                     .map(|_| ())
             }
