@@ -101,7 +101,7 @@ pub fn project_from_handover(
     now: i64,
 ) -> Project {
     let milestones = planned_milestones(&h, new_id, actor, now);
-    Project {
+    let mut p = Project {
         id,
         tenant: tenant.to_owned(),
         version: 0,
@@ -122,7 +122,9 @@ pub fn project_from_handover(
         service_level: String::new(),
         go_live: None,
         stamp: Stamp::new(actor, now),
-    }
+    };
+    sort_milestones(&mut p);
+    p
 }
 
 /// What an amendment's handover did to a project.
@@ -180,6 +182,7 @@ pub fn amend(
         }
     }
     p.handover = h;
+    sort_milestones(p);
     p.stamp.touch(actor, now);
     Some(amended)
 }

@@ -38,15 +38,15 @@ fn a_handover_makes_a_project_managed_by_the_delivery_manager_with_its_commitmen
     assert_eq!(
         planned,
         [
-            (MilestoneOrigin::PaymentPlan, day(30), "go-live"),
             (
                 MilestoneOrigin::Commitment,
                 day(15),
                 "deploy within 15 days"
             ),
+            (MilestoneOrigin::PaymentPlan, day(30), "go-live"),
         ]
     );
-    assert_eq!(p.milestones[0].payment_milestone_id, "pm1");
+    assert_eq!(p.milestones[1].payment_milestone_id, "pm1");
 }
 
 #[test]
