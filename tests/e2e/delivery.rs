@@ -2493,6 +2493,16 @@ async fn the_all_tenants_subscription_is_refused_to_every_user_token_through_the
             }
         }
     }
+    // A user token claiming the services' role is no token at all.
+    let claims = serde_json::json!({
+        "sub": "mallory", "tenant": ACME, "roles": ["internal"], "iss": "crm", "aud": "crm",
+        "iat": unix_now(), "exp": unix_now() + 600,
+    });
+    let forged = sign_claims(suite.signing_key_pem(), &claims);
+    let status = subscribe_refusal(&suite, &forged, "contracts")
+        .await
+        .expect("a user token with the internal role reads nothing");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     // The same integration reads its own tenant's stream.
     let mut own = subscribe(&suite, GLOBEX, "oa-system", "delivery", &[]).await;
     let mut seen = Vec::new();
