@@ -393,6 +393,7 @@ impl UseCases {
                 let mut t = store::load_ticket_for_update(&*tx, tenant, id).await?;
                 check_visible(&t, actor)?;
                 let read = t.version;
+                let previous = t.csat;
                 domain::rate(&mut t, score, &actor.id, now)?;
                 store::save_ticket(&*tx, &t, read).await?;
                 let mut trail = Trail::default();
@@ -409,7 +410,14 @@ impl UseCases {
                     &actor.id,
                     now,
                     &mut trail,
-                    |a| a.stats.record_csat(score, &config.churn_rules),
+                    |a| {
+                        // A second rating replaces the first.
+                        if previous == 0 {
+                            a.stats.record_csat(score, &config.churn_rules)
+                        } else {
+                            a.stats.replace_csat(previous, score, &config.churn_rules)
+                        }
+                    },
                 )
                 .await?;
                 trail.done(())

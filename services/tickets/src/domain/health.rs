@@ -63,6 +63,21 @@ impl AccountStats {
         }
     }
 
+    /// A ticket's rating replaced by a new one: the mean counts the new
+    /// one only; a low one stays in the streak, a good one ends it.
+    pub fn replace_csat(&mut self, previous: u8, score: u8, rules: &ChurnRules) {
+        self.csat_total = self.csat_total.saturating_sub(u32::from(previous)) + u32::from(score);
+        let (was_low, low) = (
+            previous <= rules.low_rating_max,
+            score <= rules.low_rating_max,
+        );
+        if !low {
+            self.low_ratings_in_a_row = 0;
+        } else if !was_low {
+            self.low_ratings_in_a_row += 1;
+        }
+    }
+
     pub fn record_csat(&mut self, score: u8, rules: &ChurnRules) {
         self.csat_count += 1;
         self.csat_total += u32::from(score);
@@ -288,5 +303,29 @@ pub fn rejudge(
         previous_score,
         score_changed: account.score != previous_score,
         risk_raised: account.at_risk && !was_at_risk,
+    }
+}
+
+#[cfg(test)]
+mod csat_tests {
+    use super::*;
+
+    #[test]
+    fn a_second_rating_replaces_the_first() {
+        let rules = ChurnRules::default();
+        let mut s = AccountStats::default();
+        s.record_csat(4, &rules);
+        s.replace_csat(4, 2, &rules);
+        assert_eq!(
+            (s.csat_count, s.csat_total, s.low_ratings_in_a_row),
+            (1, 2, 1)
+        );
+        s.replace_csat(2, 1, &rules);
+        assert_eq!(
+            (s.csat_count, s.csat_total, s.low_ratings_in_a_row),
+            (1, 1, 1)
+        );
+        s.replace_csat(1, 5, &rules);
+        assert_eq!((s.csat_total, s.low_ratings_in_a_row), (5, 0));
     }
 }
