@@ -1075,7 +1075,7 @@ async fn progress_is_computed_from_accepted_milestones_and_done_tasks_and_the_pr
         invalid(too_long),
         (Code::InvalidArgument, vec!["project.progress_line".into()])
     );
-    // ... a member may not; sales may not change the project at all.
+    // ... a member may not (sales change nothing: see the roles test).
     add_members(&mut p, &project, &["dan"]).await;
     let by_member = update_project(
         &mut p.dan,
