@@ -25,6 +25,8 @@ pub type Launch = Box<
 
 type Open = dyn Fn(&Settings, Context) -> BoxFuture<Result<Launch, crm_store::DbErr>> + Send + Sync;
 
+type NeedsIdentity = dyn Fn(&Settings) -> Option<&'static str> + Send + Sync;
+
 /// A service of the suite, as listed in the registry.
 pub struct Entry {
     /// `crm serve <name>`, its schema, its settings section.
@@ -35,7 +37,7 @@ pub struct Entry {
     /// `name` (checked by a test).
     pub section: &'static str,
     open: Box<Open>,
-    needs_identity: Box<dyn Fn(&Settings) -> Option<&'static str> + Send + Sync>,
+    needs_identity: Box<NeedsIdentity>,
 }
 
 impl Entry {
