@@ -16,6 +16,13 @@
 //! made by the delivery service from the contract's `ContractSigned` event;
 //! the walkthrough follows the delivery stream for it, for a risk alert
 //! raised and resolved on the way, the accepted milestones and go-live.
+//! Go-live makes the account's entitlement in the tickets service; a
+//! ticket from the customer portal is dispatched, waits on the customer
+//! (the SLA clock paused), breaches its one-minute target and is escalated
+//! by the tenant's rule, is resolved and rated, and the account's health
+//! shows it. The sweeper checks SLA clocks every 30 s by default: start
+//! the suite with `CRM__TICKETS__SWEEP_INTERVAL=1s` to see the breach
+//! right after its minute.
 
 use std::{error::Error, time::Duration};
 
@@ -27,6 +34,7 @@ use crm_proto::crm::{
     events::v1::{self as events, event_service_client::EventServiceClient},
     leads::v1::{self as leads, lead_service_client::LeadServiceClient},
     opportunities::v1::{self as opps, opportunity_service_client::OpportunityServiceClient},
+    tickets::v1::{self as tickets, ticket_service_client::TicketServiceClient},
 };
 use prost_types::FieldMask;
 use tonic::{Request, transport::Channel};
@@ -1006,6 +1014,7 @@ async fn main() -> Result<()> {
         team.delivery_manager_id,
         team.account_manager_id
     );
+    service_stage(&as_, &completed.account_id).await?;
     Ok(())
 }
 
@@ -1051,5 +1060,384 @@ async fn wait_for<T>(
         if let Some(found) = pick(&event.payload.ok_or("no payload")?)? {
             return Ok(found);
         }
+    }
+}
+
+/// The service stage of the walkthrough's account: the entitlement from
+/// go-live, a ticket dispatched, paused while waiting on the customer,
+/// breached and escalated by the tenant's rule, resolved, rated, and the
+/// account's health after it. The breach takes the one-minute target of
+/// the onboarding entitlement the admin adds (plus the sweep: run the suite
+/// with `CRM__TICKETS__SWEEP_INTERVAL=1s` to see it at once).
+async fn service_stage(
+    as_: &impl Fn(&str, &[Role]) -> Result<Caller>,
+    account: &str,
+) -> Result<()> {
+    let gateway = std::env::var("CRM_GATEWAY").unwrap_or_else(|_| "http://127.0.0.1:50051".into());
+    let channel = Channel::from_shared(gateway)?.connect().await?;
+    let mut api = TicketServiceClient::new(channel.clone());
+    let (root, boss, portal) = (
+        as_("root", &[Role::Admin])?,
+        as_("boss", &[Role::Manager])?,
+        as_("portal", &[Role::Integration])?,
+    );
+    let (eve, ed, senior) = (
+        as_("eve", &[Role::Service])?,
+        as_("ed", &[Role::Service])?,
+        as_("senior-eng", &[Role::Service])?,
+    );
+    let account = account.to_owned();
+    let mut desk = subscribe(
+        channel,
+        &as_("noc-board", &[Role::Integration])?,
+        "tickets",
+        &[
+            "crm.tickets.v1.EntitlementCreated",
+            "crm.tickets.v1.TicketSlaWarning",
+            "crm.tickets.v1.TicketSlaBreached",
+        ],
+    )
+    .await?;
+
+    // Tickets made the entitlement from DeliveryProjectCompleted.
+    let made: tickets::EntitlementCreated =
+        wait_for(&mut desk, "crm.tickets.v1.EntitlementCreated", |payload| {
+            let e: tickets::EntitlementCreated = payload.to_msg()?;
+            let wanted = e
+                .entitlement
+                .as_ref()
+                .is_some_and(|x| x.account_id == account);
+            Ok(wanted.then_some(e))
+        })
+        .await?;
+    let ent = made.entitlement.ok_or("no entitlement")?;
+    let plan = ent.plan.clone().unwrap_or_default();
+    println!(
+        "30. EntitlementCreated from go-live: service level {} (the tenant's plan of the project's level, else its default), {} to {}, account manager {}, project {}",
+        plan.service_level,
+        day(ent.valid_from.as_ref()),
+        day(ent.valid_to.as_ref()),
+        ent.account_manager_id,
+        ent.project_id
+    );
+
+    // The admin's rules: warn at half a target; a breach escalates to the
+    // senior engineer, then to the service manager. Until the contract
+    // starts, an onboarding entitlement with a one-minute P1.
+    let mut config = api
+        .get_tickets_config(root.call(tickets::GetTicketsConfigRequest {})?)
+        .await?
+        .into_inner()
+        .config
+        .ok_or("no config")?;
+    config.warning_percent = 50;
+    config.escalation = Some(tickets::EscalationRule {
+        assignee_ids: vec!["senior-eng".into(), "sam".into()],
+    });
+    api.update_tickets_config(root.call(tickets::UpdateTicketsConfigRequest {
+        config: Some(config),
+    })?)
+    .await?;
+    let target = |priority: tickets::Priority, minutes: i32| tickets::SlaTarget {
+        priority: priority as i32,
+        first_response_minutes: minutes,
+        resolution_minutes: minutes,
+        basis: tickets::HoursBasis::Calendar as i32,
+    };
+    let onboarding = api
+        .create_entitlement(root.call(tickets::CreateEntitlementRequest {
+            request_id: "walkthrough-onboarding".into(),
+            entitlement: Some(tickets::Entitlement {
+                account_id: account.clone(),
+                plan: Some(tickets::SlaPlan {
+                    service_level: "onboarding".into(),
+                    targets: vec![
+                        target(tickets::Priority::P1, 1),
+                        target(tickets::Priority::P2, 240),
+                        target(tickets::Priority::P3, 480),
+                        target(tickets::Priority::P4, 1440),
+                    ],
+                }),
+                valid_from: Some(today()),
+                valid_to: Some(until_the_contract(&ent)),
+                account_manager_id: ent.account_manager_id.clone(),
+                ..Default::default()
+            }),
+        })?)
+        .await?
+        .into_inner()
+        .entitlement
+        .ok_or("no entitlement")?;
+    println!(
+        "31. config: warn at 50%, escalate to senior-eng then sam; entitlement \"onboarding\" until {}: P1 1 minute to respond and to resolve",
+        day(onboarding.valid_to.as_ref())
+    );
+
+    // Two engineers on duty with the MES skill; ed already has a question.
+    for (id, on_duty) in [("ed", true), ("eve", true), ("senior-eng", false)] {
+        api.upsert_engineer(boss.call(tickets::UpsertEngineerRequest {
+            engineer: Some(tickets::Engineer {
+                id: id.into(),
+                skills: vec!["mes".into()],
+                on_duty,
+                ..Default::default()
+            }),
+        })?)
+        .await?;
+    }
+    let new_ticket = |rid: &str, priority: tickets::Priority, subject: &str| {
+        portal.call(tickets::CreateTicketRequest {
+            request_id: rid.into(),
+            ticket: Some(tickets::Ticket {
+                account_id: account.clone(),
+                contact_id: "li-lei".into(),
+                channel: tickets::Channel::Portal as i32,
+                category: "mes".into(),
+                priority: priority as i32,
+                subject: subject.into(),
+                description: "reported in the customer portal".into(),
+                ..Default::default()
+            }),
+        })
+    };
+    let question = api
+        .create_ticket(new_ticket(
+            "walkthrough-q",
+            tickets::Priority::P4,
+            "How do I export the shift report?",
+        )?)
+        .await?
+        .into_inner()
+        .ticket
+        .ok_or("no ticket")?;
+    let created = api
+        .create_ticket(new_ticket(
+            "walkthrough-p1",
+            tickets::Priority::P1,
+            "Line 2 stopped: PLC not responding",
+        )?)
+        .await?
+        .into_inner();
+    let t = created.ticket.ok_or("no ticket")?;
+    let sla = t.sla.clone().unwrap_or_default();
+    println!(
+        "32. portal ticket \"{}\" (P1): {:?}, dispatched to {} (the question went to {}: lighter load wins), service level {}, first response due {}, resolution due {}",
+        t.subject,
+        t.status(),
+        t.assignee_id,
+        question.assignee_id,
+        sla.service_level,
+        time(sla.first_response_due_time.as_ref()),
+        time(sla.resolution_due_time.as_ref())
+    );
+
+    // eve starts (the first response), asks the customer, who answers.
+    let assignee = if t.assignee_id == "eve" { &eve } else { &ed };
+    api.start_ticket(assignee.call(tickets::StartTicketRequest {
+        id: t.id.clone(),
+        ..Default::default()
+    })?)
+    .await?;
+    let waiting = api
+        .wait_on_customer(assignee.call(tickets::WaitOnCustomerRequest {
+            id: t.id.clone(),
+            reason: "please send the PLC's error log".into(),
+            ..Default::default()
+        })?)
+        .await?
+        .into_inner()
+        .ticket
+        .ok_or("no ticket")?;
+    let paused = waiting.sla.clone().unwrap_or_default();
+    println!(
+        "33. {} started it and waits on the customer: {:?}, clock paused {}, resolution due {}",
+        t.assignee_id,
+        waiting.status(),
+        paused.paused,
+        time(paused.resolution_due_time.as_ref())
+    );
+    let resumed = api
+        .resume_ticket(portal.call(tickets::ResumeTicketRequest {
+            id: t.id.clone(),
+            ..Default::default()
+        })?)
+        .await?
+        .into_inner()
+        .ticket
+        .ok_or("no ticket")?;
+    let running = resumed.sla.clone().unwrap_or_default();
+    println!(
+        "34. the customer sends the log: {:?}, resolution now due {} (later by the pause)",
+        resumed.status(),
+        time(running.resolution_due_time.as_ref())
+    );
+
+    // Nobody resolves it within the minute: warned, then breached and
+    // escalated by the tenant's rule.
+    let warned: tickets::TicketSlaWarning =
+        wait_long(&mut desk, "crm.tickets.v1.TicketSlaWarning", |payload| {
+            let e: tickets::TicketSlaWarning = payload.to_msg()?;
+            let wanted = e.ticket.as_ref().is_some_and(|x| x.id == t.id);
+            Ok(wanted.then_some(e))
+        })
+        .await?;
+    println!("35. TicketSlaWarning: {:?} clock at 50%", warned.clock());
+    let breached: tickets::TicketSlaBreached =
+        wait_long(&mut desk, "crm.tickets.v1.TicketSlaBreached", |payload| {
+            let e: tickets::TicketSlaBreached = payload.to_msg()?;
+            let wanted = e.ticket.as_ref().is_some_and(|x| x.id == t.id);
+            Ok(wanted.then_some(e))
+        })
+        .await?;
+    println!(
+        "36. TicketSlaBreached: {:?} clock, escalation level {}, now with {}",
+        breached.clock(),
+        breached.escalation_level,
+        breached.next_assignee_id
+    );
+
+    // The senior engineer resolves it; the customer rates it.
+    let resolved = api
+        .resolve_ticket(senior.call(tickets::ResolveTicketRequest {
+            id: t.id.clone(),
+            resolution: "Replaced the PLC's power supply and restarted line 2".into(),
+            ..Default::default()
+        })?)
+        .await?
+        .into_inner()
+        .ticket
+        .ok_or("no ticket")?;
+    println!(
+        "37. {} resolves it: {:?}, \"{}\"",
+        resolved.updater,
+        resolved.status(),
+        resolved.resolution
+    );
+    let health = |caller: &Caller| {
+        caller.call(tickets::GetAccountHealthRequest {
+            account_id: account.clone(),
+        })
+    };
+    let show_health = |h: &tickets::AccountHealth| {
+        format!(
+            "score {}, mean CSAT {:.2}, NPS {} ({} answers), {} tickets, resolution rate {}%, {} breaches",
+            h.score,
+            f64::from(h.mean_csat_hundredths) / 100.0,
+            h.nps,
+            h.nps_answers,
+            h.tickets,
+            h.resolution_rate_percent,
+            h.breaches
+        )
+    };
+    let before = api
+        .get_account_health(health(&boss)?)
+        .await?
+        .into_inner()
+        .health
+        .ok_or("no health")?;
+    println!("38. account health: {}", show_health(&before));
+    let rated = api
+        .record_csat(portal.call(tickets::RecordCsatRequest {
+            request_id: "walkthrough-csat".into(),
+            ticket_id: t.id.clone(),
+            score: 5,
+            comment: "fast and friendly".into(),
+        })?)
+        .await?
+        .into_inner()
+        .ticket
+        .ok_or("no ticket")?;
+    let after_csat = api
+        .get_account_health(health(&boss)?)
+        .await?
+        .into_inner()
+        .health
+        .ok_or("no health")?;
+    println!(
+        "39. the customer rates it {}: {}",
+        rated.csat,
+        show_health(&after_csat)
+    );
+    let after_nps = api
+        .record_nps(portal.call(tickets::RecordNpsRequest {
+            request_id: "walkthrough-nps".into(),
+            account_id: account.clone(),
+            contact_id: "li-lei".into(),
+            score: 9,
+            comment: "good support".into(),
+        })?)
+        .await?
+        .into_inner()
+        .health
+        .ok_or("no health")?;
+    println!(
+        "40. Li Lei answers the NPS survey with 9: {}",
+        show_health(&after_nps)
+    );
+
+    // The next ticket of the kind is offered that resolution.
+    let next = api
+        .create_ticket(new_ticket(
+            "walkthrough-p1b",
+            tickets::Priority::P1,
+            "Line 3 stopped: PLC not responding",
+        )?)
+        .await?
+        .into_inner();
+    for s in &next.similar_solutions {
+        println!(
+            "41. similar solution #{} for the next ticket: \"{}\" -> \"{}\"",
+            s.rank, s.subject, s.resolution
+        );
+    }
+    Ok(())
+}
+
+/// [`wait_for`] with room for an SLA of a minute and the sweeper's interval.
+async fn wait_long<T>(
+    stream: &mut tonic::Streaming<events::SubscribeResponse>,
+    event_type: &str,
+    mut pick: impl FnMut(&prost_types::Any) -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let event = tokio::time::timeout_at(deadline, next_event(stream))
+            .await
+            .map_err(|_| format!("no {event_type} within 5 minutes"))??;
+        if event.r#type != event_type {
+            continue;
+        }
+        if let Some(found) = pick(&event.payload.ok_or("no payload")?)? {
+            return Ok(found);
+        }
+    }
+}
+
+/// A time of day in UTC, or "-" when unset.
+fn time(t: Option<&prost_types::Timestamp>) -> String {
+    t.map_or_else(
+        || "-".into(),
+        |t| {
+            let s = t.seconds.rem_euclid(86_400);
+            format!(
+                "{:02}:{:02}:{:02}.{:03} UTC",
+                s / 3600,
+                s / 60 % 60,
+                s % 60,
+                t.nanos / 1_000_000
+            )
+        },
+    )
+}
+
+/// The first day of the go-live entitlement when it starts later (the
+/// contract's term), else its last day.
+fn until_the_contract(ent: &tickets::Entitlement) -> Date {
+    let key = |d: &Date| (d.year, d.month, d.day);
+    let now = today();
+    match ent.valid_from.clone() {
+        Some(start) if key(&start) > key(&now) => start,
+        _ => ent.valid_to.clone().unwrap_or(now),
     }
 }
