@@ -124,6 +124,29 @@ pub fn request_id(prefix: &str, parts: &[&str]) -> String {
     format!("{prefix}-{:016x}", h.finish())
 }
 
+/// A refused call's code and `ErrorInfo` reason.
+pub fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (tonic::Code, String) {
+    let err = result.unwrap_err();
+    (err.code(), reason(&err))
+}
+
+/// A refused call's code and the fields its `BadRequest` names.
+pub fn invalid<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (tonic::Code, Vec<String>) {
+    let err = result.unwrap_err();
+    (err.code(), violated_fields(&err))
+}
+
+/// A refused call's code.
+pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> tonic::Code {
+    result.unwrap_err().code()
+}
+
+/// `v` in order.
+pub fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
 /// An amount in CNY.
 pub fn cny(units: i64) -> Option<common::Money> {
     Some(common::Money {

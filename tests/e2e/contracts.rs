@@ -319,20 +319,6 @@ async fn inbox(c: &mut ContractsClient) -> Vec<(String, i32)> {
         .collect()
 }
 
-fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, String) {
-    let err = result.unwrap_err();
-    (err.code(), reason(&err))
-}
-
-fn invalid<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, Vec<String>) {
-    let err = result.unwrap_err();
-    (err.code(), violated_fields(&err))
-}
-
-fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Code {
-    result.unwrap_err().code()
-}
-
 // ---------------------------------------------------------------------------
 // Events.
 // ---------------------------------------------------------------------------

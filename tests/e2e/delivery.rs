@@ -447,20 +447,6 @@ async fn configure(p: &mut People, change: impl FnOnce(&mut pb::DeliveryConfig))
         .unwrap();
 }
 
-fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, String) {
-    let err = result.unwrap_err();
-    (err.code(), reason(&err))
-}
-
-fn invalid<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, Vec<String>) {
-    let err = result.unwrap_err();
-    (err.code(), violated_fields(&err))
-}
-
-fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Code {
-    result.unwrap_err().code()
-}
-
 /// A refused transition: its code, reason and the (type, subject) of each
 /// violation of its PreconditionFailure.
 fn unmet<T: std::fmt::Debug>(
@@ -478,11 +464,6 @@ fn unmet<T: std::fmt::Debug>(
         })
         .unwrap_or_default();
     (err.code(), reason(&err), violations)
-}
-
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v
 }
 
 /// The delivery stream of `tenant` from its start, as an integration.
