@@ -1436,8 +1436,8 @@ fn time(t: Option<&prost_types::Timestamp>) -> String {
 fn until_the_contract(ent: &tickets::Entitlement) -> Date {
     let key = |d: &Date| (d.year, d.month, d.day);
     let now = today();
-    match ent.valid_from.clone() {
+    match ent.valid_from {
         Some(start) if key(&start) > key(&now) => start,
-        _ => ent.valid_to.clone().unwrap_or(now),
+        _ => ent.valid_to.unwrap_or(now),
     }
 }
