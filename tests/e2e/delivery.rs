@@ -1930,7 +1930,7 @@ async fn hours_over_budget_beyond_the_tenant_threshold_raise_one_alert() {
         .unwrap();
     let budget = ESTIMATE * f64::from(100 + THRESHOLD) / 100.0;
 
-    // Up to the threshold: no alert (the change checks the rules).
+    // Up to the threshold: no alert, after the change nor after a check.
     let within = budget - 1.0;
     log_hours(
         &mut p.dora,
@@ -1939,6 +1939,17 @@ async fn hours_over_budget_beyond_the_tenant_threshold_raise_one_alert() {
     )
     .await
     .unwrap();
+    // A sweep after that change: an overdue milestone's alert shows it ran.
+    let mut seen = Vec::new();
+    let first_barrier = add_milestone(&mut p.dora, pid, "First barrier", today_plus(-1))
+        .await
+        .unwrap();
+    find(&mut stream, &mut seen, |e: &pb::DeliveryRiskRaised| {
+        e.alert
+            .as_ref()
+            .is_some_and(|a| a.milestone_id == first_barrier.id)
+    })
+    .await;
     assert!(
         alerts_about(&mut p.dora, pid, pb::RiskKind::OverBudget, &pilot.id)
             .await
@@ -1952,7 +1963,6 @@ async fn hours_over_budget_beyond_the_tenant_threshold_raise_one_alert() {
     )
     .await
     .unwrap();
-    let mut seen = Vec::new();
     let raised = find(&mut stream, &mut seen, |e: &pb::DeliveryRiskRaised| {
         e.alert.as_ref().is_some_and(|a| {
             a.kind == pb::RiskKind::OverBudget as i32 && a.milestone_id == pilot.id
