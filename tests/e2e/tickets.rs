@@ -75,25 +75,6 @@ fn engineer(suite: &TestSuite, tenant: &str, id: &str) -> TicketsClient {
     as_(suite, tenant, id, &[Role::Service])
 }
 
-fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, String) {
-    let err = result.unwrap_err();
-    (err.code(), reason(&err))
-}
-
-fn invalid<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> (Code, Vec<String>) {
-    let err = result.unwrap_err();
-    (err.code(), violated_fields(&err))
-}
-
-fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Code {
-    result.unwrap_err().code()
-}
-
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v
-}
-
 fn micros(ts: Option<&prost_types::Timestamp>) -> i64 {
     let ts = ts.expect("a time");
     ts.seconds * 1_000_000 + i64::from(ts.nanos) / 1_000
