@@ -740,6 +740,22 @@ pub async fn rewind_cursor(suite: &TestSuite, service: &str, source: &str) -> u6
     done.rows_affected()
 }
 
+/// A loopback port that is free now (nothing serves it until a test says
+/// so).
+pub fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Serves one more instance of the suite's `service` (same data) at `addr`,
+/// e.g. a port another service was told to reach it at.
+pub fn serve_service_at(suite: &TestSuite, service: &'static str, addr: std::net::SocketAddr) {
+    let listener = std::net::TcpListener::bind(addr).expect("the reserved port is free again");
+    suite.spawn_component(Component::Service(service), listener);
+}
+
 /// A signed contract's delivery project taken live, through the gateway as
 /// the delivery manager would: the step the tickets tests start from
 /// (go-live is what makes an account's entitlement).
