@@ -32,11 +32,16 @@ const MINUTE_MICROS: i64 = 60_000_000;
 /// The suite with quick tickets heartbeats and sweeps (SLA clocks are
 /// checked every 50 ms).
 async fn start_tickets() -> TestSuite {
+    start_tickets_with(|_| {}).await
+}
+
+async fn start_tickets_with(tweak: impl FnOnce(&mut Settings)) -> TestSuite {
     start_with(|s| {
         s.tickets.sweep_interval = Duration::from_millis(50);
         s.tickets.events.heartbeat_interval = Duration::from_millis(200);
         s.delivery.events.heartbeat_interval = Duration::from_millis(200);
         s.contracts.events.heartbeat_interval = Duration::from_millis(200);
+        tweak(s);
     })
     .await
 }
@@ -713,6 +718,35 @@ async fn a_replayed_project_completed_event_after_restarts_still_leaves_one_enti
         .map(|e| e.entitlement.unwrap().account_id)
         .collect();
     assert_eq!(sorted(created), accounts, "one creation event per go-live");
+}
+
+#[tokio::test]
+async fn while_delivery_is_down_tickets_serves_and_makes_the_entitlement_once_it_is_back() {
+    // The tickets consumer reads the delivery stream at a port nothing
+    // serves until the test says so.
+    let unreachable = free_port();
+    let suite = start_tickets_with(|s| {
+        s.tickets.delivery_url = Some(format!("http://{unreachable}"));
+        // Reconnection attempts stay frequent while it is down.
+        s.tickets.consumer_backoff_max = Duration::from_millis(500);
+    })
+    .await;
+    let (deal, _, project) = live_account(&suite, ACME, "amy", "Outage", "").await;
+    let account = deal.opportunity.account_id;
+
+    // Tickets answers meanwhile: a ticket of the account gets the tenant's
+    // default SLA, as there is no entitlement yet.
+    let mut p = people(&suite, ACME);
+    let t = open(&mut p, &account, "network", "VPN drops").await;
+    assert_eq!(sla(&t).entitlement_id, "");
+    assert!(entitlements_of(&mut p.boss, &account).await.is_empty());
+
+    // Delivery reachable: the go-live is read and makes its entitlement,
+    // once.
+    serve_service_at(&suite, "delivery", unreachable);
+    let made = awaited_entitlement(&suite, ACME, &account).await;
+    assert_eq!(made.project_id, project.id);
+    assert_eq!(entitlements_of(&mut p.boss, &account).await, vec![made]);
 }
 
 // ---------------------------------------------------------------------------
