@@ -731,20 +731,6 @@ fn contracts_at(settings: &mut Settings, addr: std::net::SocketAddr) {
     settings.delivery.contracts_url = Some(format!("http://{addr}"));
 }
 
-/// A loopback port that is free now.
-fn free_port() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// Serves the suite's contracts service (same data) at `addr`.
-fn contracts_back(suite: &TestSuite, addr: std::net::SocketAddr) {
-    let listener = std::net::TcpListener::bind(addr).expect("the reserved port is free again");
-    suite.spawn_component(Component::Service("contracts"), listener);
-}
-
 #[tokio::test]
 async fn a_crash_during_the_handover_leaves_exactly_one_project_per_signed_contract() {
     const CONTRACTS: usize = 5;
@@ -767,7 +753,7 @@ async fn a_crash_during_the_handover_leaves_exactly_one_project_per_signed_contr
 
     // Contracts reachable: kill the suite as soon as the first project
     // shows, while the others are being handed over.
-    contracts_back(&suite, unreachable);
+    serve_service_at(&suite, "contracts", unreachable);
     let at_kill = eventually(WAIT, "the first project", || {
         let mut boss = boss.clone();
         async move {
@@ -854,7 +840,7 @@ async fn while_contracts_is_down_delivery_serves_and_catches_up_when_it_is_back(
 
     // Contracts back where delivery looks for it: the handover arrives,
     // once.
-    contracts_back(&suite, unreachable);
+    serve_service_at(&suite, "contracts", unreachable);
     let project = project_of(&suite, ACME, &contract).await;
     assert_eq!(project.opportunity_id, deal.opportunity.id);
     assert_eq!(
