@@ -376,9 +376,10 @@ fn tenant_key(tenant: &str) -> String {
     format!("t{hex}")
 }
 
-/// Indexes a resolved ticket's subject and description.
+/// Indexes a resolved ticket's subject and description. A ticket is
+/// indexed once per resolution: reopening withdraws it first
+/// ([`unindex_ticket`]), so no delete is needed here.
 pub async fn index_ticket(conn: &impl ConnectionTrait, t: &Ticket) -> Result<(), TicketError> {
-    unindex_ticket(conn, &t.id).await?;
     let doc = search_text(&t.subject, &t.description);
     let backend = conn.get_database_backend();
     let stmt = match backend {
