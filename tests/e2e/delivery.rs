@@ -676,7 +676,7 @@ async fn a_replayed_or_duplicated_contract_signed_leaves_one_project_per_contrac
     // Every ContractSigned delivered again: the consumer's cursor rewound
     // to the start while the suite is down, as a restored backup would.
     suite.stop().await;
-    let rewound = rewind_handover_cursor(&suite).await;
+    let rewound = rewind_cursor(&suite, "delivery", "contracts").await;
     assert!(rewound > 0, "a cursor of the contracts stream was stored");
     suite.restart().await;
     // A fourth contract: once its project shows, the three before it were
@@ -705,24 +705,6 @@ async fn a_replayed_or_duplicated_contract_signed_leaves_one_project_per_contrac
         .map(|e| e.project.unwrap().contract_family_id)
         .collect();
     assert_eq!(sorted(created), signed, "one creation event per contract");
-}
-
-/// Rewinds the delivery service's cursors of the contracts stream to its
-/// start, in delivery's own database (the suite stopped): the rows changed.
-async fn rewind_handover_cursor(suite: &TestSuite) -> u64 {
-    use crm_store::ConnectionTrait;
-    let location = crm_store::Location::for_service(
-        "delivery",
-        suite.settings.store.database_url.as_deref(),
-        &suite.settings.data_dir,
-    );
-    let db = crm_store::connect(&location, 1).await.unwrap();
-    let done = db
-        .execute_unprepared("UPDATE event_cursors SET sequence = 0 WHERE source = 'contracts'")
-        .await
-        .unwrap();
-    db.close().await.unwrap();
-    done.rows_affected()
 }
 
 /// Delivery reads the contracts stream at `addr` (a port nothing serves
