@@ -1,4 +1,5 @@
-//! `crm`: serve any service or all of them, migrate, mint development tokens.
+//! `crm`: serve any service or all of them, migrate, mint development
+//! tokens, check a running component's health.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -53,6 +54,25 @@ enum Command {
         /// Where the development key is (default: the configured data_dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Ask a running component's grpc.health.v1 Check; exit 0 if it is
+    /// SERVING, 1 if not or if it does not answer (container health checks:
+    /// the image has no shell).
+    Health {
+        /// Whose listen address to ask (`serve.<component>_addr`, an
+        /// unspecified host such as 0.0.0.0 asked on loopback): `gateway` or
+        /// a service.
+        #[arg(default_value = "gateway")]
+        component: String,
+        /// Ask this `host:port` instead.
+        #[arg(long)]
+        addr: Option<String>,
+        /// The health service name to check; "" is the server as a whole.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Seconds to wait for the answer, connecting included.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
     },
 }
 
@@ -122,6 +142,76 @@ async fn run(command: Command, mut settings: Settings) -> Result<(), Box<dyn std
             let token = minter.mint(&subject, &tenant, &roles, Duration::from_secs(ttl))?;
             println!("{token}");
         }
+        Command::Health {
+            component,
+            addr,
+            service,
+            timeout,
+        } => {
+            let addr = match addr {
+                Some(addr) => addr,
+                None if component == "gateway" => settings.serve.gateway_addr.clone(),
+                None => settings
+                    .serve
+                    .of(&component)
+                    .ok_or_else(|| format!("health: no serve.{component}_addr"))?
+                    .to_owned(),
+            };
+            let addr = loopback_if_unspecified(&addr);
+            health(&addr, service, Duration::from_secs(timeout.max(1))).await?;
+            println!("{addr}: SERVING");
+        }
     }
     Ok(())
+}
+
+/// A listen address on every interface (`0.0.0.0`, `[::]`) is asked on
+/// loopback.
+fn loopback_if_unspecified(addr: &str) -> String {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => {
+            let ip: std::net::IpAddr = if a.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            std::net::SocketAddr::new(ip, a.port()).to_string()
+        }
+        _ => addr.to_owned(),
+    }
+}
+
+/// grpc.health.v1 Check of `service` at `addr` within `timeout`: Ok when
+/// SERVING, else what was answered (or why nothing was).
+async fn health(addr: &str, service: String, timeout: Duration) -> Result<(), String> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("health: {addr}: {e}"))?
+        .connect_timeout(timeout);
+    let check = async {
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| format!("health: {addr}: cannot connect: {e}"))?;
+        let reply = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.clone(),
+            })
+            .await
+            .map_err(|s| format!("health: {addr}: {:?}: {}", s.code(), s.message()))?;
+        Ok::<_, String>(reply.into_inner().status())
+    };
+    let status = tokio::time::timeout(timeout, check)
+        .await
+        .map_err(|_| format!("health: {addr}: no answer within {timeout:?}"))??;
+    if status == ServingStatus::Serving {
+        Ok(())
+    } else {
+        Err(format!(
+            "health: {addr}: {service:?} is {}",
+            status.as_str_name()
+        ))
+    }
 }
