@@ -62,10 +62,20 @@ echo "tools: $(buf --version 2>&1 | head -1) buf, $(protoc-gen-es --version), ts
 gen="$work/gen"
 mkdir -p "$gen/python"
 
-# The descriptor set a release attaches (docs/releasing.md): every file with
-# its imports and source info.
-(cd proto && buf build -o "$work/crm.binpb")
-echo "descriptor set: $(stat -c %s "$work/crm.binpb") bytes"
+# The descriptor set a release attaches (docs/releasing.md): a plain
+# google.protobuf.FileDescriptorSet of every file, its imports and comments.
+(cd proto && buf build --as-file-descriptor-set -o "$work/crm.binpb")
+python - "$work/crm.binpb" <<'PY'
+import sys
+from google.protobuf import descriptor_pb2
+fds = descriptor_pb2.FileDescriptorSet.FromString(open(sys.argv[1], "rb").read())
+services = sorted(f"{f.package}.{s.name}" for f in fds.file for s in f.service)
+assert "crm.leads.v1.LeadService" in services, services
+assert all(f.HasField("source_code_info") for f in fds.file if f.package.startswith("crm."))
+print(f"descriptor set: {len(fds.file)} files, services {', '.join(services)}")
+PY
+cp "$work/crm.binpb" "$target/crm.binpb"
+echo "descriptor set kept as $target/crm.binpb"
 
 # Python (docs/clients.md): messages, gRPC stubs, and typed stubs for both.
 # google/api comes from googleapis-common-protos at run time.
