@@ -4,8 +4,9 @@
 # temporary directory, type-check a small program against each (mypy,
 # tsc --noEmit), build the descriptor set a release attaches, then start the
 # suite (`crm serve`, SQLite in a temporary data directory, development
-# mode, every port picked by the system) and run the Python client test
-# (clients/python/test_leads_client.py) against it with a `crm token`.
+# mode, every port picked by the system) and run both programs against it
+# with a `crm token`: clients/typescript/leads.ts under node, and the
+# Python client test (clients/python/test_leads_client.py) under pytest.
 #
 # Tools are pinned in clients/python/requirements.txt and
 # clients/typescript/package-lock.json, installed into
@@ -102,6 +103,7 @@ ln -s "$node/node_modules" "$work/ts/node_modules"
 ln -s "$gen/ts" "$work/ts/gen"
 (cd "$work/ts" && tsc --noEmit -p .)
 echo "tsc --noEmit: clients/typescript/leads.ts compiles against the generated client"
+(cd "$work/ts" && tsc -p . --noEmit false --outDir out)
 MYPYPATH="$gen/python" mypy --config-file clients/python/mypy.ini --cache-dir "$work/mypy-cache" \
   clients/python/test_leads_client.py
 
@@ -144,5 +146,8 @@ done
 token=$(cd "$work/suite" && "$bin" token --tenant acme --roles sales --subject amy --hours 1 --data-dir data)
 echo "suite: gateway at $addr"
 
+echo "TypeScript client (node, Connect gRPC transport):"
+CRM_ADDR="http://$addr" CRM_TOKEN="$token" node "$work/ts/out/leads.js"
+echo "Python client (pytest):"
 CRM_ADDR="$addr" CRM_TOKEN="$token" PYTHONPATH="$gen/python" \
   pytest -p no:cacheprovider -q clients/python/test_leads_client.py

@@ -1,11 +1,12 @@
 // A TypeScript client of the suite: protobuf-es v2 messages and Connect's
 // gRPC transport for Node. clients/check.sh generates the client from proto/
-// into ./gen (with google/rpc/error_details.proto for the error details) and
-// type-checks this file against it with `tsc --noEmit`; docs/clients.md
-// walks through it.
-//
-// Run it against a running suite (after `tsc` without --noEmit):
+// into ./gen (with google/rpc/error_details.proto for the error details),
+// type-checks this file against it with `tsc --noEmit`, then compiles it and
+// runs it against the suite it started:
 //   CRM_ADDR=http://127.0.0.1:50051 CRM_TOKEN=$(crm token ...) node leads.js
+// It throws (exit 1) when the suite does not answer as expected.
+
+import assert from "node:assert/strict";
 
 import { create } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
@@ -55,46 +56,68 @@ function explain(err: unknown): string {
 async function main(): Promise<void> {
   // request_id makes the create safe to retry: the same id returns the
   // first result instead of a second lead.
-  const requestId = crypto.randomUUID();
-  const { lead } = await leads.createLead(
-    {
-      requestId,
-      lead: create(LeadSchema, {
-        company: "ACME Robotics",
-        contactName: "Li Lei",
-        phone: "+86 138 0013 8000",
-        sourceChannel: "referral",
-      }),
-    },
-    { timeoutMs: 10_000 },
-  );
+  // (Unique keys: the same phone, email, or company and contact would be a
+  // duplicate, ALREADY_EXISTS.)
+  const tag = crypto.randomUUID().slice(0, 8);
+  const request = {
+    requestId: crypto.randomUUID(),
+    lead: create(LeadSchema, {
+      company: `ACME Robotics ${tag}`,
+      contactName: "Li Lei",
+      email: `li.lei.${tag}@acme.example`,
+      sourceChannel: "referral",
+    }),
+  };
+  const { lead } = await leads.createLead(request, { timeoutMs: 10_000 });
   if (!lead) throw new Error("no lead in the response");
   console.log(`created ${lead.id}, etag ${lead.etag}`);
+  const again = await leads.createLead(request, { timeoutMs: 10_000 });
+  assert.equal(again.lead?.id, lead.id, "a retry with the same request_id returns the first lead");
 
   // A change sends the etag it was based on: a stale one is ABORTED
   // (ETAG_MISMATCH): read again and retry.
+  const change = {
+    lead: { id: lead.id, etag: lead.etag, notes: "called back" },
+    updateMask: create(FieldMaskSchema, { paths: ["notes"] }),
+  };
+  const updated = await leads.updateLead(change, { timeoutMs: 10_000 });
+  console.log(`updated, etag now ${updated.lead?.etag}`);
   try {
-    const updated = await leads.updateLead({
-      lead: { ...lead, notes: "called back" },
-      updateMask: create(FieldMaskSchema, { paths: ["notes"] }),
-    });
-    console.log(`updated, etag now ${updated.lead?.etag}`);
+    await leads.updateLead(change, { timeoutMs: 10_000 }); // the etag it sends is stale now
+    assert.fail("a stale etag was accepted");
   } catch (err) {
-    if (ConnectError.from(err).code === Code.Aborted) console.log("changed meanwhile: reload");
-    else throw err;
+    const e = ConnectError.from(err);
+    if (e.code !== Code.Aborted) throw err;
+    assert.deepEqual(
+      e.findDetails(ErrorInfoSchema).map((i) => i.reason),
+      ["ETAG_MISMATCH"],
+    );
+    console.log("changed meanwhile: read it again and reapply");
   }
 
   // A bad field: INVALID_ARGUMENT with a BadRequest naming `lead.email`.
   try {
-    await leads.createLead({
-      lead: { company: "Bad Email Ltd", email: "not-an-email", sourceChannel: "referral" },
-    });
+    await leads.createLead(
+      { lead: { company: "Bad Email Ltd", email: "not-an-email", sourceChannel: "referral" } },
+      { timeoutMs: 10_000 },
+    );
+    assert.fail("a bad email was accepted");
   } catch (err) {
+    const e = ConnectError.from(err);
+    if (e.code !== Code.InvalidArgument) throw err;
+    assert.deepEqual(
+      e.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => v.field)),
+      ["lead.email"],
+    );
     console.log(explain(err));
   }
 
-  const mine = await leads.listLeads({ scope: LeadScope.MINE, pageSize: 50 });
-  for (const l of mine.leads) console.log(`${l.id} ${l.company} score ${l.score}`);
+  const mine = await leads.listLeads({ scope: LeadScope.MINE, pageSize: 500 }, { timeoutMs: 10_000 });
+  assert.deepEqual(
+    mine.leads.filter((l) => l.company === lead.company).map((l) => l.id),
+    [lead.id],
+  );
+  console.log(`${mine.leads.length} leads of mine, this one once`);
 }
 
 await main();
