@@ -124,7 +124,20 @@ suite=$!
 addr=
 deadline=$((SECONDS + 60))
 while [[ -z "$addr" ]]; do
-  addr=$(sed -n 's/.*"message":"gateway listening","addr":"\([0-9.:]*\)".*/\1/p' "$work/suite/serve.log" | head -1)
+  # The address the system picked, from the JSON log line `gateway listening`.
+  addr=$(python - "$work/suite/serve.log" <<'PY'
+import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        event = json.loads(line)
+        fields = event.get("fields", event)  # flattened or not
+    except ValueError:
+        continue
+    if fields.get("message") == "gateway listening":
+        print(fields["addr"])
+        break
+PY
+)
   if [[ -z "$addr" ]]; then
     if ! kill -0 "$suite" 2>/dev/null || ((SECONDS > deadline)); then
       echo "the suite did not start:" >&2
