@@ -43,6 +43,7 @@ if [[ "$(cat "$venv/key" 2>/dev/null)" != "$want" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
     -r clients/python/requirements.txt
+  "$venv/bin/pip" check --disable-pip-version-check # every dependency is among the pins
   echo "$want" >"$venv/key"
 fi
 
