@@ -163,5 +163,5 @@ echo "suite: gateway at $addr"
 echo "TypeScript client (node, Connect gRPC transport):"
 CRM_ADDR="http://$addr" CRM_TOKEN="$token" node "$work/ts/out/leads.js"
 echo "Python client (pytest):"
-CRM_ADDR="$addr" CRM_TOKEN="$token" PYTHONPATH="$gen/python" \
+CRM_ADDR="$addr" CRM_TOKEN="$token" PYTHONPATH="$gen/python" PYTHONDONTWRITEBYTECODE=1 \
   pytest -p no:cacheprovider -q clients/python/test_leads_client.py
