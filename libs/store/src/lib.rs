@@ -11,6 +11,7 @@
 pub mod audit;
 mod availability;
 pub mod idempotency;
+pub mod keys;
 mod migrations;
 pub mod tenant_config;
 pub mod uow;
