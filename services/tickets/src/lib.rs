@@ -58,6 +58,9 @@ pub struct TicketsSettings {
     /// Tickets the sweeper reads per query; each is changed in its own
     /// transaction.
     pub sweep_batch: u64,
+    /// The most matching resolved tickets a similar-solutions query
+    /// ranks: the bound on its cost when the query's words are common.
+    pub search_candidates: u64,
     /// Whether go-lives make entitlements: the consumer reads every
     /// tenant's DeliveryProjectCompleted as the service identity, so a
     /// process running it outside development mode needs
@@ -79,6 +82,7 @@ impl Default for TicketsSettings {
             events: crm_events::EventsConfig::default(),
             sweep_interval: Duration::from_secs(30),
             sweep_batch: 500,
+            search_candidates: app::DEFAULT_SEARCH_CANDIDATES,
             consume_go_lives: true,
             delivery_url: None,
             consumer_backoff_max: Duration::from_secs(30),
@@ -135,7 +139,8 @@ impl crm_service::Service for Tickets {
         let events = crm_events::Events::open(db.clone(), settings.events.clone())
             .await
             .map_err(|e| DbErr::Custom(format!("tickets.events: {e}")))?;
-        let app = UseCases::new(db.clone(), settings.defaults.clone(), events.outbox());
+        let app = UseCases::new(db.clone(), settings.defaults.clone(), events.outbox())
+            .with_search_candidates(settings.search_candidates);
         let url = settings
             .delivery_url
             .clone()

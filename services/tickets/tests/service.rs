@@ -20,6 +20,12 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 const DAY: i64 = 86_400_000_000;
 
 async fn open() -> (Tickets, DatabaseConnection, String, std::path::PathBuf) {
+    open_with(TicketsSettings::default()).await
+}
+
+async fn open_with(
+    settings: TicketsSettings,
+) -> (Tickets, DatabaseConnection, String, std::path::PathBuf) {
     let name = format!("tickets_test_{}", crm_store::new_id().replace('-', "_"));
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
@@ -31,7 +37,7 @@ async fn open() -> (Tickets, DatabaseConnection, String, std::path::PathBuf) {
         identity: None,
         peers: crm_service::Peers::default(),
     };
-    let service = <Tickets as crm_service::Service>::open(context, TicketsSettings::default())
+    let service = <Tickets as crm_service::Service>::open(context, settings)
         .await
         .unwrap();
     (service, db, name, dir)
@@ -468,6 +474,78 @@ async fn similar_solutions_come_from_the_tenants_resolved_tickets() {
         .await
         .unwrap();
     assert!(after.is_empty(), "{after:?}");
+    close(db, &schema, dir).await;
+}
+
+/// A resolved ticket of `tenant` about `subject`: its id.
+async fn resolved(app: &UseCases, tenant: &str, subject: &str, resolution: &str) -> String {
+    let eng = Actor::new("eng", vec![Role::Service]);
+    let (t, _) = app
+        .create_ticket(
+            &integration(),
+            tenant,
+            None,
+            new_ticket("acc", "reports", Priority::P3, subject),
+        )
+        .await
+        .unwrap();
+    app.transition(&eng, tenant, &t.id, "", Move::Start, "")
+        .await
+        .unwrap();
+    app.resolve_ticket(&eng, tenant, &t.id, "", resolution)
+        .await
+        .unwrap();
+    t.id
+}
+
+async fn similar_ids(app: &UseCases, text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = app
+        .find_similar(&manager(), "acme", SimilarQuery::Text(text.into()), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.ticket_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Tickets holding every word of the query are offered instead of those
+/// holding some; only when none holds them all, those holding any; and at
+/// most `search_candidates` matching tickets are ranked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn similar_solutions_match_every_word_first_and_rank_a_bounded_candidate_set() {
+    let (service, db, schema, dir) = open_with(TicketsSettings {
+        search_candidates: 2,
+        ..TicketsSettings::default()
+    })
+    .await;
+    let app = service.app().clone();
+    engineer(&app, "acme", "eng", &["reports"], true).await;
+    let cert = resolved(&app, "acme", "vpn certificate expired", "renewed it").await;
+    let drops = resolved(&app, "acme", "vpn drops every hour", "new router").await;
+    let printer = resolved(&app, "acme", "printer jam", "cleared the tray").await;
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+
+    // Both words: only the ticket with both, not the one with "vpn" alone.
+    assert_eq!(similar_ids(&app, "vpn drops").await, vec![drops.clone()]);
+    // No ticket holds "vpn" and "offline": those with either.
+    assert_eq!(
+        similar_ids(&app, "vpn offline").await,
+        sorted(vec![cert.clone(), drops.clone()])
+    );
+    // Three tickets hold "vpn" or "printer"; two are ranked.
+    let bounded = similar_ids(&app, "vpn printer").await;
+    assert_eq!(bounded.len(), 2, "{bounded:?}");
+    assert!(
+        bounded
+            .iter()
+            .all(|id| [&cert, &drops, &printer].contains(&id)),
+        "{bounded:?}"
+    );
     close(db, &schema, dir).await;
 }
 

@@ -66,12 +66,18 @@ impl<K> Clone for Page<'_, K> {
 
 impl<K> Copy for Page<'_, K> {}
 
+/// The most matching documents a similar-solutions query ranks unless
+/// the operator says otherwise.
+pub const DEFAULT_SEARCH_CANDIDATES: u64 = 1_000;
+
 /// The service's use cases over its database and outbox.
 #[derive(Clone)]
 pub struct UseCases {
     uow: UnitOfWork<Outbox>,
     outbox: Outbox,
     defaults: TicketsConfig,
+    /// The most matching documents a similar-solutions query ranks.
+    search_candidates: u64,
 }
 
 impl UseCases {
@@ -80,7 +86,15 @@ impl UseCases {
             uow: UnitOfWork::new(db, outbox.clone()),
             outbox,
             defaults,
+            search_candidates: DEFAULT_SEARCH_CANDIDATES,
         }
+    }
+
+    /// Ranks at most `n` matching documents per similar-solutions query
+    /// (the operator's `tickets.search_candidates`).
+    pub fn with_search_candidates(mut self, n: u64) -> Self {
+        self.search_candidates = n.max(1);
+        self
     }
 
     /// The connection, for the handlers every service shares.

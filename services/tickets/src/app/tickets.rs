@@ -243,7 +243,7 @@ impl UseCases {
                         .await?;
                     }
                     After::Reopened => {
-                        store::unindex_ticket(&*tx, &t.id).await?;
+                        store::unindex_ticket(&*tx, tenant, &t.id).await?;
                         touch_account(
                             &*tx,
                             tenant,
@@ -427,7 +427,8 @@ impl UseCases {
     }
 
     /// Adds a comment; the assignee's first public one is the first
-    /// response.
+    /// response, and the customer's public one (an integration's) resumes
+    /// a ticket waiting on the customer, in the same unit of work.
     pub async fn add_comment(
         &self,
         actor: &Actor,
@@ -471,16 +472,35 @@ impl UseCases {
                 store::insert_comment(&*tx, tenant, &c).await?;
                 let mut trail = Trail::default();
                 trail.audit(entry(&t, "ticket.commented", &actor.id, now));
+                let read = t.version;
+                let public = visibility == CommentVisibility::Public;
+                // The contract: an integration's public comment is the
+                // customer's reply, which resumes a ticket waiting on them.
+                let from_customer = actor.has(Role::Integration) && !actor.has(Role::Manager);
+                let mut changed = false;
+                if from_customer
+                    && public
+                    && let Some(before) = domain::customer_replied(&mut t, &actor.id, config, now)
+                {
+                    trail.audit(
+                        entry(&t, "ticket.in_progress", &actor.id, now)
+                            .with_reason("the customer replied"),
+                    );
+                    trail.event(events::status_changed(&t, before, now));
+                    changed = true;
+                }
                 let by_assignee = t.assignee_id.as_deref() == Some(actor.id.as_str());
-                if by_assignee && visibility == CommentVisibility::Public {
-                    let read = t.version;
-                    if domain::respond(&mut t, config, now) {
-                        t.version += 1;
-                        t.update_time = now;
-                        t.updater = actor.id.clone();
-                        store::save_ticket(&*tx, &t, read).await?;
-                        note_response(&*tx, &t, config, &actor.id, now, &mut trail).await?;
-                    }
+                let responded = by_assignee && public && domain::respond(&mut t, config, now);
+                if responded && !changed {
+                    t.version += 1;
+                    t.update_time = now;
+                    t.updater = actor.id.clone();
+                }
+                if changed || responded {
+                    store::save_ticket(&*tx, &t, read).await?;
+                }
+                if responded {
+                    note_response(&*tx, &t, config, &actor.id, now, &mut trail).await?;
                 }
                 trail.done(c.id)
             })
@@ -516,7 +536,15 @@ impl UseCases {
         limit: u64,
     ) -> Result<Vec<Solution>> {
         let terms = search_terms(text);
-        let ids = store::search(self.db(), tenant, &terms, exclude, limit).await?;
+        let ids = store::search(
+            self.db(),
+            tenant,
+            &terms,
+            exclude,
+            limit,
+            self.search_candidates,
+        )
+        .await?;
         Ok(store::tickets_by_ids(self.db(), tenant, &ids)
             .await?
             .iter()

@@ -23,6 +23,8 @@ pub struct HealthWeights {
     pub resolution_rate: u32,
     pub complaints: u32,
     pub breaches: u32,
+    /// The customers' mean CSAT of the rated tickets.
+    pub csat: u32,
 }
 
 impl Default for HealthWeights {
@@ -33,6 +35,7 @@ impl Default for HealthWeights {
             resolution_rate: 20,
             complaints: 15,
             breaches: 15,
+            csat: 20,
         }
     }
 }
@@ -287,6 +290,7 @@ impl TicketsConfig {
             w.resolution_rate,
             w.complaints,
             w.breaches,
+            w.csat,
         ];
         if weights.iter().any(|x| *x > 100) || weights.iter().all(|x| *x == 0) {
             bad.push(Violation::new("health_weights", "each 0-100, not all 0"));

@@ -117,8 +117,14 @@ impl AccountStats {
         let complaints = Self::percent(self.complaints, self.tickets).map(|p| 100 - p);
         let breaches =
             Self::percent(self.breaches.min(self.tickets), self.tickets).map(|p| 100 - p);
+        // The mean of 1-5 as 0-100: 1 is 0, 5 is 100.
+        let csat = (self.csat_count > 0).then(|| {
+            let count = i64::from(self.csat_count);
+            (i64::from(self.csat_total) - count).max(0) * 25 / count
+        });
         let parts = [
             (nps, w.nps),
+            (csat, w.csat),
             (response, w.response_time),
             (resolution, w.resolution_rate),
             (complaints, w.complaints),
@@ -199,8 +205,31 @@ mod tests {
             resolution_rate: 0,
             complaints: 0,
             breaches: 10,
+            csat: 0,
         };
         assert_eq!(s.score(&only_breaches), 50);
+    }
+
+    #[test]
+    fn the_mean_csat_is_a_component_of_its_own() {
+        let rules = ChurnRules::default();
+        let mut s = AccountStats {
+            tickets: 1,
+            resolved: 1,
+            ..AccountStats::default()
+        };
+        let w = HealthWeights::default();
+        // Resolution, complaints and breaches all 100 (weights 20, 15, 15).
+        assert_eq!(s.score(&w), 100);
+        // A rating of 2 is 25 of 100: (5000 + 25 * 20) / 70 = 78.
+        s.record_csat(2, &rules);
+        assert_eq!(s.score(&w), 78);
+        // 2 and 5: a mean of 3.5, 62 of 100: (5000 + 62 * 20) / 70 = 89.
+        s.record_csat(5, &rules);
+        assert_eq!(s.score(&w), 89);
+        // Weighed 0 by the tenant, ratings do not count.
+        let without = HealthWeights { csat: 0, ..w };
+        assert_eq!(s.score(&without), 100);
     }
 
     #[test]

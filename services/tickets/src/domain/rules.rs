@@ -286,6 +286,20 @@ pub fn resume(
     Ok(before)
 }
 
+/// The customer's public reply: a ticket waiting on the customer goes
+/// back to in_progress and its clocks run again; any other status is left
+/// as it is. Returns the status before, when it resumed.
+pub fn customer_replied(
+    t: &mut Ticket,
+    actor: &str,
+    config: &TicketsConfig,
+    now: i64,
+) -> Option<Status> {
+    (t.status == Status::WaitingOnCustomer)
+        .then(|| resume(t, actor, config, now).ok())
+        .flatten()
+}
+
 pub fn resolve(
     t: &mut Ticket,
     resolution: &str,

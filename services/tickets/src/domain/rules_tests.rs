@@ -136,6 +136,26 @@ fn waiting_on_the_customer_pauses_the_clocks() {
 }
 
 #[test]
+fn the_customers_reply_resumes_only_a_ticket_waiting_on_them() {
+    let c = config();
+    let mut t = ticket(&c, Priority::P2, 0);
+    assign(&mut t, "eng-1", "mgr", &c, 0).ok();
+    start(&mut t, "eng-1", &c, HOUR).ok();
+    // In progress: a reply changes nothing.
+    let version = t.version;
+    assert_eq!(customer_replied(&mut t, "portal", &c, HOUR), None);
+    assert_eq!((t.status, t.version), (Status::InProgress, version));
+    wait(&mut t, "eng-1", &c, 2 * HOUR).ok();
+    assert_eq!(
+        customer_replied(&mut t, "portal", &c, 12 * HOUR),
+        Some(Status::WaitingOnCustomer)
+    );
+    assert_eq!(t.status, Status::InProgress);
+    // The clock ran again from the reply, the ten hours left out.
+    assert_eq!(t.sla.resolution_due, Some(12 * HOUR + 22 * HOUR));
+}
+
+#[test]
 fn a_warning_then_a_breach_escalate_once_each() {
     let mut c = config();
     c.escalation = vec!["senior-1".into(), "svc-manager".into()];

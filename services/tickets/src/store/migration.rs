@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
         let mut all = crm_store::shared_migrations();
         all.push(Box::new(CreateTickets));
         all.extend(crm_events::migrations());
+        all.push(Box::new(SearchRows));
         all
     }
 }
@@ -273,6 +274,44 @@ impl MigrationTrait for CreateTickets {
                 .await?;
             }
         }
+        Ok(())
+    }
+}
+
+/// On SQLite, where each resolved ticket sits in the FTS5 table: a
+/// ticket's FTS5 rowid by its key, so that withdrawing it on reopen is a
+/// delete by rowid rather than a scan of the unindexed `ticket_id` column.
+/// PostgreSQL's `ticket_search` is keyed by the ticket already.
+struct SearchRows;
+
+impl MigrationName for SearchRows {
+    fn name(&self) -> &str {
+        "m0003_ticket_search_rows"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for SearchRows {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == DbBackend::Postgres {
+            return Ok(());
+        }
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "CREATE TABLE IF NOT EXISTS ticket_search_rows (
+                tenant_id TEXT NOT NULL,
+                ticket_id TEXT NOT NULL,
+                search_rowid INTEGER NOT NULL,
+                PRIMARY KEY (tenant_id, ticket_id))",
+        )
+        .await?;
+        // The tickets indexed before this migration.
+        db.execute_unprepared(
+            "INSERT OR IGNORE INTO ticket_search_rows (tenant_id, ticket_id, search_rowid)
+             SELECT t.tenant_id, s.ticket_id, s.rowid
+             FROM ticket_search AS s JOIN tickets AS t ON t.id = s.ticket_id",
+        )
+        .await?;
         Ok(())
     }
 }

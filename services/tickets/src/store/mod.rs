@@ -378,82 +378,155 @@ fn tenant_key(tenant: &str) -> String {
 
 /// Indexes a resolved ticket's subject and description. A ticket is
 /// indexed once per resolution: reopening withdraws it first
-/// ([`unindex_ticket`]), so no delete is needed here.
+/// ([`unindex_ticket`]), so no delete is needed here. On SQLite the FTS5
+/// rowid it got is kept by the ticket's key, for that withdrawal.
 pub async fn index_ticket(conn: &impl ConnectionTrait, t: &Ticket) -> Result<(), TicketError> {
     let doc = search_text(&t.subject, &t.description);
     let backend = conn.get_database_backend();
-    let stmt = match backend {
-        DbBackend::Postgres => Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO ticket_search (ticket_id, tenant_id, doc) VALUES ($1, $2, to_tsvector('simple', $3))",
-            [t.id.clone().into(), t.tenant.clone().into(), doc.into()],
-        ),
-        _ => Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO ticket_search (tenant_key, doc, ticket_id) VALUES (?, ?, ?)",
-            [
-                tenant_key(&t.tenant).into(),
-                doc.into(),
-                t.id.clone().into(),
-            ],
-        ),
-    };
-    conn.execute_raw(stmt).await?;
+    match backend {
+        DbBackend::Postgres => {
+            conn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO ticket_search (ticket_id, tenant_id, doc) VALUES ($1, $2, to_tsvector('simple', $3))",
+                [t.id.clone().into(), t.tenant.clone().into(), doc.into()],
+            ))
+            .await?;
+        }
+        _ => {
+            conn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO ticket_search (tenant_key, doc, ticket_id) VALUES (?, ?, ?)",
+                [
+                    tenant_key(&t.tenant).into(),
+                    doc.into(),
+                    t.id.clone().into(),
+                ],
+            ))
+            .await?;
+            // The same connection (the use case's transaction): the rowid
+            // the insert above was given.
+            conn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT OR REPLACE INTO ticket_search_rows (tenant_id, ticket_id, search_rowid)
+                 VALUES (?, ?, last_insert_rowid())",
+                [t.tenant.clone().into(), t.id.clone().into()],
+            ))
+            .await?;
+        }
+    }
     Ok(())
 }
 
-pub async fn unindex_ticket(conn: &impl ConnectionTrait, id: &str) -> Result<(), TicketError> {
+/// Withdraws a ticket from the index (on reopen): on PostgreSQL by its
+/// key, on SQLite by the FTS5 rowid kept for it, an indexed delete either
+/// way.
+pub async fn unindex_ticket(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    id: &str,
+) -> Result<(), TicketError> {
     let backend = conn.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => "DELETE FROM ticket_search WHERE ticket_id = $1",
-        _ => "DELETE FROM ticket_search WHERE ticket_id = ?",
+    let statements: &[&str] = match backend {
+        DbBackend::Postgres => &["DELETE FROM ticket_search WHERE tenant_id = $1 AND ticket_id = $2"],
+        _ => &[
+            "DELETE FROM ticket_search WHERE rowid =
+                (SELECT search_rowid FROM ticket_search_rows WHERE tenant_id = ? AND ticket_id = ?)",
+            "DELETE FROM ticket_search_rows WHERE tenant_id = ? AND ticket_id = ?",
+        ],
     };
-    conn.execute_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+    for sql in statements {
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            *sql,
+            [tenant.into(), id.into()],
+        ))
         .await?;
+    }
     Ok(())
 }
 
-/// The ids of the resolved tickets of `tenant` that best match any of
-/// `terms`, best first, leaving out `exclude`.
+/// The ids of the resolved tickets of `tenant` most similar to `terms`,
+/// best first, leaving out `exclude`. Documents holding every term are
+/// matched first; only when there is none, those holding any of them.
+/// Either way at most `candidates` matching documents are ranked (on
+/// SQLite the newest; on PostgreSQL those the index yields first), so a
+/// query of common words costs a bounded ranking, not one of the whole
+/// history.
 pub async fn search(
     conn: &impl ConnectionTrait,
     tenant: &str,
     terms: &[String],
     exclude: &str,
     limit: u64,
+    candidates: u64,
 ) -> Result<Vec<String>, TicketError> {
     if terms.is_empty() {
         return Ok(Vec::new());
     }
+    let all = ranked(conn, tenant, terms, true, exclude, limit, candidates).await?;
+    if !all.is_empty() || terms.len() == 1 {
+        return Ok(all);
+    }
+    ranked(conn, tenant, terms, false, exclude, limit, candidates).await
+}
+
+/// One full-text query: every term (`every`) or any of them.
+async fn ranked(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    terms: &[String],
+    every: bool,
+    exclude: &str,
+    limit: u64,
+    candidates: u64,
+) -> Result<Vec<String>, TicketError> {
     let backend = conn.get_database_backend();
     let limit = i64::try_from(limit).unwrap_or(20);
+    let candidates = i64::try_from(candidates.max(1)).unwrap_or(i64::MAX);
     let stmt = match backend {
-        DbBackend::Postgres => Statement::from_sql_and_values(
-            backend,
-            "SELECT ticket_id FROM ticket_search, to_tsquery('simple', $2) AS q
-             WHERE tenant_id = $1 AND doc @@ q AND ticket_id <> $3
-             ORDER BY ts_rank(doc, q) DESC, ticket_id DESC LIMIT $4",
-            [
-                tenant.into(),
-                terms.join(" | ").into(),
-                exclude.into(),
-                limit.into(),
-            ],
-        ),
+        DbBackend::Postgres => {
+            // Terms hold letters and digits only (search_terms).
+            let query = terms.join(if every { " & " } else { " | " });
+            Statement::from_sql_and_values(
+                backend,
+                "SELECT c.ticket_id FROM (
+                     SELECT ticket_id, doc FROM ticket_search
+                     WHERE tenant_id = $1 AND doc @@ to_tsquery('simple', $2) AND ticket_id <> $3
+                     LIMIT $5) AS c
+                 ORDER BY ts_rank(c.doc, to_tsquery('simple', $2)) DESC, c.ticket_id DESC LIMIT $4",
+                [
+                    tenant.into(),
+                    query.into(),
+                    exclude.into(),
+                    limit.into(),
+                    candidates.into(),
+                ],
+            )
+        }
         _ => {
             // Terms hold letters and digits only; quoted all the same.
-            let any = terms
+            let terms = terms
                 .iter()
                 .map(|t| format!("\"{}\"", t.replace('"', "")))
                 .collect::<Vec<_>>()
-                .join(" OR ");
-            let query = format!("tenant_key : {} AND doc : ({any})", tenant_key(tenant));
+                .join(if every { " AND " } else { " OR " });
+            let query = format!("tenant_key : {} AND doc : ({terms})", tenant_key(tenant));
+            // The candidates: the matches from the newest down to the
+            // `candidates`-th, a rowid range FTS5 walks without ranking.
             Statement::from_sql_and_values(
                 backend,
                 "SELECT ticket_id FROM ticket_search
                  WHERE ticket_search MATCH ? AND ticket_id <> ?
+                   AND rowid >= coalesce((SELECT rowid FROM ticket_search WHERE ticket_search MATCH ?
+                                          ORDER BY rowid DESC LIMIT 1 OFFSET ?), 0)
                  ORDER BY bm25(ticket_search, 0.0, 1.0), ticket_id DESC LIMIT ?",
-                [query.into(), exclude.into(), limit.into()],
+                [
+                    query.clone().into(),
+                    exclude.into(),
+                    query.into(),
+                    (candidates - 1).into(),
+                    limit.into(),
+                ],
             )
         }
     };

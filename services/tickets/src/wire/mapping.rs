@@ -699,6 +699,7 @@ pub fn config_pb(
             resolution_rate: i(w.resolution_rate),
             complaints: i(w.complaints),
             breaches: i(w.breaches),
+            csat: Some(i(w.csat)),
         }),
         churn_rules: Some(pb::ChurnRules {
             unopened_guides_in_a_row: i(r.unopened_guides_in_a_row),
@@ -813,6 +814,7 @@ pub fn config(c: &pb::TicketsConfig) -> Result<TicketsConfig, Vec<FieldViolation
             resolution_rate: u32_of(w.resolution_rate),
             complaints: u32_of(w.complaints),
             breaches: u32_of(w.breaches),
+            csat: w.csat.map_or(HealthWeights::default().csat, u32_of),
         };
     }
     if let Some(r) = &c.churn_rules {
