@@ -1079,6 +1079,76 @@ async fn while_waiting_on_the_customer_the_clock_pauses_and_the_due_time_moves_b
     );
 }
 
+/// The contract: an integration's public comment is the customer's reply.
+#[tokio::test]
+async fn the_customers_reply_resumes_a_ticket_waiting_on_them_and_its_clock() {
+    let suite = start_tickets().await;
+    let mut p = people(&suite, ACME);
+    configure(&mut p, |c| {
+        c.default_plan = Some(calendar_plan("basic", 60))
+    })
+    .await;
+    hire(&mut p, "eve", &["network"], true).await;
+    let mut eve = engineer(&suite, ACME, "eve");
+    let t = open(&mut p, "acct-reply", "network", "VPN drops").await;
+    let started = start(&mut eve, &t.id).await.unwrap();
+    let due = micros(sla(&started).resolution_due_time.as_ref());
+    let waiting = wait_on_customer(&mut eve, &t.id).await.unwrap();
+    assert!(sla(&waiting).paused);
+    // The engineer's own comment and a manager's leave it waiting.
+    comment(&mut eve, &t.id, "any news?", pb::CommentVisibility::Public)
+        .await
+        .unwrap();
+    comment(&mut p.boss, &t.id, "chasing", pb::CommentVisibility::Public)
+        .await
+        .unwrap();
+    let still = get(&mut eve, &t.id).await.unwrap();
+    assert_eq!(still.status, pb::TicketStatus::WaitingOnCustomer as i32);
+
+    let mut stream = ticket_events(&suite, ACME, &[pb::TicketStatusChanged::full_name()]).await;
+    let replied = comment(
+        &mut p.portal,
+        &t.id,
+        "it happens again at 9:00",
+        pb::CommentVisibility::Public,
+    )
+    .await
+    .unwrap()
+    .ticket
+    .unwrap();
+    assert_eq!(replied.status, pb::TicketStatus::InProgress as i32);
+    assert!(!sla(&replied).paused);
+    let pause = micros(replied.update_time.as_ref()) - micros(waiting.update_time.as_ref());
+    assert_eq!(
+        micros(sla(&replied).resolution_due_time.as_ref()),
+        due + pause,
+        "the clock ran again from the reply"
+    );
+    assert_eq!(get(&mut eve, &t.id).await.unwrap(), replied);
+    // The change is on the stream like any other resumption.
+    let mut seen = Vec::new();
+    find(&mut stream, &mut seen, |e: &pb::TicketStatusChanged| {
+        e.ticket
+            .as_ref()
+            .is_some_and(|x| x.id == t.id && x.status == pb::TicketStatus::InProgress as i32)
+            && e.previous_status == pb::TicketStatus::WaitingOnCustomer as i32
+    })
+    .await;
+    assert_eq!(replied.updater, "portal");
+    // Another reply to a ticket in progress changes nothing.
+    let again = comment(
+        &mut p.portal,
+        &t.id,
+        "and at 10:00",
+        pb::CommentVisibility::Public,
+    )
+    .await
+    .unwrap()
+    .ticket
+    .unwrap();
+    assert_eq!(again.etag, replied.etag);
+}
+
 #[tokio::test]
 async fn a_warning_then_a_breach_escalate_by_the_tenants_rule_while_a_paused_clock_stands_still() {
     let suite = start_tickets().await;
@@ -1586,6 +1656,66 @@ async fn csat_on_resolution_and_nps_answers_are_reflected_in_the_account_health(
         with_detractor.score
     );
     assert_eq!(health(&mut p.amy, "acct-h").await.unwrap(), with_detractor);
+}
+
+/// The CSAT is a component of the score with the tenant's own weight:
+/// a rating alone moves it, and a weight of 0 leaves ratings out.
+#[tokio::test]
+async fn a_csat_alone_moves_the_account_health_score_by_the_tenants_weight() {
+    let suite = start_tickets().await;
+    let mut p = people(&suite, ACME);
+    let config = configure(&mut p, |_| {}).await;
+    let csat_weight = config.health_weights.unwrap().csat;
+    assert_eq!(csat_weight, Some(20), "the default weight");
+    entitle(&mut p, "acct-csat", "amy", calendar_plan("gold", 30))
+        .await
+        .unwrap();
+    hire(&mut p, "eve", &["network"], true).await;
+    let t = open(&mut p, "acct-csat", "network", "VPN drops").await;
+    worked_and_resolved(&suite, ACME, "eve", &t, "renewed the certificate").await;
+    let before = health(&mut p.boss, "acct-csat").await.unwrap();
+
+    // Nothing but the rating changes: a poor one lowers the score.
+    csat(&mut p.portal, &t.id, 1).await.unwrap();
+    let poor = health(&mut p.boss, "acct-csat").await.unwrap();
+    assert_eq!(
+        (poor.tickets, poor.resolution_rate_percent, poor.breaches),
+        (
+            before.tickets,
+            before.resolution_rate_percent,
+            before.breaches
+        )
+    );
+    assert!(
+        poor.score < before.score,
+        "{} then {}",
+        before.score,
+        poor.score
+    );
+    // A better one raises it again.
+    csat(&mut p.portal, &t.id, 5).await.unwrap();
+    let good = health(&mut p.boss, "acct-csat").await.unwrap();
+    assert!(
+        good.score > poor.score,
+        "{} then {}",
+        poor.score,
+        good.score
+    );
+
+    // Weighed 0 by the tenant, a rating no longer moves it.
+    configure(&mut p, |c| {
+        if let Some(w) = c.health_weights.as_mut() {
+            w.csat = Some(0);
+        }
+    })
+    .await;
+    let t2 = open(&mut p, "acct-csat", "network", "VPN drops again").await;
+    worked_and_resolved(&suite, ACME, "eve", &t2, "renewed it again").await;
+    let unrated = health(&mut p.boss, "acct-csat").await.unwrap();
+    csat(&mut p.portal, &t2.id, 1).await.unwrap();
+    let rated = health(&mut p.boss, "acct-csat").await.unwrap();
+    assert_eq!(rated.mean_csat_hundredths, 300);
+    assert_eq!(rated.score, unrated.score);
 }
 
 #[tokio::test]
