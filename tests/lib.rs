@@ -975,3 +975,331 @@ pub mod streams {
             .collect()
     }
 }
+
+/// Throwaway PostgreSQL clusters for the tests that need a server of their
+/// own (an outage, TLS): under the temporary directory, on a port of their
+/// own, trust auth, removed on drop.
+pub mod pg {
+    use std::{
+        path::{Path, PathBuf},
+        process::Command,
+    };
+
+    /// The server certificate a cluster serves TLS with.
+    #[derive(Debug, Clone)]
+    pub struct ServerCert {
+        pub cert_file: PathBuf,
+        pub key_file: PathBuf,
+    }
+
+    /// A throwaway PostgreSQL cluster; removed on drop.
+    pub struct Cluster {
+        bin: PathBuf,
+        dir: PathBuf,
+        port: u16,
+        tls: Option<ServerCert>,
+    }
+
+    impl Cluster {
+        /// `None` (the test skips) when PostgreSQL's server binaries are
+        /// not installed under /usr/lib/postgresql.
+        pub fn create() -> Option<Cluster> {
+            Self::create_with(None)
+        }
+
+        /// A cluster with `ssl = on` serving `tls` (the files are copied
+        /// into the cluster's directory, owned by the server's user).
+        pub fn create_with(tls: Option<ServerCert>) -> Option<Cluster> {
+            let bin = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+                .filter(|bin| bin.join("initdb").is_file())
+                .max()?;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port();
+            let dir = std::env::temp_dir().join(format!("crm-pg-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let tls = tls.map(|given| {
+                let copy = ServerCert {
+                    cert_file: dir.join("server.crt"),
+                    key_file: dir.join("server.key"),
+                };
+                std::fs::copy(&given.cert_file, &copy.cert_file).unwrap();
+                std::fs::copy(&given.key_file, &copy.key_file).unwrap();
+                set_mode(&copy.key_file, 0o600);
+                copy
+            });
+            let cluster = Cluster {
+                bin,
+                dir,
+                port,
+                tls,
+            };
+            // PostgreSQL refuses to run as root: as root, it runs as `postgres`.
+            if Self::as_root() {
+                cluster.run(
+                    Command::new("chown")
+                        .args(["-R", "postgres"])
+                        .arg(&cluster.dir),
+                );
+            }
+            let data = cluster.data();
+            cluster.run(
+                cluster
+                    .tool("initdb")
+                    .args(["-A", "trust", "-U", "postgres", "-D"])
+                    .arg(&data),
+            );
+            cluster.start();
+            Some(cluster)
+        }
+
+        fn as_root() -> bool {
+            Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+        }
+
+        fn data(&self) -> PathBuf {
+            self.dir.join("data")
+        }
+
+        /// The URL of the cluster's `postgres` database over TCP.
+        pub fn url(&self) -> String {
+            format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        }
+
+        /// Runs `sql` with psql over the cluster's Unix socket (never TLS)
+        /// and returns what it printed, unaligned and without headers.
+        pub fn psql(&self, sql: &str) -> String {
+            let out = self
+                .tool("psql")
+                .arg("-h")
+                .arg(&self.dir)
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                ])
+                .args(["-X", "-A", "-t", "-c", sql])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "psql {sql}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        }
+
+        fn tool(&self, name: &str) -> Command {
+            let path = self.bin.join(name);
+            if Self::as_root() {
+                let mut command = Command::new("runuser");
+                command.args(["-u", "postgres", "--"]).arg(path);
+                command
+            } else {
+                Command::new(path)
+            }
+        }
+
+        fn run(&self, command: &mut Command) {
+            let out = command.output().unwrap();
+            assert!(out.status.success(), "{command:?}: {out:?}");
+        }
+
+        fn pg_ctl(&self, args: &[&str]) {
+            let mut options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1",
+                self.port,
+                self.dir.display()
+            );
+            if let Some(tls) = &self.tls {
+                options.push_str(&format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    tls.cert_file.display(),
+                    tls.key_file.display()
+                ));
+            }
+            let log = self.dir.join("log");
+            self.run(
+                self.tool("pg_ctl")
+                    .arg("-D")
+                    .arg(self.data())
+                    .args(["-o", &options, "-l"])
+                    .arg(&log)
+                    .args(["-w"])
+                    .args(args),
+            );
+        }
+
+        pub fn start(&self) {
+            self.pg_ctl(&["start"]);
+        }
+
+        pub fn stop(&self) {
+            self.pg_ctl(&["-m", "fast", "stop"]);
+        }
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            let _ = self
+                .tool("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// Certificates made for a test with the `openssl` command: a CA of its
+/// own and leaf certificates it signs (P-256 keys, PKCS#8 PEM), valid for
+/// a day.
+pub mod certs {
+    use std::{
+        path::{Path, PathBuf},
+        process::Command,
+    };
+
+    /// A leaf certificate and its key.
+    #[derive(Debug, Clone)]
+    pub struct Leaf {
+        pub cert_file: PathBuf,
+        pub key_file: PathBuf,
+    }
+
+    /// A test CA in `dir`.
+    #[derive(Debug)]
+    pub struct Ca {
+        dir: PathBuf,
+        pub cert_file: PathBuf,
+        key_file: PathBuf,
+    }
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("the openssl command (the TLS tests make their certificates with it)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+
+    impl Ca {
+        /// A self-signed CA named `name`, its files in `dir`.
+        pub fn new(dir: &Path, name: &str) -> Ca {
+            std::fs::create_dir_all(dir).unwrap();
+            let (cert, key) = (format!("{name}.crt"), format!("{name}.key"));
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    &format!("/CN={name}"),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &cert,
+                ],
+            );
+            Ca {
+                dir: dir.to_path_buf(),
+                cert_file: dir.join(cert),
+                key_file: dir.join(key),
+            }
+        }
+
+        /// A certificate for `names` (DNS names or IP addresses), for
+        /// servers and clients alike.
+        pub fn leaf(&self, file: &str, names: &[&str]) -> Leaf {
+            let sans: Vec<String> = names
+                .iter()
+                .map(|n| match n.parse::<std::net::IpAddr>() {
+                    Ok(_) => format!("IP:{n}"),
+                    Err(_) => format!("DNS:{n}"),
+                })
+                .collect();
+            let ext = self.dir.join(format!("{file}.ext"));
+            std::fs::write(
+                &ext,
+                format!(
+                    "subjectAltName={}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+                    sans.join(",")
+                ),
+            )
+            .unwrap();
+            let (cert, key, csr) = (
+                format!("{file}.crt"),
+                format!("{file}.key"),
+                format!("{file}.csr"),
+            );
+            openssl(
+                &self.dir,
+                &[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-subj",
+                    &format!("/CN={file}"),
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                ],
+            );
+            let ca_cert = self.cert_file.display().to_string();
+            let ca_key = self.key_file.display().to_string();
+            let ext = ext.display().to_string();
+            openssl(
+                &self.dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    &ca_cert,
+                    "-CAkey",
+                    &ca_key,
+                    "-CAcreateserial",
+                    "-days",
+                    "1",
+                    "-extfile",
+                    &ext,
+                    "-out",
+                    &cert,
+                ],
+            );
+            Leaf {
+                cert_file: self.dir.join(cert),
+                key_file: self.dir.join(key),
+            }
+        }
+    }
+}

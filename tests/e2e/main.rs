@@ -19,4 +19,5 @@ mod opportunities;
 mod outage;
 mod resilience;
 mod tickets;
+mod tls;
 mod validation;

@@ -2,129 +2,16 @@
 //! the test's own, stopped and started again, the service it backs reports
 //! NOT_SERVING and fails calls at once with UNAVAILABLE, then serves again.
 
-use std::{
-    path::PathBuf,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use crm::testing::Authorized;
 use crm_auth::Role;
-use crm_e2e::*;
+use crm_e2e::{pg::Cluster, *};
 use crm_proto::crm::leads::v1 as pb;
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-
-/// A throwaway PostgreSQL cluster under the temporary directory, on a port
-/// of its own, with trust auth; removed on drop.
-struct Cluster {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Cluster {
-    /// `None` (the test skips) when PostgreSQL's server binaries are not
-    /// installed.
-    fn create() -> Option<Cluster> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
-            .filter(|bin| bin.join("initdb").is_file())
-            .max()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("crm-outage-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cluster = Cluster { bin, dir, port };
-        // PostgreSQL refuses to run as root: as root, it runs as `postgres`.
-        if Self::as_root() {
-            cluster.run(Command::new("chown").arg("postgres").arg(&cluster.dir));
-        }
-        let data = cluster.data();
-        cluster.run(
-            cluster
-                .tool("initdb")
-                .args(["-A", "trust", "-U", "postgres", "-D"])
-                .arg(&data),
-        );
-        cluster.start();
-        Some(cluster)
-    }
-
-    fn as_root() -> bool {
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn tool(&self, name: &str) -> Command {
-        let path = self.bin.join(name);
-        if Self::as_root() {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(path);
-            command
-        } else {
-            Command::new(path)
-        }
-    }
-
-    fn run(&self, command: &mut Command) {
-        let out = command.output().unwrap();
-        assert!(out.status.success(), "{command:?}: {out:?}");
-    }
-
-    fn pg_ctl(&self, args: &[&str]) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
-            self.port,
-            self.dir.display()
-        );
-        let log = self.dir.join("log");
-        self.run(
-            self.tool("pg_ctl")
-                .arg("-D")
-                .arg(self.data())
-                .args(["-o", &options, "-l"])
-                .arg(&log)
-                .args(["-w"])
-                .args(args),
-        );
-    }
-
-    fn start(&self) {
-        self.pg_ctl(&["start"]);
-    }
-
-    fn stop(&self) {
-        self.pg_ctl(&["-m", "fast", "stop"]);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self
-            .tool("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 async fn status(channel: Authorized, service: &str) -> Option<i32> {
     let request = HealthCheckRequest {

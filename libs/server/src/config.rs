@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// (DATABASE_UNAVAILABLE) rather than wait for the pool.
     #[serde(with = "crm_config::duration")]
     pub database_probe_interval: Duration,
+    /// TLS on the listener, and mutual TLS with a client CA
+    /// (`server.tls.*`); unset, plaintext.
+    pub tls: crate::ServerTls,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             rate_limit: RateLimitConfig::default(),
             limits: CallLimits::default(),
             database_probe_interval: Duration::from_secs(2),
+            tls: crate::ServerTls::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ mod limit;
 mod rate_limit;
 mod serve;
 mod shutdown;
+mod tls;
 mod transport;
 
 pub use config::{CallLimits, RateLimitConfig, ServerConfig};
@@ -31,3 +32,4 @@ pub use fair::{FairLayer, FairService, IdleBody, is_streaming};
 pub use limit::{MessageSizeLimit, MessageSizeLimitLayer};
 pub use serve::{ServerError, error_domain, serve, serve_ready, serve_with_health};
 pub use shutdown::Shutdown;
+pub use tls::{ClientTls, ServerTls, TlsError, secure};

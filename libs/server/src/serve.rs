@@ -26,6 +26,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving gRPC failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::TlsError),
 }
 
 /// The `ErrorInfo` domain of the errors the shared stack makes for the
@@ -98,6 +100,8 @@ pub async fn serve_with_health<H: Health>(
     (health, health_service): (HealthReporter, HealthServer<H>),
 ) -> Result<(), ServerError> {
     let domain: Arc<str> = error_domain(name).into();
+    // Checked before anything is reported or served.
+    let tls = cfg.tls.load(cfg.handshake_timeout)?;
     let up = *ready.borrow_and_update();
     set_status(&health, name, up).await;
     // Follows `ready` until shutdown; the shutdown signal waits for it to
@@ -168,7 +172,11 @@ pub async fn serve_with_health<H: Health>(
             tracing::info!(service = %name, "draining");
         }
     };
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .http2_keepalive_interval(Some(cfg.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(cfg.http2_keepalive_timeout))
         .max_concurrent_streams(cfg.http2_max_concurrent_streams)

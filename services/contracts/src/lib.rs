@@ -121,7 +121,7 @@ impl crm_service::Service for Contracts {
             .clone()
             .or_else(|| context.peers.url("opportunities").map(str::to_owned));
         let opportunities = url
-            .map(|url| crm_service::channel("opportunities", &url))
+            .map(|url| context.peers.channel_to("opportunities", &url))
             .transpose()
             .map_err(|e| DbErr::Custom(format!("contracts.opportunities_url: {e}")))?
             .map(app::OpportunitiesClient::new);

@@ -18,7 +18,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 
 pub use entry::{Entry, Launch};
 pub use registry::{SERVICES, Settings};
-pub use settings::{Addresses, StoreSettings};
+pub use settings::{Addresses, ClientSettings, StoreSettings};
 
 /// What a process runs: everything, the gateway, or one service of the
 /// registry.
@@ -80,6 +80,8 @@ pub enum Error {
     Settings(String),
     #[error("server: {0}")]
     Server(#[from] crm_server::ServerError),
+    #[error("tls: {0}")]
+    Tls(#[from] crm_server::TlsError),
     #[error("gateway: {0}")]
     Gateway(#[from] crm_gateway::GatewayError),
     #[error("a service task failed: {0}")]
@@ -298,14 +300,22 @@ pub fn check(settings: &Settings) -> Result<(), Error> {
 /// Where each service is: the address this process bound for the services
 /// it runs; for the others, `peers.<service>` or else the configured
 /// `serve.<service>_addr`.
+///
+/// Addresses (not `peers` URLs) are `https://` when the components serve
+/// TLS (`server.tls`): the components of one deployment share it.
 fn peers(settings: &Settings, bound: &BTreeMap<&str, SocketAddr>) -> crm_service::Peers {
+    let scheme = if settings.server.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let urls = SERVICES
         .iter()
         .filter_map(|e| {
             let url = match (bound.get(e.name), settings.peers.get(e.name)) {
-                (Some(addr), _) => format!("http://{addr}"),
+                (Some(addr), _) => format!("{scheme}://{addr}"),
                 (None, Some(url)) => url.clone(),
-                (None, None) => format!("http://{}", settings.serve.of(e.name)?),
+                (None, None) => format!("{scheme}://{}", settings.serve.of(e.name)?),
             };
             Some((e.name.to_owned(), url))
         })
@@ -364,6 +374,14 @@ pub async fn serve_on(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     check(&settings)?;
+    // TLS files are read and checked before anything starts (the
+    // listeners load them again, from the same files).
+    settings
+        .server
+        .tls
+        .load(settings.server.handshake_timeout)?;
+    let client_tls = settings.client.tls.load()?;
+    settings.gateway.client_tls = settings.client.tls.clone();
     let development = development_mode(&settings, component);
     let verifier = Arc::new(verifier(&settings, development)?);
     let identity = service_identity(&settings, development)?.map(Arc::new);
@@ -382,7 +400,7 @@ pub async fn serve_on(
         addrs.insert(entry.name, local);
         bound.push((entry, listener, local));
     }
-    let peers = peers(&settings, &addrs);
+    let peers = peers(&settings, &addrs).with_tls(client_tls);
     for entry in SERVICES.iter() {
         let Some(url) = peers.url(entry.name) else {
             continue;

@@ -73,6 +73,17 @@ enum Command {
         /// Seconds to wait for the answer, connecting included.
         #[arg(long, default_value_t = 3)]
         timeout: u64,
+        /// Ask over TLS trusting this CA (PEM). Without it, TLS is used when
+        /// the components serve it (`server.tls.cert_file`), trusting
+        /// `client.tls.ca_file`; `client.tls.cert_file`/`key_file` are
+        /// presented for mutual TLS.
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
+        /// The name the server's certificate must carry (default: the
+        /// host asked, e.g. when the certificate names only the service's
+        /// DNS name and the check asks 127.0.0.1).
+        #[arg(long)]
+        tls_domain: Option<String>,
     },
 }
 
@@ -147,6 +158,8 @@ async fn run(command: Command, mut settings: Settings) -> Result<(), Box<dyn std
             addr,
             service,
             timeout,
+            tls_ca,
+            tls_domain,
         } => {
             let addr = match addr {
                 Some(addr) => addr,
@@ -158,7 +171,18 @@ async fn run(command: Command, mut settings: Settings) -> Result<(), Box<dyn std
                     .to_owned(),
             };
             let addr = loopback_if_unspecified(&addr);
-            health(&addr, service, Duration::from_secs(timeout.max(1))).await?;
+            let tls = (tls_ca.is_some() || settings.server.tls.enabled())
+                .then(|| {
+                    let mut client = settings.client.tls.clone();
+                    client.ca_file = tls_ca.or(client.ca_file);
+                    let config = client.load()?;
+                    Ok::<_, crm_server::TlsError>(match tls_domain {
+                        Some(name) => config.domain_name(name),
+                        None => config,
+                    })
+                })
+                .transpose()?;
+            health(&addr, service, tls, Duration::from_secs(timeout.max(1))).await?;
             println!("{addr}: SERVING");
         }
     }
@@ -183,13 +207,25 @@ fn loopback_if_unspecified(addr: &str) -> String {
 
 /// grpc.health.v1 Check of `service` at `addr` within `timeout`: Ok when
 /// SERVING, else what was answered (or why nothing was).
-async fn health(addr: &str, service: String, timeout: Duration) -> Result<(), String> {
+/// Over TLS when `tls` is given.
+async fn health(
+    addr: &str,
+    service: String,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+    timeout: Duration,
+) -> Result<(), String> {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(|e| format!("health: {addr}: {e}"))?
         .connect_timeout(timeout);
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("health: {addr}: TLS: {e}"))?;
+    }
     let check = async {
         let channel = endpoint
             .connect()

@@ -27,6 +27,8 @@ macro_rules! suite {
             pub auth: crm_auth::AuthConfig,
             pub gateway: crm_gateway::GatewayConfig,
             pub telemetry: crm_telemetry::TelemetryConfig,
+            /// How this process calls the other components (`client.tls`).
+            pub client: $crate::ClientSettings,
             /// Where the other components reach each service, by name
             /// (`leads = "http://crm-leads:50061"`); a service not listed
             /// is reached at its `serve.<service>_addr`.
@@ -46,6 +48,7 @@ macro_rules! suite {
                     auth: Default::default(),
                     gateway: Default::default(),
                     telemetry: Default::default(),
+                    client: Default::default(),
                     peers: Default::default(),
                     $($name: Default::default(),)*
                 }
@@ -105,6 +108,16 @@ impl Addresses {
             .get(&format!("{service}_addr"))
             .map(String::as_str)
     }
+}
+
+/// The `[client]` section: how this process calls the other components.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSettings {
+    /// TLS of calls to `https://` peers and upstreams: the CA to trust
+    /// (unset: the public web roots) and, for mutual TLS, the certificate
+    /// and key this process presents.
+    pub tls: crm_server::ClientTls,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -156,7 +156,9 @@ impl crm_service::Service for Delivery {
                 None
             }
             (Some(url), Some(identity)) => {
-                let channel = crm_service::channel("contracts", &url)
+                let channel = context
+                    .peers
+                    .channel_to("contracts", &url)
                     .map_err(|e| DbErr::Custom(format!("delivery.contracts_url: {e}")))?;
                 Some(handover_consumer(
                     channel,

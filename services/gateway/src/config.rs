@@ -51,6 +51,11 @@ pub struct GatewayConfig {
     /// service names (`crm.leads.v1.LeadService`).
     #[serde(with = "crm_config::duration")]
     pub upstream_health_interval: Duration,
+    /// The TLS of calls to `https://` upstreams: the process's `client.tls`
+    /// section, filled in by whoever starts the gateway (not a key of
+    /// `[gateway]`).
+    #[serde(skip)]
+    pub client_tls: crm_server::ClientTls,
 }
 
 impl Default for GatewayConfig {
@@ -66,6 +71,7 @@ impl Default for GatewayConfig {
             max_request_bytes: 4 * 1024 * 1024,
             max_timeout: Duration::from_secs(30),
             upstream_health_interval: Duration::from_secs(2),
+            client_tls: crm_server::ClientTls::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use crm_server::Shutdown;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic_health::{
     ServingStatus,
     pb::{
@@ -44,24 +44,25 @@ fn names(package: &str) -> Vec<String> {
 /// tried again and how often a quiet connection to it is probed.
 pub(crate) fn follow_upstreams(
     upstreams: &BTreeMap<String, String>,
+    tls: &ClientTlsConfig,
     reporter: &HealthReporter,
     interval: Duration,
     shutdown: &Shutdown,
 ) -> Result<Vec<JoinHandle<()>>, GatewayError> {
     let mut tasks = Vec::new();
     for (package, url) in upstreams {
-        let channel = Endpoint::from_shared(url.clone())
-            .map(|e| {
-                e.connect_timeout(interval)
-                    .http2_keep_alive_interval(interval)
-                    .keep_alive_timeout(interval)
-                    .keep_alive_while_idle(true)
-            })
-            .map_err(|source| GatewayError::Upstream {
+        let endpoint =
+            Endpoint::from_shared(url.clone()).map_err(|source| GatewayError::Upstream {
                 package: package.clone(),
                 url: url.clone(),
                 source,
-            })?
+            })?;
+        let key = format!("gateway.upstreams.\"{package}\"");
+        let channel = crm_server::secure(endpoint, url, tls, &key)?
+            .connect_timeout(interval)
+            .http2_keep_alive_interval(interval)
+            .keep_alive_timeout(interval)
+            .keep_alive_while_idle(true)
             .connect_lazy();
         let upstream = Upstream {
             names: names(package),

@@ -69,6 +69,8 @@ pub enum GatewayError {
     },
     #[error(transparent)]
     Server(#[from] crm_server::ServerError),
+    #[error(transparent)]
+    Tls(#[from] crm_server::TlsError),
 }
 
 /// The gateway's proxy stack as routes whose fallback takes every path the
@@ -92,7 +94,7 @@ pub fn routes(
             ERROR_DOMAIN,
         ))
         .service(
-            Proxy::new(&cfg.upstreams, &cfg.upstream)?
+            Proxy::secured(&cfg.upstreams, &cfg.upstream, &cfg.client_tls.load()?)?
                 .multiplexed(&cfg.multiplexed)?
                 .routing_fields(&cfg.multiplexed_fields, cfg.max_request_bytes)?,
         );
@@ -113,6 +115,7 @@ pub async fn serve(
     let health = tonic_health::server::health_reporter();
     let followers = health::follow_upstreams(
         &cfg.upstreams,
+        &cfg.client_tls.load()?,
         &health.0,
         cfg.upstream_health_interval,
         &shutdown,

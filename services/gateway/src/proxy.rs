@@ -20,7 +20,7 @@ use tonic::{
     Code, Status,
     body::Body,
     codegen::StdError,
-    transport::{Channel, Endpoint},
+    transport::{Channel, ClientTlsConfig, Endpoint},
 };
 use tonic_types::{ErrorDetails, StatusExt as _};
 use tower::{Service, ServiceExt as _};
@@ -135,6 +135,16 @@ impl Proxy {
         upstreams: &BTreeMap<String, String>,
         cfg: &UpstreamConfig,
     ) -> Result<Self, GatewayError> {
+        Self::secured(upstreams, cfg, &ClientTlsConfig::new().with_webpki_roots())
+    }
+
+    /// [`Proxy::new`], reaching `https://` upstreams with `tls`
+    /// (`client.tls`: the CA to trust, the certificate for mutual TLS).
+    pub fn secured(
+        upstreams: &BTreeMap<String, String>,
+        cfg: &UpstreamConfig,
+        tls: &ClientTlsConfig,
+    ) -> Result<Self, GatewayError> {
         // The largest window HTTP/2 allows.
         const MAX_WINDOW: u32 = (1 << 31) - 1;
         let per_connection = cfg.streams_per_connection.max(1);
@@ -144,12 +154,14 @@ impl Proxy {
             .min(MAX_WINDOW);
         let mut channels = BTreeMap::new();
         for (package, url) in upstreams {
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|source| GatewayError::Upstream {
+            let endpoint =
+                Endpoint::from_shared(url.clone()).map_err(|source| GatewayError::Upstream {
                     package: package.clone(),
                     url: url.clone(),
                     source,
-                })?
+                })?;
+            let key = format!("gateway.upstreams.\"{package}\"");
+            let endpoint = crm_server::secure(endpoint, url, tls, &key)?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(20))

@@ -91,24 +91,20 @@ pub struct Leads {
 
 impl Leads {
     /// Opens the service on `db`, applying its migrations; ConvertLead
-    /// reaches the opportunities service at `opportunities_url` (connected
-    /// on first use: it may start later).
+    /// reaches the opportunities service on `opportunities` (connected on
+    /// first use: it may start later).
     async fn open_on(
         db: DatabaseConnection,
         config: LeadsSettings,
         identity: Option<Arc<crm_auth::TokenMinter>>,
-        opportunities_url: Option<String>,
+        opportunities: Option<tonic::transport::Channel>,
     ) -> Result<Self, DbErr> {
         crm_store::migrate::<store::Migrator>(&db).await?;
         let events = crm_events::Events::open(db.clone(), config.events.clone())
             .await
             .map_err(|e| DbErr::Custom(format!("leads.events: {e}")))?;
         let uow = crm_store::uow::UnitOfWork::new(db.clone(), events.outbox());
-        let opportunities = opportunities_url
-            .map(|url| crm_service::channel("opportunities", &url))
-            .transpose()
-            .map_err(|e| DbErr::Custom(format!("leads.opportunities_url: {e}")))?
-            .map(app::OpportunitiesClient::new);
+        let opportunities = opportunities.map(app::OpportunitiesClient::new);
         Ok(Leads {
             converts: opportunities.is_some(),
             app: App::new(uow, config.defaults.clone(), opportunities)
@@ -192,7 +188,11 @@ impl crm_service::Service for Leads {
             .opportunities_url
             .clone()
             .or_else(|| context.peers.url("opportunities").map(str::to_owned));
-        Self::open_on(context.db, settings, context.identity, url).await
+        let channel = url
+            .map(|url| context.peers.channel_to("opportunities", &url))
+            .transpose()
+            .map_err(|e| DbErr::Custom(format!("leads.opportunities_url: {e}")))?;
+        Self::open_on(context.db, settings, context.identity, channel).await
     }
 
     /// The automatic conversion calls opportunities as the service.

@@ -151,7 +151,9 @@ impl crm_service::Service for Tickets {
                 None
             }
             (Some(url), Some(identity)) => {
-                let channel = crm_service::channel("delivery", &url)
+                let channel = context
+                    .peers
+                    .channel_to("delivery", &url)
                     .map_err(|e| DbErr::Custom(format!("tickets.delivery_url: {e}")))?;
                 Some(project_consumer(
                     channel,
