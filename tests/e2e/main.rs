@@ -18,6 +18,7 @@ mod operations;
 mod opportunities;
 mod outage;
 mod resilience;
+mod telemetry;
 mod tickets;
 mod tls;
 mod validation;

@@ -138,7 +138,7 @@ pub async fn serve_with_health<H: Health>(
     let drain = Shutdown::new();
     let abort = Shutdown::new();
     let stack = ServiceBuilder::new()
-        .layer(RpcTraceLayer::new())
+        .layer(RpcTraceLayer::new(name))
         .layer(DrainLayer::new(
             drain.clone(),
             abort.clone(),

@@ -29,7 +29,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 pub use audit::AuditTrail;
 pub use config::{ConfigWire, TenantConfigs};
-pub use outbound::outbound;
+pub use outbound::{PeerChannel, outbound, traced};
 pub use peers::{PeerError, Peers, channel};
 pub use replay::Replay;
 pub use storage::storage_error;

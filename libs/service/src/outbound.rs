@@ -6,10 +6,23 @@
 use std::time::Duration;
 
 use crm_auth::BearerToken;
-use tonic::{Request, metadata::MetadataMap};
+use crm_telemetry::{RpcClient, RpcClientLayer};
+use tonic::{Request, metadata::MetadataMap, transport::Channel};
+use tower::Layer as _;
+
+/// A channel to another service whose every call makes a CLIENT span (the
+/// edge caller → callee in a trace) and client metrics.
+pub type PeerChannel = RpcClient<Channel>;
+
+/// `channel` to `peer` (its name or URL), traced as calls made by
+/// `caller` (e.g. `"leads"`).
+pub fn traced(caller: &str, peer: &str, channel: Channel) -> PeerChannel {
+    RpcClientLayer::new(caller, peer).layer(channel)
+}
 
 /// `message` as a request to another service, on behalf of `token`'s
-/// holder, within the current trace, given at most `timeout`.
+/// holder, within the current trace, given at most `timeout`. Send it on a
+/// [`PeerChannel`] so that the call gets its own CLIENT span.
 pub fn outbound<T>(message: T, token: Option<&BearerToken>, timeout: Duration) -> Request<T> {
     let mut headers = http::HeaderMap::new();
     crm_telemetry::inject_trace_context(&mut headers);

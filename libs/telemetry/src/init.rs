@@ -1,11 +1,13 @@
 use std::{
     io::IsTerminal as _,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     time::Duration,
 };
 
-use opentelemetry::{global, trace::TracerProvider as _};
-use opentelemetry_otlp::{ExporterBuildError, MetricExporter, SpanExporter, WithExportConfig as _};
+use opentelemetry::{Key, KeyValue, global, trace::TracerProvider as _};
+use opentelemetry_otlp::{
+    ExporterBuildError, MetricExporter, SpanExporter, WithExportConfig as _, WithTonicConfig as _,
+};
 use opentelemetry_sdk::{
     Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator,
     trace::SdkTracerProvider,
@@ -14,7 +16,19 @@ use tracing_subscriber::{
     EnvFilter, Layer as _, Registry, filter::LevelFilter, layer::SubscriberExt as _,
 };
 
-use crate::{LogFormat, TelemetryConfig};
+use crate::{
+    LogFormat, TelemetryConfig,
+    component::{
+        ComponentTagger, Exporters, RoutingExporter, add_meter_provider, component_of,
+        has_meter_provider, service_name, take_meter_providers,
+    },
+    tls,
+};
+
+const SERVICE_NAME: &str = "service.name";
+const SERVICE_NAMESPACE: &str = "service.namespace";
+const SERVICE_VERSION: &str = "service.version";
+const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 
 /// Why telemetry could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +47,13 @@ pub enum TelemetryError {
         #[source]
         source: ExporterBuildError,
     },
+    #[error("cannot read {variable} ({path}): {source}")]
+    Certificate {
+        variable: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("another global tracing subscriber is already installed")]
     SubscriberAlreadySet(#[source] tracing::subscriber::SetGlobalDefaultError),
 }
@@ -42,13 +63,14 @@ pub enum TelemetryError {
 #[must_use = "dropping the guard stops telemetry export"]
 pub struct TelemetryGuard {
     tracer: Option<SdkTracerProvider>,
-    meter: Option<SdkMeterProvider>,
+    /// Whether this guard shuts the components' meter providers down.
+    meters: bool,
 }
 
 impl std::fmt::Debug for TelemetryGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TelemetryGuard")
-            .field("exporting", &self.tracer.is_some())
+            .field("exporting", &(self.tracer.is_some() || self.meters))
             .finish()
     }
 }
@@ -63,10 +85,12 @@ impl Drop for TelemetryGuard {
         {
             tracing::warn!(error = %e, "flushing traces failed");
         }
-        if let Some(meter) = self.meter.take()
-            && let Err(e) = meter.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
-        {
-            tracing::warn!(error = %e, "flushing metrics failed");
+        if std::mem::take(&mut self.meters) {
+            for meter in take_meter_providers() {
+                if let Err(e) = meter.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+                    tracing::warn!(error = %e, "flushing metrics failed");
+                }
+            }
         }
     }
 }
@@ -80,58 +104,215 @@ fn log_filter(cfg: &TelemetryConfig) -> Result<EnvFilter, TelemetryError> {
 
 static INITIALISED: Mutex<bool> = Mutex::new(false);
 
+/// What [`register_component`] needs to give a component its exporters.
+struct Export {
+    /// Attributes every component's resource gets unless the environment
+    /// (`OTEL_RESOURCE_ATTRIBUTES`) already sets them.
+    defaults: Vec<KeyValue>,
+    /// `service.name` prefix (`telemetry.service_name`).
+    prefix: String,
+    /// `OTEL_SERVICE_NAME` (or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`).
+    env_name: Option<String>,
+    /// The endpoint the settings give, overriding the environment's.
+    endpoint: Option<String>,
+    traces: Option<Exporters>,
+    metrics: bool,
+    /// The runtime of [`init`]: every exporter's connection lives there,
+    /// not on the runtime of whoever registers a component (a test suite's
+    /// runtime ends before the final flush).
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+static EXPORT: OnceLock<Export> = OnceLock::new();
+
+/// Whether `OTEL_<signal>_EXPORTER` turns the signal off.
+fn turned_off(signal: &str) -> bool {
+    std::env::var(format!("OTEL_{signal}_EXPORTER")).is_ok_and(|v| v.trim() == "none")
+}
+
+fn env_set(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// Where a signal goes: the setting, else the OTLP environment variables
+/// (which the exporter then reads itself, with their headers and timeouts).
+fn exports(cfg_endpoint: Option<&str>, signal: &str) -> bool {
+    !turned_off(signal)
+        && (cfg_endpoint.is_some()
+            || env_set("OTEL_EXPORTER_OTLP_ENDPOINT")
+            || env_set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")))
+}
+
+/// The endpoint the exporter will use for `signal`, as the exporter itself
+/// resolves it: the setting, the signal's variable, the generic one.
+fn effective_endpoint(cfg_endpoint: Option<&str>, signal: &str) -> String {
+    cfg_endpoint
+        .map(str::to_owned)
+        .or_else(|| std::env::var(format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")).ok())
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .unwrap_or_default()
+}
+
+fn resource(export: &Export, component: Option<&str>) -> Resource {
+    let name = match component {
+        Some(c) => service_name(&export.prefix, export.env_name.as_deref(), c).into_owned(),
+        None => export
+            .env_name
+            .clone()
+            .unwrap_or_else(|| export.prefix.clone()),
+    };
+    Resource::builder()
+        .with_attributes(export.defaults.iter().cloned())
+        .with_service_name(name)
+        .build()
+}
+
+fn span_exporter(export: &Export, component: Option<&str>) -> Result<SpanExporter, TelemetryError> {
+    let endpoint = effective_endpoint(export.endpoint.as_deref(), "TRACES");
+    let mut builder = SpanExporter::builder().with_tonic();
+    if let Some(e) = &export.endpoint {
+        builder = builder.with_endpoint(e);
+    }
+    if let Some(tls) = tls::client_config(&endpoint)? {
+        builder = builder.with_tls_config(tls);
+    }
+    let mut exporter = builder
+        .build()
+        .map_err(|source| TelemetryError::Exporter { endpoint, source })?;
+    opentelemetry_sdk::trace::SpanExporter::set_resource(
+        &mut exporter,
+        &resource(export, component),
+    );
+    Ok(exporter)
+}
+
+fn meter_provider(export: &Export, component: &str) -> Result<SdkMeterProvider, TelemetryError> {
+    let endpoint = effective_endpoint(export.endpoint.as_deref(), "METRICS");
+    let mut builder = MetricExporter::builder().with_tonic();
+    if let Some(e) = &export.endpoint {
+        builder = builder.with_endpoint(e);
+    }
+    if let Some(tls) = tls::client_config(&endpoint)? {
+        builder = builder.with_tls_config(tls);
+    }
+    let exporter = builder
+        .build()
+        .map_err(|source| TelemetryError::Exporter { endpoint, source })?;
+    Ok(SdkMeterProvider::builder()
+        .with_resource(resource(export, Some(component)))
+        .with_periodic_exporter(exporter)
+        .build())
+}
+
+/// Gives `component` (`leads`, or a served name such as
+/// `crm.leads.v1.LeadService`) its own exporters, so that its spans and
+/// metrics carry `service.name` `crm-<component>` (or `OTEL_SERVICE_NAME`).
+/// Idempotent; a no-op when nothing is exported. Call it inside a Tokio
+/// runtime, after [`init`]: [`crate::RpcTraceLayer`] and
+/// [`crate::RpcClientLayer`] do.
+pub fn register_component(component: &str) {
+    let component = component_of(component);
+    let Some(export) = EXPORT.get() else {
+        return;
+    };
+    let _runtime = export.runtime.as_ref().map(tokio::runtime::Handle::enter);
+    if let Some(exporters) = &export.traces {
+        let known = exporters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(component);
+        if !known {
+            match span_exporter(export, Some(component)) {
+                Ok(exporter) => {
+                    exporters
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .entry(component.to_owned())
+                        .or_insert_with(|| Arc::new(exporter));
+                }
+                Err(e) => {
+                    tracing::warn!(component, error = %e, "no trace export for this component")
+                }
+            }
+        }
+    }
+    if export.metrics && !has_meter_provider(component) {
+        match meter_provider(export, component) {
+            Ok(provider) => add_meter_provider(component, provider),
+            Err(e) => tracing::warn!(component, error = %e, "no metric export for this component"),
+        }
+    }
+}
+
 /// Installs logging, tracing and metrics for the process.
 ///
 /// Only the first successful call does anything; later calls (several tests
-/// in one process, several services in `crm serve`) return a guard that owns
-/// nothing. With an OTLP endpoint it must run inside a Tokio runtime (the
-/// exporters use tonic).
+/// in one process) return a guard that owns nothing. Traces and metrics are
+/// exported by OTLP/gRPC when `telemetry.otlp_endpoint` or the standard
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (`_TRACES_ENDPOINT`, `_METRICS_ENDPOINT`)
+/// is set; the exporter reads `OTEL_EXPORTER_OTLP_*` (headers, timeout,
+/// compression) itself, the SDK `OTEL_TRACES_SAMPLER(_ARG)`,
+/// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SERVICE_NAME`, `OTEL_BSP_*` and
+/// `OTEL_METRIC_EXPORT_INTERVAL`. With export it must run inside a Tokio
+/// runtime (the exporters use tonic).
 pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     let mut initialised = INITIALISED.lock().unwrap_or_else(PoisonError::into_inner);
     if *initialised {
         return Ok(TelemetryGuard {
             tracer: None,
-            meter: None,
+            meters: false,
         });
     }
 
     let filter = log_filter(cfg)?;
-    let resource = Resource::builder()
-        .with_service_name(cfg.service_name.clone())
-        .build();
+    let cfg_endpoint = cfg.otlp_endpoint.as_deref().filter(|e| !e.is_empty());
+    let traces = exports(cfg_endpoint, "TRACES");
+    let metrics = exports(cfg_endpoint, "METRICS");
+    if (traces || metrics) && tokio::runtime::Handle::try_current().is_err() {
+        return Err(TelemetryError::NoRuntime {
+            endpoint: effective_endpoint(cfg_endpoint, "TRACES"),
+        });
+    }
 
-    // Without an endpoint the provider still makes real span contexts (trace
+    // The SDK's detectors read OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES;
+    // without either, service.name is `unknown_service:…`.
+    let detected = Resource::builder().build();
+    let env_name = detected
+        .get(&Key::new(SERVICE_NAME))
+        .map(|v| v.as_str().into_owned())
+        .filter(|n| !n.starts_with("unknown_service"));
+    let defaults = [
+        KeyValue::new(SERVICE_NAMESPACE, cfg.service_name.clone()),
+        KeyValue::new(SERVICE_VERSION, env!("CARGO_PKG_VERSION")),
+        KeyValue::new(
+            SERVICE_INSTANCE_ID,
+            uuid::Uuid::now_v7().hyphenated().to_string(),
+        ),
+    ]
+    .into_iter()
+    .filter(|kv| detected.get(&kv.key).is_none())
+    .collect();
+    let export = Export {
+        defaults,
+        prefix: cfg.service_name.clone(),
+        env_name,
+        endpoint: cfg_endpoint.map(str::to_owned),
+        traces: traces.then(Exporters::default),
+        metrics,
+        runtime: tokio::runtime::Handle::try_current().ok(),
+    };
+
+    // Without export the provider still makes real span contexts (trace
     // ids for errors and forwarded calls); it just has nowhere to send them.
-    let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
-    let mut meter_provider = None;
-    let endpoint = cfg.otlp_endpoint.as_deref().filter(|e| !e.is_empty());
-    if let Some(endpoint) = endpoint {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(TelemetryError::NoRuntime {
-                endpoint: endpoint.to_owned(),
-            });
-        }
-        let exporter_error = |source| TelemetryError::Exporter {
-            endpoint: endpoint.to_owned(),
-            source,
+    let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource(&export, None));
+    if let Some(exporters) = &export.traces {
+        let routing = RoutingExporter {
+            exporters: Arc::clone(exporters),
+            fallback: Arc::new(span_exporter(&export, None)?),
         };
-        let spans = SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()
-            .map_err(exporter_error)?;
-        let metrics = MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build()
-            .map_err(exporter_error)?;
-        tracer_builder = tracer_builder.with_batch_exporter(spans);
-        meter_provider = Some(
-            SdkMeterProvider::builder()
-                .with_resource(resource)
-                .with_periodic_exporter(metrics)
-                .build(),
-        );
+        tracer_builder = tracer_builder
+            .with_span_processor(ComponentTagger)
+            .with_batch_exporter(routing);
     }
     let tracer_provider = tracer_builder.build();
     let tracer = tracer_provider.tracer("crm");
@@ -166,14 +347,15 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
 
     global::set_text_map_propagator(TraceContextPropagator::new());
     global::set_tracer_provider(tracer_provider.clone());
-    if let Some(meter) = &meter_provider {
-        global::set_meter_provider(meter.clone());
-    }
+    let exporting = export.traces.is_some();
+    let metered = export.metrics;
+    // Only the first call gets here, so the cell is empty.
+    let _ = EXPORT.set(export);
     *initialised = true;
 
     Ok(TelemetryGuard {
-        tracer: endpoint.map(|_| tracer_provider),
-        meter: meter_provider,
+        tracer: exporting.then_some(tracer_provider),
+        meters: metered,
     })
 }
 

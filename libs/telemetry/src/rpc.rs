@@ -7,72 +7,83 @@ use std::{
 };
 
 use http::{HeaderMap, Request, Response};
-use opentelemetry::{
-    KeyValue, global,
-    metrics::{Counter, Histogram},
-    trace::TraceContextExt as _,
-};
+use opentelemetry::{KeyValue, metrics::Histogram, trace::TraceContextExt as _};
 use tower::{Layer, Service};
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::extract_trace_context;
+use crate::{
+    component::{component_of, meter, with_component},
+    extract_trace_context, inject_trace_context, register_component,
+};
 
 const CANCELLED: i32 = 1;
 const UNKNOWN: i32 = 2;
 const UNIMPLEMENTED: i32 = 12;
+const UNAVAILABLE: i32 = 14;
 
 /// Latency buckets in seconds, from a cache hit to the longest allowed call.
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-struct RpcMetrics {
-    requests: Counter<u64>,
-    duration: Histogram<f64>,
+/// The server metric: OpenTelemetry's RPC semantic conventions (v1.37+),
+/// seconds. Its count per `rpc.grpc.status_code` is the rate and the
+/// errors, its buckets the duration: RED from one instrument.
+pub const SERVER_DURATION: &str = "rpc.server.call.duration";
+/// The client metric, likewise.
+pub const CLIENT_DURATION: &str = "rpc.client.call.duration";
+
+/// Health probes and reflection make no spans and no metrics: a probe every
+/// few seconds per pod would bury the traces that matter.
+fn is_infrastructure(service: &str) -> bool {
+    service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.")
 }
 
-/// One span per RPC, named `{service}/{method}`, with OpenTelemetry's rpc.*
-/// attributes and the gRPC status of the outcome, continuing the trace of
-/// the incoming `traceparent`; and a request count and latency histogram
-/// per method.
+fn duration(component: &str, name: &'static str, description: &'static str) -> Histogram<f64> {
+    meter(component)
+        .f64_histogram(name)
+        .with_description(description)
+        .with_unit("s")
+        .with_boundaries(DURATION_BUCKETS.to_vec())
+        .build()
+}
+
+/// One SERVER span per RPC, named `{service}/{method}`, with OpenTelemetry's
+/// rpc.* attributes and the gRPC status of the outcome, continuing the
+/// trace of the incoming `traceparent`; and `rpc.server.call.duration` per
+/// method and status, under the component's own `service.name`.
 ///
 /// Build it after [`crate::init`]: the metric instruments bind to the meter
 /// provider installed at construction.
 #[derive(Clone)]
 pub struct RpcTraceLayer {
-    metrics: Arc<RpcMetrics>,
+    component: Arc<str>,
+    duration: Histogram<f64>,
 }
 
 impl RpcTraceLayer {
-    pub fn new() -> Self {
-        let meter = global::meter("crm");
-        let requests = meter
-            .u64_counter("rpc.server.requests")
-            .with_description("RPCs handled, by method and gRPC status")
-            .with_unit("{request}")
-            .build();
-        let duration = meter
-            .f64_histogram("rpc.server.call.duration")
-            .with_description("Time from request headers to the final status")
-            .with_unit("s")
-            .with_boundaries(DURATION_BUCKETS.to_vec())
-            .build();
+    /// The layer of the component serving `name` (`gateway`, or a gRPC
+    /// service name such as `crm.leads.v1.LeadService`).
+    pub fn new(name: &str) -> Self {
+        let component = component_of(name);
+        register_component(component);
         Self {
-            metrics: Arc::new(RpcMetrics { requests, duration }),
+            component: component.into(),
+            duration: duration(
+                component,
+                SERVER_DURATION,
+                "Time from request headers to the final status, by method and gRPC status",
+            ),
         }
-    }
-}
-
-impl Default for RpcTraceLayer {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
 impl std::fmt::Debug for RpcTraceLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcTraceLayer").finish_non_exhaustive()
+        f.debug_struct("RpcTraceLayer")
+            .field("component", &self.component)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +93,7 @@ impl<S> Layer<S> for RpcTraceLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RpcTrace {
             inner,
-            metrics: Arc::clone(&self.metrics),
+            layer: self.clone(),
         }
     }
 }
@@ -91,7 +102,7 @@ impl<S> Layer<S> for RpcTraceLayer {
 #[derive(Clone)]
 pub struct RpcTrace<S> {
     inner: S,
-    metrics: Arc<RpcMetrics>,
+    layer: RpcTraceLayer,
 }
 
 /// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
@@ -118,6 +129,13 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (service, method) = split_path(req.uri().path());
+        if is_infrastructure(service) {
+            return RpcTraceFuture {
+                inner: self.inner.call(req),
+                call: None,
+                error_code: UNKNOWN,
+            };
+        }
         let span = tracing::info_span!(
             "rpc",
             otel.name = %format_args!("{service}/{method}"),
@@ -130,25 +148,24 @@ where
             trace_id = Empty,
             request_id = Empty,
         );
+        // The caller's context if it sent a valid one, else a new trace (not
+        // whatever span happens to be current here); marked as this
+        // component's so its spans export under its name.
         let parent = extract_trace_context(req.headers());
-        if parent.span().span_context().is_valid() {
-            // Fails only when the span is disabled or no OpenTelemetry layer
-            // is installed; then there is no trace to continue.
-            let _ = span.set_parent(parent);
-        }
+        let parent = if parent.span().span_context().is_valid() {
+            parent
+        } else {
+            opentelemetry::Context::new()
+        };
+        // Fails only when the span is disabled or no OpenTelemetry layer
+        // is installed; then there is no trace to continue.
+        let _ = span.set_parent(with_component(parent, &self.layer.component));
         let otel = span.context();
         let span_context = otel.span().span_context().clone();
         if span_context.is_valid() {
             span.record("trace_id", tracing::field::display(span_context.trace_id()));
         }
-        let call = CallInfo {
-            service: service.to_owned(),
-            method: method.to_owned(),
-            start: Instant::now(),
-            metrics: Arc::clone(&self.metrics),
-            done: false,
-            span,
-        };
+        let call = CallInfo::new(service, method, self.layer.duration.clone(), span, None);
         let inner = {
             let _entered = call.span.enter();
             self.inner.call(req)
@@ -156,6 +173,134 @@ where
         RpcTraceFuture {
             inner,
             call: Some(call),
+            error_code: UNKNOWN,
+        }
+    }
+}
+
+/// One CLIENT span per outbound RPC, the child of the current span, whose
+/// context is the one sent on (`traceparent`), so that a trace shows the
+/// edge caller → callee; and `rpc.client.call.duration` per method and
+/// status. Wrap the channel to a peer in it.
+#[derive(Clone)]
+pub struct RpcClientLayer {
+    component: Arc<str>,
+    /// `server.address` and `server.port` of the peer.
+    server: Arc<(String, Option<i64>)>,
+    duration: Histogram<f64>,
+}
+
+impl RpcClientLayer {
+    /// Calls made by `component` to the peer at `url`.
+    pub fn new(component: &str, url: &str) -> Self {
+        let component = component_of(component);
+        register_component(component);
+        let server = url
+            .parse::<http::Uri>()
+            .ok()
+            .map(|uri| {
+                (
+                    uri.host().unwrap_or_default().to_owned(),
+                    uri.port_u16().map(i64::from),
+                )
+            })
+            .unwrap_or_default();
+        Self {
+            component: component.into(),
+            server: Arc::new(server),
+            duration: duration(
+                component,
+                CLIENT_DURATION,
+                "Time from sending the request to the final status, by method and gRPC status",
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for RpcClientLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClientLayer")
+            .field("component", &self.component)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for RpcClientLayer {
+    type Service = RpcClient<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcClient {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`RpcClientLayer`].
+#[derive(Clone)]
+pub struct RpcClient<S> {
+    inner: S,
+    layer: RpcClientLayer,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for RpcClient<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for RpcClient<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = Response<TracedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = RpcTraceFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let path = req.uri().path().to_owned();
+        let (service, method) = split_path(&path);
+        let (address, port) = &*self.layer.server;
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
+            rpc.grpc.status_code = Empty,
+            server.address = address.as_str(),
+            server.port = port,
+        );
+        let parent = Span::current().context();
+        let _ = span.set_parent(with_component(parent, &self.layer.component));
+        // The callee continues this span, not the caller's.
+        span.in_scope(|| inject_trace_context(req.headers_mut()));
+        let call = CallInfo::new(
+            service,
+            method,
+            self.layer.duration.clone(),
+            span,
+            Some(address.clone()),
+        );
+        let inner = {
+            let _entered = call.span.enter();
+            self.inner.call(req)
+        };
+        RpcTraceFuture {
+            inner,
+            call: Some(call),
+            // The call never got an answer: the peer is out of reach.
+            error_code: UNAVAILABLE,
         }
     }
 }
@@ -166,21 +311,46 @@ struct CallInfo {
     service: String,
     method: String,
     start: Instant,
-    metrics: Arc<RpcMetrics>,
+    duration: Histogram<f64>,
     done: bool,
     span: Span,
+    /// The peer of a client call; `None` for a served one.
+    peer: Option<String>,
 }
 
 impl CallInfo {
+    fn new(
+        service: &str,
+        method: &str,
+        duration: Histogram<f64>,
+        span: Span,
+        peer: Option<String>,
+    ) -> Self {
+        CallInfo {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            start: Instant::now(),
+            duration,
+            done: false,
+            span,
+            peer,
+        }
+    }
+
     fn finish(&mut self, code: i32) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
         let elapsed = self.start.elapsed();
         self.span.record("rpc.grpc.status_code", code);
-        // OpenTelemetry's rpc conventions: these codes are the server's fault.
-        let server_error = matches!(code, 2 | 4 | 12 | 13 | 14 | 15);
-        if server_error {
+        // OpenTelemetry's rpc conventions: these codes are the server's
+        // fault; a client counts every non-OK status as an error.
+        let error = if self.peer.is_some() {
+            code != 0
+        } else {
+            matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+        };
+        if error {
             self.span.record("otel.status_code", "ERROR");
         }
         // Unknown paths are unbounded input; don't let them mint metric series.
@@ -189,19 +359,21 @@ impl CallInfo {
         } else {
             (self.service.clone(), self.method.clone())
         };
-        let attributes = [
+        let mut attributes = vec![
             KeyValue::new("rpc.system", "grpc"),
             KeyValue::new("rpc.service", service),
             KeyValue::new("rpc.method", method),
             KeyValue::new("rpc.grpc.status_code", i64::from(code)),
         ];
-        self.metrics.requests.add(1, &attributes);
-        self.metrics
-            .duration
-            .record(elapsed.as_secs_f64(), &attributes);
+        if let Some(peer) = &self.peer {
+            attributes.push(KeyValue::new("server.address", peer.clone()));
+        }
+        self.duration.record(elapsed.as_secs_f64(), &attributes);
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         self.span.in_scope(|| {
-            if server_error {
+            if self.peer.is_some() {
+                tracing::debug!(grpc.status_code = code, elapsed_ms, "call finished");
+            } else if error {
                 tracing::warn!(grpc.status_code = code, elapsed_ms, "rpc failed");
             } else {
                 tracing::info!(grpc.status_code = code, elapsed_ms, "rpc finished");
@@ -217,11 +389,13 @@ impl Drop for CallInfo {
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`RpcTrace`].
+    /// The response future of [`RpcTrace`] and [`RpcClient`].
     pub struct RpcTraceFuture<F> {
         #[pin]
         inner: F,
         call: Option<CallInfo>,
+        // The status of a call that failed without a response.
+        error_code: i32,
     }
 }
 
@@ -251,7 +425,7 @@ where
             }
             Err(e) => {
                 if let Some(mut call) = call {
-                    call.finish(UNKNOWN);
+                    call.finish(*this.error_code);
                 }
                 Err(e)
             }
@@ -353,7 +527,7 @@ mod tests {
     #[tokio::test]
     async fn continues_the_incoming_trace() {
         let _guard = init(&TelemetryConfig::default()).unwrap();
-        let svc = RpcTraceLayer::new().layer(service_fn(handler));
+        let svc = RpcTraceLayer::new("leads").layer(service_fn(handler));
         let request = Request::builder()
             .uri("/crm.leads.v1.LeadService/GetLead")
             .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01"))
@@ -375,7 +549,7 @@ mod tests {
     #[tokio::test]
     async fn starts_a_trace_when_none_comes_in() {
         let _guard = init(&TelemetryConfig::default()).unwrap();
-        let svc = RpcTraceLayer::new().layer(service_fn(handler));
+        let svc = RpcTraceLayer::new("leads").layer(service_fn(handler));
         let request = Request::builder()
             .uri("/crm.leads.v1.LeadService/GetLead")
             .body(())
@@ -439,11 +613,12 @@ mod tests {
                 .unwrap();
             rt.block_on(async {
                 // Status in the trailers, after the body.
-                let svc = RpcTraceLayer::new().layer(service_fn(|_req: Request<()>| async {
-                    let mut trailers = HeaderMap::new();
-                    trailers.insert("grpc-status", "5".parse().unwrap());
-                    Ok::<_, Infallible>(Response::new(Trailers(Some(trailers))))
-                }));
+                let svc =
+                    RpcTraceLayer::new("leads").layer(service_fn(|_req: Request<()>| async {
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("grpc-status", "5".parse().unwrap());
+                        Ok::<_, Infallible>(Response::new(Trailers(Some(trailers))))
+                    }));
                 let response = svc.oneshot(Request::new(())).await.unwrap();
                 let mut body = response.into_body();
                 let frame =
@@ -452,13 +627,14 @@ mod tests {
                 assert!(frame.is_some());
 
                 // Trailers-only: the status is in the headers.
-                let svc = RpcTraceLayer::new().layer(service_fn(|_req: Request<()>| async {
-                    let mut response = Response::new(Trailers(None));
-                    response
-                        .headers_mut()
-                        .insert("grpc-status", "7".parse().unwrap());
-                    Ok::<_, Infallible>(response)
-                }));
+                let svc =
+                    RpcTraceLayer::new("leads").layer(service_fn(|_req: Request<()>| async {
+                        let mut response = Response::new(Trailers(None));
+                        response
+                            .headers_mut()
+                            .insert("grpc-status", "7".parse().unwrap());
+                        Ok::<_, Infallible>(response)
+                    }));
                 drop(svc.oneshot(Request::new(())).await.unwrap());
             });
         });

@@ -124,7 +124,9 @@ impl crm_service::Service for Contracts {
             .map(|url| context.peers.channel_to("opportunities", &url))
             .transpose()
             .map_err(|e| DbErr::Custom(format!("contracts.opportunities_url: {e}")))?
-            .map(app::OpportunitiesClient::new);
+            .map(|c| {
+                app::OpportunitiesClient::new(crm_service::traced("contracts", "opportunities", c))
+            });
         let app = UseCases::new(
             db.clone(),
             settings.defaults.clone(),

@@ -15,6 +15,7 @@ use crm_server::{
     Deadline, Passthrough,
     grpc::{GRPC_TIMEOUT, encode_grpc_timeout, error_response, error_status},
 };
+use crm_telemetry::RpcClientLayer;
 use http::{HeaderMap, HeaderName, Request, Response, header};
 use tonic::{
     Code, Status,
@@ -23,7 +24,7 @@ use tonic::{
     transport::{Channel, ClientTlsConfig, Endpoint},
 };
 use tonic_types::{ErrorDetails, StatusExt as _};
-use tower::{Service, ServiceExt as _};
+use tower::{Layer as _, Service, ServiceExt as _};
 
 use crate::{
     BoxFuture, ERROR_DOMAIN, GatewayError, UpstreamConfig,
@@ -80,6 +81,8 @@ struct RoutingField {
 struct Upstream {
     unary: Channel,
     streams: StreamPool,
+    /// A CLIENT span and metrics per call relayed.
+    traced: RpcClientLayer,
 }
 
 /// Connections for streams, each carrying at most `per_connection` of them.
@@ -179,7 +182,15 @@ impl Proxy {
                 per_connection,
                 connections: Mutex::new(Vec::new()),
             };
-            channels.insert(package.clone(), Upstream { unary, streams });
+            let traced = RpcClientLayer::new("gateway", url);
+            channels.insert(
+                package.clone(),
+                Upstream {
+                    unary,
+                    streams,
+                    traced,
+                },
+            );
         }
         Ok(Self {
             upstreams: Arc::new(channels),
@@ -440,6 +451,7 @@ impl Proxy {
             );
             return error_response(status);
         };
+        let traced = upstream.traced.clone();
         let (channel, lease) = if crm_server::is_streaming(path) {
             let (channel, lease) = upstream.streams.checkout();
             (channel, Some(lease))
@@ -468,9 +480,9 @@ impl Proxy {
         if let Some(deadline) = deadline {
             headers.insert(GRPC_TIMEOUT, encode_grpc_timeout(deadline.remaining()));
         }
-        crm_telemetry::inject_trace_context(headers);
 
-        match channel.oneshot(upstream).await {
+        // The CLIENT span's context goes on with the call.
+        match traced.layer(channel).oneshot(upstream).await {
             Ok(response) => {
                 let max = self.max_status_bytes;
                 let (mut parts, body) = response.into_parts();

@@ -104,7 +104,9 @@ impl Leads {
             .await
             .map_err(|e| DbErr::Custom(format!("leads.events: {e}")))?;
         let uow = crm_store::uow::UnitOfWork::new(db.clone(), events.outbox());
-        let opportunities = opportunities.map(app::OpportunitiesClient::new);
+        let opportunities = opportunities.map(|c| {
+            app::OpportunitiesClient::new(crm_service::traced("leads", "opportunities", c))
+        });
         Ok(Leads {
             converts: opportunities.is_some(),
             app: App::new(uow, config.defaults.clone(), opportunities)

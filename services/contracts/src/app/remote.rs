@@ -15,7 +15,7 @@ use crate::domain::{ContractError, OpportunityFacts, resource};
 use crate::wire;
 
 /// The opportunities service as the contracts service calls it.
-pub type OpportunitiesClient = OpportunityServiceClient<tonic::transport::Channel>;
+pub type OpportunitiesClient = OpportunityServiceClient<crm_service::PeerChannel>;
 
 /// The share of the caller's remaining time the remote calls get: the rest
 /// is left to store the contract and answer.

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// The opportunities service as the leads service calls it.
-pub type OpportunitiesClient = OpportunityServiceClient<tonic::transport::Channel>;
+pub type OpportunitiesClient = OpportunityServiceClient<crm_service::PeerChannel>;
 
 /// What the opportunities service made of a lead.
 #[derive(Debug, Clone, PartialEq, Eq)]
