@@ -25,7 +25,7 @@ use sea_orm::{
 };
 
 pub use availability::is_unavailable;
-pub use migrations::{index, migrate, shared_migrations};
+pub use migrations::{index, migrate, shared_migrations, tenant_first_keys};
 pub use sea_orm::{ConnAcquireErr, ConnectionTrait, DatabaseConnection, DbErr};
 pub use write::{WriteTx, begin_write, begin_write_for};
 

@@ -45,7 +45,36 @@ pub fn index(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCre
 
 /// Migrations of the shared tables, to run first in every service's migrator.
 pub fn shared_migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateAuditAndIdempotency)]
+    vec![
+        Box::new(CreateAuditAndIdempotency),
+        Box::new(SharedTenantFirstKeys),
+    ]
+}
+
+/// Makes each `(table, key)` the table's primary key (the tenant first),
+/// keeping its rows and indexes; a key already in place is left alone.
+/// For a service's own migration that re-keys its tables (docs/scaling.md).
+///
+/// The migration must run in a transaction on every backend
+/// (`use_transaction` returning `Some(true)`; sea-orm runs SQLite
+/// migrations without one by default): a table rebuilt on SQLite must see
+/// one connection throughout (another connection of the pool may still
+/// know the old table by its name), and a failure part way must leave the
+/// table as it was. Under `crate::migrate` it is a savepoint of the
+/// migrator's transaction.
+pub async fn tenant_first_keys(
+    manager: &SchemaManager<'_>,
+    keys: &[(&str, &[&str])],
+) -> Result<(), DbErr> {
+    for (table, key) in keys {
+        if key.first() != Some(&"tenant_id") {
+            return Err(DbErr::Migration(format!(
+                "{table}: a key must lead with tenant_id, not {key:?}"
+            )));
+        }
+        crate::keys::set_primary_key(manager.get_connection(), table, key).await?;
+    }
+    Ok(())
 }
 
 struct CreateAuditAndIdempotency;
@@ -138,5 +167,35 @@ impl MigrationTrait for CreateAuditAndIdempotency {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// Every primary key leads with the tenant, so that the schema can be
+/// distributed by tenant (docs/scaling.md): the audit trail was keyed by
+/// its id alone. Idempotency records and tenant configurations are keyed
+/// by the tenant already. `audit_entries_tenant` (tenant, id) is the new
+/// key's own index now, so it goes.
+struct SharedTenantFirstKeys;
+
+impl MigrationName for SharedTenantFirstKeys {
+    fn name(&self) -> &str {
+        "m0001_shared_tenant_first_keys"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for SharedTenantFirstKeys {
+    /// See [`tenant_first_keys`].
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        tenant_first_keys(manager, &[("audit_entries", &["tenant_id", "id"])]).await?;
+        manager
+            .get_connection()
+            .execute_unprepared("DROP INDEX IF EXISTS audit_entries_tenant")
+            .await?;
+        Ok(())
     }
 }
