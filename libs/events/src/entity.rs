@@ -97,6 +97,9 @@ pub mod event_retry {
         #[sea_orm(primary_key, auto_increment = false)]
         pub event_id: String,
         pub sequence: i64,
+        /// Leads the table's key (docs/scaling.md); named here so that an
+        /// insert's `ON CONFLICT` names the key the table has.
+        #[sea_orm(primary_key, auto_increment = false)]
         pub tenant_id: String,
         #[sea_orm(column_name = "type")]
         pub event_type: String,
@@ -131,6 +134,9 @@ pub mod event_dead_letter {
         #[sea_orm(primary_key, auto_increment = false)]
         pub event_id: String,
         pub sequence: i64,
+        /// Leads the table's key (docs/scaling.md); named here so that an
+        /// insert's `ON CONFLICT` names the key the table has.
+        #[sea_orm(primary_key, auto_increment = false)]
         pub tenant_id: String,
         #[sea_orm(column_name = "type")]
         pub event_type: String,

@@ -12,6 +12,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(CreateCursors),
         Box::new(NumberedOnlyIndexes),
         Box::new(LocalFailures),
+        Box::new(EventsTenantFirstKeys),
     ]
 }
 
@@ -220,6 +221,50 @@ impl MigrationTrait for LocalFailures {
             .create_table(failed_event(
                 "event_dead_letters",
                 &[big_integer("dead_time")],
+            ))
+            .await
+    }
+}
+
+/// Every primary key leads with the tenant, so that the schema can be
+/// distributed by tenant (docs/scaling.md). The cursors' key keeps its
+/// columns (the tenant `*` is an all-tenants consumer's one cursor); a
+/// parked event's key is its consumer and event as before, under the
+/// event's tenant. The dead letters are read by consumer in sequence
+/// order, which the old key's prefix served: an index of their own now.
+/// The outbox and its head stay as they are: one sequence across tenants
+/// (docs/scaling.md says what that means on Citus).
+struct EventsTenantFirstKeys;
+
+impl MigrationName for EventsTenantFirstKeys {
+    fn name(&self) -> &str {
+        "m0104_events_tenant_first_keys"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for EventsTenantFirstKeys {
+    /// In a transaction on every backend, as `crm_store::tenant_first_keys`
+    /// needs.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crm_store::tenant_first_keys(
+            manager,
+            &[
+                ("event_cursors", &["tenant_id", "consumer", "source"]),
+                ("event_retries", &["tenant_id", "consumer", "event_id"]),
+                ("event_dead_letters", &["tenant_id", "consumer", "event_id"]),
+            ],
+        )
+        .await?;
+        manager
+            .create_index(index(
+                "event_dead_letters_consumer",
+                "event_dead_letters",
+                &["consumer", "sequence"],
             ))
             .await
     }
