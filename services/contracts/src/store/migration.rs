@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         let mut all = crm_store::shared_migrations();
         all.push(Box::new(CreateContracts));
         all.extend(crm_events::migrations());
+        all.push(Box::new(ContractsTenantFirstKeys));
         all
     }
 }
@@ -178,6 +179,39 @@ impl MigrationTrait for CreateContracts {
         ] {
             manager.create_index(index(name, table, cols)).await?;
         }
+        Ok(())
+    }
+}
+
+/// Every primary key leads with the tenant, so that the schema can be
+/// distributed by tenant (docs/scaling.md): contracts and payment
+/// milestones were keyed by their id alone. Queries name the tenant with
+/// every id already.
+struct ContractsTenantFirstKeys;
+
+impl MigrationName for ContractsTenantFirstKeys {
+    fn name(&self) -> &str {
+        "m0003_contracts_tenant_first_keys"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for ContractsTenantFirstKeys {
+    /// In a transaction on every backend, as `crm_store::tenant_first_keys`
+    /// needs.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crm_store::tenant_first_keys(
+            manager,
+            &[
+                ("contracts", &["tenant_id", "id"]),
+                ("payment_milestones", &["tenant_id", "id"]),
+            ],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
         let mut all = crm_store::shared_migrations();
         all.push(Box::new(CreateDelivery));
         all.extend(crm_events::migrations());
+        all.push(Box::new(DeliveryTenantFirstKeys));
         all
     }
 }
@@ -254,6 +255,47 @@ impl MigrationTrait for CreateDelivery {
             ),
         ] {
             manager.create_index(index(name, table, cols)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Every primary key leads with the tenant, so that the schema can be
+/// distributed by tenant (docs/scaling.md): projects, work logs and risk
+/// alerts were keyed by their id alone. The indexes on (tenant, id) are
+/// the new keys' own indexes now, so they go. Queries name the tenant with
+/// every id already.
+struct DeliveryTenantFirstKeys;
+
+impl MigrationName for DeliveryTenantFirstKeys {
+    fn name(&self) -> &str {
+        "m0003_delivery_tenant_first_keys"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for DeliveryTenantFirstKeys {
+    /// In a transaction on every backend, as `crm_store::tenant_first_keys`
+    /// needs.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crm_store::tenant_first_keys(
+            manager,
+            &[
+                ("projects", &["tenant_id", "id"]),
+                ("work_logs", &["tenant_id", "id"]),
+                ("risk_alerts", &["tenant_id", "id"]),
+            ],
+        )
+        .await?;
+        for index in ["projects_tenant", "risk_alerts_tenant"] {
+            manager
+                .get_connection()
+                .execute_unprepared(&format!("DROP INDEX IF EXISTS {index}"))
+                .await?;
         }
         Ok(())
     }

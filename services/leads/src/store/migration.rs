@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         let mut all = crm_store::shared_migrations();
         all.push(Box::new(CreateLeads));
         all.extend(crm_events::migrations());
+        all.push(Box::new(LeadsTenantFirstKeys));
         all
     }
 }
@@ -151,6 +152,45 @@ impl MigrationTrait for CreateLeads {
             ))
             .await?;
 
+        Ok(())
+    }
+}
+
+/// Every primary key leads with the tenant, so that the schema can be
+/// distributed by tenant (docs/scaling.md): leads, interactions and
+/// claims were keyed by their id alone. The index on (tenant, id) is the
+/// new key's own index now, so it goes. Queries name the tenant with every
+/// id already.
+struct LeadsTenantFirstKeys;
+
+impl MigrationName for LeadsTenantFirstKeys {
+    fn name(&self) -> &str {
+        "m0003_leads_tenant_first_keys"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for LeadsTenantFirstKeys {
+    /// In a transaction on every backend, as `crm_store::tenant_first_keys`
+    /// needs.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crm_store::tenant_first_keys(
+            manager,
+            &[
+                ("leads", &["tenant_id", "id"]),
+                ("interactions", &["tenant_id", "id"]),
+                ("lead_claims", &["tenant_id", "id"]),
+            ],
+        )
+        .await?;
+        manager
+            .get_connection()
+            .execute_unprepared("DROP INDEX IF EXISTS leads_tenant_id")
+            .await?;
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateOpportunities));
         all.push(Box::new(TeamMembersAndApprovalReaders));
         all.extend(crm_events::migrations());
+        all.push(Box::new(OpportunitiesTenantFirstKeys));
         all
     }
 }
@@ -438,6 +439,65 @@ impl MigrationTrait for TeamMembersAndApprovalReaders {
                     .exec(db)
                     .await?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// Every primary key leads with the tenant, so that the schema can be
+/// distributed by tenant (docs/scaling.md): the tables keyed by their id
+/// alone, the decision chain and the team members by their opportunity
+/// take the tenant first. The indexes the new keys make redundant go.
+/// Queries name the tenant with every id already.
+struct OpportunitiesTenantFirstKeys;
+
+impl MigrationName for OpportunitiesTenantFirstKeys {
+    fn name(&self) -> &str {
+        "m0004_opportunities_tenant_first_keys"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for OpportunitiesTenantFirstKeys {
+    /// In a transaction on every backend, as `crm_store::tenant_first_keys`
+    /// needs.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crm_store::tenant_first_keys(
+            manager,
+            &[
+                ("accounts", &["tenant_id", "id"]),
+                ("contacts", &["tenant_id", "id"]),
+                ("opportunities", &["tenant_id", "id"]),
+                (
+                    "decision_chain",
+                    &["tenant_id", "opportunity_id", "contact_id"],
+                ),
+                ("activities", &["tenant_id", "id"]),
+                ("approvals", &["tenant_id", "id"]),
+                ("work_hours", &["tenant_id", "id"]),
+                ("stage_violations", &["tenant_id", "id"]),
+                (
+                    "opportunity_team_members",
+                    &["tenant_id", "opportunity_id", "person_id"],
+                ),
+            ],
+        )
+        .await?;
+        for index in [
+            "accounts_tenant",
+            "opportunities_tenant",
+            "approvals_tenant",
+            "stage_violations_tenant",
+            "decision_chain_tenant",
+        ] {
+            manager
+                .get_connection()
+                .execute_unprepared(&format!("DROP INDEX IF EXISTS {index}"))
+                .await?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(CreateTickets));
         all.extend(crm_events::migrations());
         all.push(Box::new(SearchRows));
+        all.push(Box::new(TicketsTenantFirstKeys));
         all
     }
 }
@@ -312,6 +313,51 @@ impl MigrationTrait for SearchRows {
              FROM ticket_search AS s JOIN tickets AS t ON t.id = s.ticket_id",
         )
         .await?;
+        Ok(())
+    }
+}
+
+/// Every primary key leads with the tenant, so that the schema can be
+/// distributed by tenant (docs/scaling.md): tickets, entitlements,
+/// comments, purchases and retention tasks were keyed by their id alone,
+/// and PostgreSQL's `ticket_search` by its ticket (SQLite's is an FTS5
+/// table, with no key of ours). The indexes on (tenant, id) are the new
+/// keys' own indexes now, so they go. Queries name the tenant with every
+/// id already.
+struct TicketsTenantFirstKeys;
+
+impl MigrationName for TicketsTenantFirstKeys {
+    fn name(&self) -> &str {
+        "m0004_tickets_tenant_first_keys"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for TicketsTenantFirstKeys {
+    /// In a transaction on every backend, as `crm_store::tenant_first_keys`
+    /// needs.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut keys: Vec<(&str, &[&str])> = vec![
+            ("tickets", &["tenant_id", "id"]),
+            ("entitlements", &["tenant_id", "id"]),
+            ("ticket_comments", &["tenant_id", "id"]),
+            ("purchases", &["tenant_id", "id"]),
+            ("retention_tasks", &["tenant_id", "id"]),
+        ];
+        if manager.get_database_backend() == DbBackend::Postgres {
+            keys.push(("ticket_search", &["tenant_id", "ticket_id"]));
+        }
+        crm_store::tenant_first_keys(manager, &keys).await?;
+        for index in ["tickets_tenant", "entitlements_tenant", "retention_tenant"] {
+            manager
+                .get_connection()
+                .execute_unprepared(&format!("DROP INDEX IF EXISTS {index}"))
+                .await?;
+        }
         Ok(())
     }
 }
