@@ -17,7 +17,7 @@ use std::{
 };
 
 use crm_auth::Role;
-use crm_e2e::{Clients as _, cny, lead, start};
+use crm_e2e::{Clients as _, cny, lead, start_with};
 use crm_proto::crm::leads::v1 as pb;
 use opentelemetry_proto::tonic::{
     collector::{
@@ -31,7 +31,7 @@ use opentelemetry_proto::tonic::{
         },
     },
     common::v1::{AnyValue, KeyValue, any_value::Value},
-    metrics::v1::metric::Data,
+    metrics::v1::{metric::Data, number_data_point::Value as NumberValue},
     resource::v1::Resource,
     trace::v1::span::SpanKind,
 };
@@ -192,11 +192,57 @@ fn metric_points(received: &Received, metric: &str) -> BTreeMap<String, Vec<(Str
     points
 }
 
+/// Every (service name, metric name) exported.
+fn metric_names(received: &Received) -> std::collections::BTreeSet<(String, String)> {
+    let metrics = received.metrics.lock().unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for rm in metrics.iter().flat_map(|r| &r.resource_metrics) {
+        let service = resource_attr(rm.resource.as_ref(), "service.name").unwrap_or_default();
+        for m in rm.scope_metrics.iter().flat_map(|sm| &sm.metrics) {
+            names.insert((service.clone(), m.name.clone()));
+        }
+    }
+    names
+}
+
+/// The sum of the counter `metric` by service name and `reason`.
+fn counter_sums(received: &Received, metric: &str) -> BTreeMap<(String, String), f64> {
+    let metrics = received.metrics.lock().unwrap();
+    let mut sums = BTreeMap::new();
+    for request in metrics.iter() {
+        for rm in &request.resource_metrics {
+            let service = resource_attr(rm.resource.as_ref(), "service.name").unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                for m in sm.metrics.iter().filter(|m| m.name == metric) {
+                    if let Some(Data::Sum(sum)) = &m.data {
+                        for p in &sum.data_points {
+                            let value = match p.value {
+                                Some(NumberValue::AsInt(i)) => i as f64,
+                                Some(NumberValue::AsDouble(d)) => d,
+                                None => 0.0,
+                            };
+                            let reason = attr(&p.attributes, "reason").unwrap_or_default();
+                            // Cumulative: the latest point is the total.
+                            sums.insert((service.clone(), reason), value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    sums
+}
+
 /// The child's part: a lead converted through the gateway (leads calls
 /// opportunities), a health probe, then everything flushed on exit.
 async fn convert_and_export() {
     let guard = crm_telemetry::init(&crm_telemetry::TelemetryConfig::default()).unwrap();
-    let mut suite = start().await;
+    // A small burst per subject, so that one caller is soon rate-limited.
+    let mut suite = start_with(|s| {
+        s.server.rate_limit.subject_requests_per_second = 1;
+        s.server.rate_limit.subject_burst = 5;
+    })
+    .await;
     let token = suite.token("acme", "amy", &[Role::Sales]);
     let mut amy = suite.leads_client(Some(&token));
     let created = amy
@@ -226,6 +272,16 @@ async fn convert_and_export() {
         .await
         .unwrap();
     assert_eq!(health.into_inner().status, 1, "SERVING");
+    let mut eve = suite.leads_client(Some(&suite.token("acme", "eve", &[Role::Sales])));
+    let mut limited = false;
+    for _ in 0..20 {
+        let listed = eve.list_leads(pb::ListLeadsRequest::default()).await;
+        if listed.is_err_and(|s| s.code() == tonic::Code::ResourceExhausted) {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "eve's burst is rate-limited");
     suite.stop().await;
     // Flushes the spans and metrics still buffered: a blocking wait on
     // exports that need this runtime's other threads for their I/O.
@@ -347,4 +403,30 @@ async fn a_conversion_is_one_trace_across_gateway_leads_and_opportunities() {
             .is_some_and(|p| p.contains(&convert)),
         "the gateway's call to leads: {called:?}"
     );
+
+    // The suite's own signals: the refused burst, counted by the component
+    // that refused it.
+    let refused = counter_sums(&received, crm_server::REFUSED);
+    assert!(
+        refused
+            .iter()
+            .any(|((service, reason), n)| service.starts_with("crm-")
+                && reason == "RATE_LIMITED"
+                && *n >= 1.0),
+        "{refused:?}"
+    );
+    // Each service's pool and event head.
+    let names = metric_names(&received);
+    for service in ["crm-leads", "crm-opportunities"] {
+        for metric in [
+            "db.client.connection.count",
+            "db.client.connection.max",
+            "crm.events.head",
+        ] {
+            assert!(
+                names.contains(&(service.to_owned(), metric.to_owned())),
+                "{service} {metric}: {names:?}"
+            );
+        }
+    }
 }

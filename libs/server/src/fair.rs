@@ -12,6 +12,7 @@ use std::{
 
 use bytes::Bytes;
 use crm_auth::Principal;
+use crm_telemetry::{Counter, KeyValue};
 use http::{Request, Response};
 use http_body::Frame;
 use tokio::time::{Instant, Sleep};
@@ -26,6 +27,10 @@ use crate::{
 };
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The counter of refused calls, by `reason` (the `ErrorInfo` reason) and
+/// `scope` (`server`, `tenant`, `subject`).
+pub const REFUSED: &str = "crm.server.refused";
 
 /// Paths of the contracts' streaming methods (server, client or both).
 static STREAMING: LazyLock<HashSet<String>> = LazyLock::new(|| {
@@ -72,6 +77,9 @@ enum Key {
 
 struct Fair {
     domain: Arc<str>,
+    /// `crm.server.refused`: calls shed (OVERLOADED) or refused for a fair
+    /// share (TOO_MANY_CALLS, TOO_MANY_STREAMS) or a rate (RATE_LIMITED).
+    refused: Counter<u64>,
     rate: Option<RateLimiter>,
     max_in_flight: usize,
     limits: CallLimits,
@@ -121,6 +129,7 @@ impl Fair {
         };
         if scope == 0 {
             tracing::debug!(?kind, "refused: at capacity");
+            self.count_refusal("OVERLOADED", "server");
             return error_status(
                 Code::Unavailable,
                 format!("the server is at capacity ({cap} {what}); retry with backoff"),
@@ -135,6 +144,7 @@ impl Fair {
             (_, Kind::Stream) => ("subject", "TOO_MANY_STREAMS"),
         };
         tracing::debug!(?kind, who, "refused: fair share used up");
+        self.count_refusal(reason, who);
         let details = ErrorDetails::with_error_info(
             reason,
             self.domain.to_string(),
@@ -150,7 +160,18 @@ impl Fair {
         )
     }
 
+    fn count_refusal(&self, reason: &'static str, scope: &'static str) {
+        self.refused.add(
+            1,
+            &[
+                KeyValue::new("reason", reason),
+                KeyValue::new("scope", scope),
+            ],
+        );
+    }
+
     fn rate_limited(&self, scope: Scope, retry_after: Duration) -> Status {
+        self.count_refusal("RATE_LIMITED", scope.as_str());
         let mut details = ErrorDetails::with_error_info(
             "RATE_LIMITED",
             self.domain.to_string(),
@@ -220,9 +241,18 @@ impl FairLayer {
         limits: &CallLimits,
         domain: impl Into<Arc<str>>,
     ) -> Self {
+        let domain: Arc<str> = domain.into();
+        let refused = crm_telemetry::meter(&domain)
+            .u64_counter(REFUSED)
+            .with_description(
+                "Calls refused before running: shed at capacity, over a fair share, or rate-limited",
+            )
+            .with_unit("{call}")
+            .build();
         Self {
             fair: Arc::new(Fair {
-                domain: domain.into(),
+                refused,
+                domain,
                 rate: RateLimiter::new(rate_limit),
                 max_in_flight,
                 limits: limits.clone(),
@@ -462,6 +492,7 @@ mod tests {
     fn fair(max_in_flight: usize, limits: CallLimits) -> Arc<Fair> {
         Arc::new(Fair {
             domain: "crm.test".into(),
+            refused: crm_telemetry::meter("test").u64_counter(REFUSED).build(),
             rate: None,
             max_in_flight,
             limits,

@@ -28,7 +28,7 @@ mod transport;
 pub use config::{CallLimits, RateLimitConfig, ServerConfig};
 pub use deadline::{Deadline, DeadlineLayer, DeadlineService};
 pub use drain::Passthrough;
-pub use fair::{FairLayer, FairService, IdleBody, is_streaming};
+pub use fair::{FairLayer, FairService, IdleBody, REFUSED, is_streaming};
 pub use limit::{MessageSizeLimit, MessageSizeLimitLayer};
 pub use serve::{ServerError, error_domain, serve, serve_ready, serve_with_health};
 pub use shutdown::Shutdown;

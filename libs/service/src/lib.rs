@@ -15,6 +15,7 @@
 mod audit;
 mod config;
 mod database;
+mod metrics;
 mod outbound;
 mod peers;
 mod replay;
@@ -125,6 +126,7 @@ pub async fn serve<S: Service>(
     shutdown: Shutdown,
 ) -> Result<(), ServerError> {
     let events = service.events();
+    metrics::observe(S::NAME, service.db(), events);
     let mut workers = vec![Worker::new(
         "event sequencer",
         events.spawn_sequencer(shutdown.clone()),

@@ -169,11 +169,13 @@ pub(crate) fn take_meter_providers() -> Vec<SdkMeterProvider> {
         .collect()
 }
 
-/// The meter of `component` (registered with [`crate::register_component`]),
-/// so that its instruments are exported under its own `service.name`; the
-/// global meter (a no-op unless someone installed one) otherwise.
+/// The meter of `component` (`leads`, `crm.leads`, `crm.leads.v1.LeadService`),
+/// registering it (see [`crate::register_component`]), so that its
+/// instruments are exported under its own `service.name`; the global meter
+/// (a no-op unless someone installed one) when nothing is exported.
 pub fn meter(component: &str) -> Meter {
     let component = component_of(component);
+    crate::register_component(component);
     METERS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

@@ -23,6 +23,12 @@ mod tls;
 pub use component::{Component, component_of, meter};
 pub use config::{LogFormat, TelemetryConfig};
 pub use init::{TelemetryError, TelemetryGuard, init, register_component};
+/// The instrument types, for crates that make their own metrics with
+/// [`meter`].
+pub use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Meter, ObservableGauge},
+};
 pub use propagation::{
     current_trace_context, current_trace_id, extract_trace_context, inject_trace_context,
 };
