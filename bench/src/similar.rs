@@ -4,6 +4,21 @@
 //! database (`--data-dir` or `--database-url`, as the service finds it),
 //! through the service's own store, so their search text is the one the
 //! service derives; the calls go through `--target`.
+//!
+//! ```sh
+//! # SQLite: the service and the seeding share the data directory.
+//! (cd /tmp/sim && CRM__TICKETS__CONSUME_GO_LIVES=false crm serve tickets &)
+//! crm-bench --data-dir /tmp/sim/data --target http://127.0.0.1:50065 \
+//!   --scenario similar-solutions --seed-tickets 100000 --concurrency 1 --connections 1
+//! # PostgreSQL: both given the suite's URL.
+//! CRM__STORE__DATABASE_URL=postgres://.../crm_sim crm serve tickets &
+//! crm-bench ... --database-url postgres://.../crm_sim
+//! ```
+//!
+//! One tenant drives all the load: lift its fair shares on the service
+//! (`CRM__SERVER__RATE_LIMIT__REQUESTS_PER_SECOND=0`,
+//! `CRM__SERVER__LIMITS__TENANT_CALLS` and `..._SUBJECT_CALLS`) to measure
+//! the search, not the limits.
 
 use crm_tickets::domain::{
     self, Actor, Applied, Channel, NewTicket, Priority, Role, TicketsConfig, Tier,

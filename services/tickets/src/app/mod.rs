@@ -68,7 +68,7 @@ impl<K> Copy for Page<'_, K> {}
 
 /// The most matching documents a similar-solutions query ranks unless
 /// the operator says otherwise.
-pub const DEFAULT_SEARCH_CANDIDATES: u64 = 1_000;
+pub const DEFAULT_SEARCH_CANDIDATES: u64 = 200;
 
 /// The service's use cases over its database and outbox.
 #[derive(Clone)]
