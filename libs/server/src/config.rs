@@ -53,6 +53,13 @@ pub struct ServerConfig {
     /// (DATABASE_UNAVAILABLE) rather than wait for the pool.
     #[serde(with = "crm_config::duration")]
     pub database_probe_interval: Duration,
+    /// A connection this old (plus up to a tenth more, drawn once per
+    /// listener) is asked to go away with an HTTP/2 GOAWAY: its calls in
+    /// flight run to their end, and the client's next calls open a new
+    /// connection, through the Service to any replica, so long-lived
+    /// connections rebalance after a scale-up. Unset: never.
+    #[serde(with = "crm_config::duration::option")]
+    pub max_connection_age: Option<Duration>,
     /// TLS on the listener, and mutual TLS with a client CA
     /// (`server.tls.*`); unset, plaintext.
     pub tls: crate::ServerTls,
@@ -75,6 +82,7 @@ impl Default for ServerConfig {
             rate_limit: RateLimitConfig::default(),
             limits: CallLimits::default(),
             database_probe_interval: Duration::from_secs(2),
+            max_connection_age: None,
             tls: crate::ServerTls::default(),
         }
     }
