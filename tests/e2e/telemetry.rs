@@ -233,10 +233,32 @@ fn counter_sums(received: &Received, metric: &str) -> BTreeMap<(String, String),
     sums
 }
 
+/// `GET /metrics` of the scrape endpoint at `addr`: the whole response.
+async fn scrape(addr: SocketAddr) -> String {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: crm\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    })
+    .await
+    .unwrap()
+}
+
 /// The child's part: a lead converted through the gateway (leads calls
 /// opportunities), a health probe, then everything flushed on exit.
 async fn convert_and_export() {
-    let guard = crm_telemetry::init(&crm_telemetry::TelemetryConfig::default()).unwrap();
+    // The export comes from the environment; the scrape endpoint from the
+    // settings.
+    let guard = crm_telemetry::init(&crm_telemetry::TelemetryConfig {
+        prometheus_addr: Some("127.0.0.1:0".to_owned()),
+        ..crm_telemetry::TelemetryConfig::default()
+    })
+    .unwrap();
     // A small burst per subject, so that one caller is soon rate-limited.
     let mut suite = start_with(|s| {
         s.server.rate_limit.subject_requests_per_second = 1;
@@ -282,6 +304,34 @@ async fn convert_and_export() {
         }
     }
     assert!(limited, "eve's burst is rate-limited");
+    let scraped = scrape(crm_telemetry::prometheus_addr().unwrap()).await;
+    assert!(scraped.starts_with("HTTP/1.1 200 OK"), "{scraped}");
+    for family in [
+        "# TYPE rpc_server_call_duration_seconds histogram",
+        "# TYPE rpc_client_call_duration_seconds histogram",
+        "# TYPE crm_server_refused_total counter",
+    ] {
+        assert!(scraped.contains(family), "{family} in:\n{scraped}");
+    }
+    let convert = ["rpc_method=\"ConvertLead\"", "rpc_grpc_status_code=\"0\""];
+    for (name, service) in [
+        ("rpc_server_call_duration_seconds_count", "crm-leads"),
+        (
+            "rpc_server_call_duration_seconds_count",
+            "crm-opportunities",
+        ),
+        ("rpc_client_call_duration_seconds_count", "crm-leads"),
+        ("rpc_client_call_duration_seconds_count", "crm-gateway"),
+    ] {
+        let labelled = format!("service_name=\"{service}\"");
+        assert!(
+            scraped.lines().any(|l| l.starts_with(&format!("{name}{{"))
+                && l.contains(&labelled)
+                && convert.iter().all(|c| l.contains(c))
+                && l.ends_with(" 1")),
+            "{name} of {service} in:\n{scraped}"
+        );
+    }
     suite.stop().await;
     // Flushes the spans and metrics still buffered: a blocking wait on
     // exports that need this runtime's other threads for their I/O.

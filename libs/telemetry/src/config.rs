@@ -23,8 +23,12 @@ pub struct TelemetryConfig {
     /// OTLP/gRPC collector, e.g. `http://otel-collector:4317`. Traces and
     /// metrics are exported only when this is set.
     pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported telemetry.
+    /// `service.namespace` of the exported telemetry, and the prefix of
+    /// each component's `service.name` (`crm-leads`).
     pub service_name: String,
+    /// Where to serve `GET /metrics` in the Prometheus text format, e.g.
+    /// `0.0.0.0:9464`; off when unset.
+    pub prometheus_addr: Option<String>,
 }
 
 impl Default for TelemetryConfig {
@@ -34,6 +38,7 @@ impl Default for TelemetryConfig {
             log_filter: "info".to_owned(),
             otlp_endpoint: None,
             service_name: "crm".to_owned(),
+            prometheus_addr: None,
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::{
         ComponentTagger, Exporters, RoutingExporter, add_meter_provider, component_of,
         has_meter_provider, service_name, take_meter_providers,
     },
-    tls,
+    prometheus, tls,
 };
 
 const SERVICE_NAME: &str = "service.name";
@@ -46,6 +46,12 @@ pub enum TelemetryError {
         endpoint: String,
         #[source]
         source: ExporterBuildError,
+    },
+    #[error("telemetry.prometheus_addr {addr:?}: cannot listen: {source}")]
+    Prometheus {
+        addr: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("cannot read {variable} ({path}): {source}")]
     Certificate {
@@ -117,6 +123,8 @@ struct Export {
     endpoint: Option<String>,
     traces: Option<Exporters>,
     metrics: bool,
+    /// Whether the components' metrics are also read by the scrape endpoint.
+    prometheus: bool,
     /// The runtime of [`init`]: every exporter's connection lives there,
     /// not on the runtime of whoever registers a component (a test suite's
     /// runtime ends before the final flush).
@@ -187,21 +195,39 @@ fn span_exporter(export: &Export, component: Option<&str>) -> Result<SpanExporte
 }
 
 fn meter_provider(export: &Export, component: &str) -> Result<SdkMeterProvider, TelemetryError> {
-    let endpoint = effective_endpoint(export.endpoint.as_deref(), "METRICS");
-    let mut builder = MetricExporter::builder().with_tonic();
-    if let Some(e) = &export.endpoint {
-        builder = builder.with_endpoint(e);
+    let resource = resource(export, Some(component));
+    let mut provider = SdkMeterProvider::builder();
+    if export.metrics {
+        let endpoint = effective_endpoint(export.endpoint.as_deref(), "METRICS");
+        let mut builder = MetricExporter::builder().with_tonic();
+        if let Some(e) = &export.endpoint {
+            builder = builder.with_endpoint(e);
+        }
+        if let Some(tls) = tls::client_config(&endpoint)? {
+            builder = builder.with_tls_config(tls);
+        }
+        let exporter = builder
+            .build()
+            .map_err(|source| TelemetryError::Exporter { endpoint, source })?;
+        provider = provider.with_periodic_exporter(exporter);
     }
-    if let Some(tls) = tls::client_config(&endpoint)? {
-        builder = builder.with_tls_config(tls);
+    if export.prometheus {
+        let name = resource
+            .get(&Key::new(SERVICE_NAME))
+            .map(|v| v.as_str().into_owned())
+            .unwrap_or_default();
+        provider = provider.with_reader(prometheus::reader(&name));
     }
-    let exporter = builder
-        .build()
-        .map_err(|source| TelemetryError::Exporter { endpoint, source })?;
-    Ok(SdkMeterProvider::builder()
-        .with_resource(resource(export, Some(component)))
-        .with_periodic_exporter(exporter)
-        .build())
+    Ok(provider.with_resource(resource).build())
+}
+
+/// Where the Prometheus endpoint listens, once [`init`] started it.
+static PROMETHEUS_ADDR: OnceLock<std::net::SocketAddr> = OnceLock::new();
+
+/// The address of the Prometheus scrape endpoint (`telemetry.prometheus_addr`),
+/// if it runs.
+pub fn prometheus_addr() -> Option<std::net::SocketAddr> {
+    PROMETHEUS_ADDR.get().copied()
 }
 
 /// Gives `component` (`leads`, or a served name such as
@@ -236,7 +262,7 @@ pub fn register_component(component: &str) {
             }
         }
     }
-    if export.metrics && !has_meter_provider(component) {
+    if (export.metrics || export.prometheus) && !has_meter_provider(component) {
         match meter_provider(export, component) {
             Ok(provider) => add_meter_provider(component, provider),
             Err(e) => tracing::warn!(component, error = %e, "no metric export for this component"),
@@ -268,7 +294,8 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     let cfg_endpoint = cfg.otlp_endpoint.as_deref().filter(|e| !e.is_empty());
     let traces = exports(cfg_endpoint, "TRACES");
     let metrics = exports(cfg_endpoint, "METRICS");
-    if (traces || metrics) && tokio::runtime::Handle::try_current().is_err() {
+    let scrape = cfg.prometheus_addr.as_deref().filter(|a| !a.is_empty());
+    if (traces || metrics || scrape.is_some()) && tokio::runtime::Handle::try_current().is_err() {
         return Err(TelemetryError::NoRuntime {
             endpoint: effective_endpoint(cfg_endpoint, "TRACES"),
         });
@@ -299,8 +326,19 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
         endpoint: cfg_endpoint.map(str::to_owned),
         traces: traces.then(Exporters::default),
         metrics,
+        prometheus: scrape.is_some(),
         runtime: tokio::runtime::Handle::try_current().ok(),
     };
+    if let Some(addr) = scrape {
+        let bound = std::net::TcpListener::bind(addr)
+            .and_then(prometheus::spawn)
+            .map_err(|source| TelemetryError::Prometheus {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        let _ = PROMETHEUS_ADDR.set(bound);
+        tracing::info!(addr = %bound, "metrics endpoint listening (GET /metrics)");
+    }
 
     // Without export the provider still makes real span contexts (trace
     // ids for errors and forwarded calls); it just has nowhere to send them.
@@ -348,7 +386,7 @@ pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     global::set_tracer_provider(tracer_provider.clone());
     let exporting = export.traces.is_some();
-    let metered = export.metrics;
+    let metered = export.metrics || export.prometheus;
     // Only the first call gets here, so the cell is empty.
     let _ = EXPORT.set(export);
     *initialised = true;

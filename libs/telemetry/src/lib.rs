@@ -16,13 +16,14 @@
 mod component;
 mod config;
 mod init;
+mod prometheus;
 mod propagation;
 mod rpc;
 mod tls;
 
 pub use component::{Component, component_of, meter};
 pub use config::{LogFormat, TelemetryConfig};
-pub use init::{TelemetryError, TelemetryGuard, init, register_component};
+pub use init::{TelemetryError, TelemetryGuard, init, prometheus_addr, register_component};
 /// The instrument types, for crates that make their own metrics with
 /// [`meter`].
 pub use opentelemetry::{
