@@ -119,6 +119,9 @@ async fn run(command: Command, mut settings: Settings) -> Result<(), Box<dyn std
             crm::serve_on(settings, component, Listeners::default(), shutdown).await?;
         }
         Command::Migrate => {
+            // A one-shot has nothing to be scraped for (and must not take
+            // the port of a server beside it).
+            settings.telemetry.prometheus_addr = None;
             let _telemetry = crm_telemetry::init(&settings.telemetry)?;
             crm::migrate(&settings).await?;
             println!("migrations applied");
