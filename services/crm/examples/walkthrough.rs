@@ -1256,10 +1256,16 @@ async fn service_stage(
         paused.paused,
         time(paused.resolution_due_time.as_ref())
     );
+    // The customer's reply (the portal's public comment) resumes it.
     let resumed = api
-        .resume_ticket(portal.call(tickets::ResumeTicketRequest {
-            id: t.id.clone(),
-            ..Default::default()
+        .add_comment(portal.call(tickets::AddCommentRequest {
+            request_id: "walkthrough-reply".into(),
+            comment: Some(tickets::Comment {
+                ticket_id: t.id.clone(),
+                body: "Here is the PLC's error log".into(),
+                visibility: tickets::CommentVisibility::Public as i32,
+                ..Default::default()
+            }),
         })?)
         .await?
         .into_inner()
@@ -1267,7 +1273,7 @@ async fn service_stage(
         .ok_or("no ticket")?;
     let running = resumed.sla.clone().unwrap_or_default();
     println!(
-        "34. the customer sends the log: {:?}, resolution now due {} (later by the pause)",
+        "34. the customer replies with the log (a portal comment): {:?}, resolution now due {} (later by the pause)",
         resumed.status(),
         time(running.resolution_due_time.as_ref())
     );
@@ -1355,8 +1361,10 @@ async fn service_stage(
         .health
         .ok_or("no health")?;
     println!(
-        "39. the customer rates it {}: {}",
+        "39. the customer rates it {}: the score moves from {} to {}: {}",
         rated.csat,
+        before.score,
+        after_csat.score,
         show_health(&after_csat)
     );
     let after_nps = api
