@@ -18,7 +18,7 @@ use crm_proto::crm::{
     leads::v1::{self as pb, lead_service_client::LeadServiceClient},
 };
 use serde::Serialize;
-use tokio::task::JoinSet;
+use tokio::{runtime::Handle, task::JoinSet};
 use tonic::{
     Request, Status,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
@@ -174,11 +174,25 @@ pub async fn run(args: &Args) -> Result<NoisyReport, BoxError> {
         counters: Arc::clone(&counters),
         run,
     };
-    noise_env.spawn_all(&mut noise)?;
+    // The noisy tenant runs on a runtime of its own, as it would on a
+    // machine of its own: its client-side work (decoding floods of events,
+    // re-sending refused calls) must not queue the quiet callers' tasks in
+    // this process, or the report would measure the load generator rather
+    // than the suite.
+    let noise_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("noisy-tenant")
+        .enable_all()
+        .build()?;
+    {
+        let _on_noise_runtime = noise_runtime.enter();
+        noise_env.spawn_all(&mut noise, noise_runtime.handle())?;
+    }
     let beside = quiet_load().await?;
     stop.store(true, Ordering::Relaxed);
     noise.abort_all();
     while noise.join_next().await.is_some() {}
+    noise_runtime.shutdown_background();
 
     Ok(NoisyReport {
         p99_ratio: beside.p99_ms / alone.p99_ms.max(1e-6),
@@ -266,7 +280,7 @@ impl Noisy {
 
     /// Spawns each kind of noise named in `NOISE` (comma separated:
     /// streams, slow, imports, endless, hammer; all when unset).
-    fn spawn_all(&self, noise: &mut Tasks) -> Result<(), BoxError> {
+    fn spawn_all(&self, noise: &mut Tasks, runtime: &Handle) -> Result<(), BoxError> {
         let kinds = std::env::var("NOISE").unwrap_or_default();
         let on = |kind: &str| kinds.is_empty() || kinds.split(',').any(|k| k == kind);
         let shared = self.endpoint.connect_lazy();
@@ -275,20 +289,23 @@ impl Noisy {
             let token = self.token(&format!("erp-{}", i % 4), Role::Integration)?;
             let counters = Arc::clone(&self.counters);
             let mut client = EventServiceClient::new(shared.clone());
-            noise.spawn(async move {
-                let request = authorized(&token, subscribe())?;
-                match client.subscribe(request).await {
-                    Ok(stream) => {
-                        counters.streams_opened.fetch_add(1, Ordering::Relaxed);
-                        let mut stream = stream.into_inner();
-                        while let Ok(Some(_)) = stream.message().await {}
+            noise.spawn_on(
+                async move {
+                    let request = authorized(&token, subscribe())?;
+                    match client.subscribe(request).await {
+                        Ok(stream) => {
+                            counters.streams_opened.fetch_add(1, Ordering::Relaxed);
+                            let mut stream = stream.into_inner();
+                            while let Ok(Some(_)) = stream.message().await {}
+                        }
+                        Err(_) => {
+                            counters.streams_refused.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                    Err(_) => {
-                        counters.streams_refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok(())
-            });
+                    Ok(())
+                },
+                runtime,
+            );
         }
         // Slow consumers: one event a second, each on a connection of its
         // own with the smallest windows, over the backlog of big events.
@@ -300,18 +317,21 @@ impl Noisy {
                 .initial_stream_window_size(65_535)
                 .initial_connection_window_size(65_535)
                 .connect_lazy();
-            noise.spawn(async move {
-                let mut client = EventServiceClient::new(channel);
-                let mut stream = client
-                    .subscribe(authorized(&token, subscribe())?)
-                    .await?
-                    .into_inner();
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                while let Ok(Some(_)) = stream.message().await {
-                    tick.tick().await;
-                }
-                Ok(())
-            });
+            noise.spawn_on(
+                async move {
+                    let mut client = EventServiceClient::new(channel);
+                    let mut stream = client
+                        .subscribe(authorized(&token, subscribe())?)
+                        .await?
+                        .into_inner();
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    while let Ok(Some(_)) = stream.message().await {
+                        tick.tick().await;
+                    }
+                    Ok(())
+                },
+                runtime,
+            );
         }
         // Big imports, back to back.
         for importer in (0..IMPORTERS).filter(|_| on("imports")) {
@@ -320,80 +340,89 @@ impl Noisy {
             let mut client = LeadServiceClient::new(shared.clone());
             // Unique valid phones: run, importer, batch and row.
             let base = (self.run % 1_000) * 1_000_000_000 + importer as u64 * 100_000_000;
-            noise.spawn(async move {
-                let mut batch = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let rows = (0..IMPORT_ROWS)
-                        .map(|i| lead("Import", base + batch * IMPORT_ROWS + i, 200))
-                        .collect();
-                    batch += 1;
-                    let request = authorized(
-                        &token,
-                        pb::BatchCreateLeadsRequest {
-                            leads: rows,
-                            ..Default::default()
-                        },
-                    )?;
-                    match client.batch_create_leads(request).await {
-                        Ok(reply) => {
-                            let accepted = u64::try_from(reply.into_inner().accepted_count)?;
-                            counters
-                                .imported_rows
-                                .fetch_add(accepted, Ordering::Relaxed);
-                        }
-                        Err(status) => {
-                            if counters.imports_refused.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!(
-                                    "an import refused: {:?} {}",
-                                    status.code(),
-                                    status.message()
-                                );
+            noise.spawn_on(
+                async move {
+                    let mut batch = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let rows = (0..IMPORT_ROWS)
+                            .map(|i| lead("Import", base + batch * IMPORT_ROWS + i, 200))
+                            .collect();
+                        batch += 1;
+                        let request = authorized(
+                            &token,
+                            pb::BatchCreateLeadsRequest {
+                                leads: rows,
+                                ..Default::default()
+                            },
+                        )?;
+                        match client.batch_create_leads(request).await {
+                            Ok(reply) => {
+                                let accepted = u64::try_from(reply.into_inner().accepted_count)?;
+                                counters
+                                    .imported_rows
+                                    .fetch_add(accepted, Ordering::Relaxed);
                             }
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            Err(status) => {
+                                if counters.imports_refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                                    eprintln!(
+                                        "an import refused: {:?} {}",
+                                        status.code(),
+                                        status.message()
+                                    );
+                                }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
                         }
                     }
-                }
-                Ok(())
-            });
+                    Ok(())
+                },
+                runtime,
+            );
         }
         // Request bodies that never end, opened again as soon as they fail.
         for _ in (0..ENDLESS_BODIES).filter(|_| on("endless")) {
             let token = self.token("spammer", Role::Sales)?;
             let (stop, counters) = (Arc::clone(&self.stop), Arc::clone(&self.counters));
             let channel = shared.clone();
-            noise.spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let mut grpc = tonic::client::Grpc::new(channel.clone());
-                    grpc.ready().await?;
-                    let body = tonic::codegen::tokio_stream::pending::<Vec<u8>>();
-                    let path = "/crm.leads.v1.LeadService/CreateLead".parse()?;
-                    let _ = grpc
-                        .client_streaming(authorized(&token, body)?, path, Raw)
-                        .await;
-                    counters
-                        .endless_bodies_ended
-                        .fetch_add(1, Ordering::Relaxed);
-                    // A refused call comes back at once: do not spin.
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                Ok(())
-            });
+            noise.spawn_on(
+                async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut grpc = tonic::client::Grpc::new(channel.clone());
+                        grpc.ready().await?;
+                        let body = tonic::codegen::tokio_stream::pending::<Vec<u8>>();
+                        let path = "/crm.leads.v1.LeadService/CreateLead".parse()?;
+                        let _ = grpc
+                            .client_streaming(authorized(&token, body)?, path, Raw)
+                            .await;
+                        counters
+                            .endless_bodies_ended
+                            .fetch_add(1, Ordering::Relaxed);
+                        // A refused call comes back at once: do not spin.
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Ok(())
+                },
+                runtime,
+            );
         }
         // One user hammering a cheap call.
         for _ in (0..HAMMERS).filter(|_| on("hammer")) {
             let token = self.token("hammer", Role::Sales)?;
             let (stop, counters) = (Arc::clone(&self.stop), Arc::clone(&self.counters));
             let mut client = LeadServiceClient::new(shared.clone());
-            noise.spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let request = authorized(&token, pb::GetLeadConfigRequest {})?;
-                    counters.hammer_calls.fetch_add(1, Ordering::Relaxed);
-                    if client.get_lead_config(request).await.is_err() {
-                        counters.hammer_refused.fetch_add(1, Ordering::Relaxed);
+            noise.spawn_on(
+                async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let request = authorized(&token, pb::GetLeadConfigRequest {})?;
+                        counters.hammer_calls.fetch_add(1, Ordering::Relaxed);
+                        if client.get_lead_config(request).await.is_err() {
+                            counters.hammer_refused.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                }
-                Ok(())
-            });
+                    Ok(())
+                },
+                runtime,
+            );
         }
         Ok(())
     }
