@@ -44,6 +44,14 @@ pub struct EventsConfig {
     /// Attempts of an event that a local consumer's handler refuses for
     /// good before it goes to the dead letters (`event_dead_letters`).
     pub local_max_attempts: u32,
+    /// Pages of the outbox all of the service's subscribers read from the
+    /// database at once: keep it under `store.max_connections`, so calls
+    /// always find a connection however many streams are open.
+    pub subscriber_reads: usize,
+    /// Of those, what one tenant's subscribers may read at once: a tenant
+    /// with many streams over a busy outbox gets its events later, without
+    /// holding up other tenants' streams or calls.
+    pub tenant_subscriber_reads: usize,
 }
 
 impl Default for EventsConfig {
@@ -58,6 +66,8 @@ impl Default for EventsConfig {
             subscriber_buffer_bytes: 1 << 20,
             subscriber_stall_timeout: Duration::from_secs(60),
             local_max_attempts: 5,
+            subscriber_reads: 4,
+            tenant_subscriber_reads: 2,
         }
     }
 }
@@ -97,6 +107,14 @@ impl EventsConfig {
         }
         if self.subscriber_buffer == 0 {
             return invalid("subscriber_buffer", "must be at least 1");
+        }
+        for (key, value) in [
+            ("subscriber_reads", self.subscriber_reads),
+            ("tenant_subscriber_reads", self.tenant_subscriber_reads),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
         }
         if self.local_max_attempts == 0 {
             return invalid("local_max_attempts", "must be at least 1");

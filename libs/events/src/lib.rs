@@ -49,6 +49,7 @@ pub mod entity;
 mod local;
 mod migration;
 mod outbox;
+mod reads;
 mod sequencer;
 mod stream;
 
@@ -96,6 +97,8 @@ pub struct Events {
     wake: Arc<Notify>,
     /// Subscribers dropped for stalling, since start (a metric).
     stalled: Arc<AtomicU64>,
+    /// The database turns subscribers read through.
+    reads: Arc<reads::ReadTurns>,
 }
 
 impl Events {
@@ -106,10 +109,14 @@ impl Events {
         let head = sequencer::read_head(&db).await?;
         Ok(Self {
             db,
-            cfg,
             head: Arc::new(watch::Sender::new(head.last_sequence)),
             wake: Arc::new(Notify::new()),
             stalled: Arc::new(AtomicU64::new(0)),
+            reads: Arc::new(reads::ReadTurns::new(
+                cfg.subscriber_reads,
+                cfg.tenant_subscriber_reads,
+            )),
+            cfg,
         })
     }
 
@@ -134,6 +141,7 @@ impl Events {
             self.cfg.clone(),
             shutdown,
             Arc::clone(&self.stalled),
+            Arc::clone(&self.reads),
         )
     }
 

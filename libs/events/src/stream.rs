@@ -28,7 +28,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
-use crate::{ERROR_DOMAIN, EventsConfig, entity::outbox_event, sequencer::read_head};
+use crate::{
+    ERROR_DOMAIN, EventsConfig, entity::outbox_event, reads::ReadTurns, sequencer::read_head,
+};
 
 /// Types one subscription may filter on: bounds the query it makes.
 const MAX_TYPES: usize = 100;
@@ -43,6 +45,7 @@ pub struct EventStream {
     cfg: EventsConfig,
     shutdown: Shutdown,
     stalled: Arc<AtomicU64>,
+    reads: Arc<ReadTurns>,
 }
 
 impl EventStream {
@@ -52,6 +55,7 @@ impl EventStream {
         cfg: EventsConfig,
         shutdown: Shutdown,
         stalled: Arc<AtomicU64>,
+        reads: Arc<ReadTurns>,
     ) -> Self {
         Self {
             db,
@@ -59,6 +63,7 @@ impl EventStream {
             cfg,
             shutdown,
             stalled,
+            reads,
         }
     }
 }
@@ -196,6 +201,8 @@ impl EventService for EventStream {
             stall: self.cfg.subscriber_stall_timeout,
             budget,
             bytes: Arc::new(Semaphore::new(budget as usize)),
+            tenant_reads: self.reads.of(tenant.as_deref()),
+            reads: Arc::clone(&self.reads),
             tenant,
             types: request.types,
             floor: start,
@@ -272,6 +279,10 @@ struct Pump {
     stall: std::time::Duration,
     budget: u32,
     bytes: Arc<Semaphore>,
+    /// The database turns this subscriber reads through, and its tenant's
+    /// share of them.
+    reads: Arc<ReadTurns>,
+    tenant_reads: Arc<Semaphore>,
     /// The subscriber's tenant; `None` for a service reading every tenant's.
     tenant: Option<String>,
     types: Vec<String>,
@@ -296,6 +307,7 @@ impl Pump {
                 if self.shutdown.is_triggered() {
                     return self.end(shutting_down()).await;
                 }
+                let turn = self.reads.take(&self.tenant_reads).await;
                 let (rows, next) = match self.page(position, through).await {
                     Ok(page) => page,
                     Err(err) => return self.end(internal(err)).await,
@@ -311,6 +323,8 @@ impl Pump {
                     Ok(_) => {}
                     Err(err) => return self.end(internal(err)).await,
                 }
+                // Sending may wait on the client: not while holding a turn.
+                drop(turn);
                 for row in rows {
                     let event = match to_event(row) {
                         Ok(event) => event,
@@ -364,6 +378,7 @@ impl Pump {
             };
             return self.send(Kind::Heartbeat(heartbeat)).await;
         };
+        let turn = self.reads.take(&self.tenant_reads).await;
         let own = outbox_event::Entity::find()
             .select_only()
             .column_as(Column::Sequence.max(), "sequence")
@@ -372,6 +387,7 @@ impl Pump {
             .into_tuple::<Option<i64>>()
             .one(&self.db)
             .await;
+        drop(turn);
         let own = match own {
             Ok(own) => own.flatten().unwrap_or(0),
             Err(err) => {
