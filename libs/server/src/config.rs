@@ -100,6 +100,13 @@ pub struct RateLimitConfig {
     /// Per subject within its tenant; 0 turns this one off.
     pub subject_requests_per_second: u32,
     pub subject_burst: u32,
+    /// A call over the limit is answered (RATE_LIMITED) when the caller's
+    /// next call could pass, up to this long, holding one of the caller's
+    /// call slots meanwhile: a client that retries at once instead of
+    /// waiting as told slows down to its rate, rather than spending the
+    /// server's time on a stream of refusals.
+    #[serde(with = "crm_config::duration")]
+    pub refusal_delay_max: Duration,
 }
 
 impl Default for RateLimitConfig {
@@ -109,6 +116,7 @@ impl Default for RateLimitConfig {
             burst: 200,
             subject_requests_per_second: 50,
             subject_burst: 100,
+            refusal_delay_max: Duration::from_secs(1),
         }
     }
 }

@@ -81,6 +81,7 @@ struct Fair {
     /// share (TOO_MANY_CALLS, TOO_MANY_STREAMS) or a rate (RATE_LIMITED).
     refused: Counter<u64>,
     rate: Option<RateLimiter>,
+    refusal_delay_max: Duration,
     max_in_flight: usize,
     limits: CallLimits,
     open: Mutex<HashMap<Key, usize>>,
@@ -254,6 +255,7 @@ impl FairLayer {
                 refused,
                 domain,
                 rate: RateLimiter::new(rate_limit),
+                refusal_delay_max: rate_limit.refusal_delay_max,
                 max_in_flight,
                 limits: limits.clone(),
                 open: Mutex::new(HashMap::new()),
@@ -307,17 +309,25 @@ where
         } else {
             Kind::Call
         };
-        let admitted = match &fair.rate {
-            Some(rate) => rate
-                .take(tenant, subject, std::time::Instant::now())
-                .map_err(|(scope, wait)| {
-                    tracing::debug!(tenant, subject, "refused: rate limit");
-                    fair.rate_limited(scope, wait)
+        if let Some(rate) = &fair.rate
+            && let Err((scope, wait)) = rate.take(tenant, subject, std::time::Instant::now())
+        {
+            tracing::debug!(tenant, subject, "refused: rate limit");
+            let status = fair.rate_limited(scope, wait);
+            // Answered when the next call could pass, holding a call slot
+            // of the caller's meanwhile (so a caller holds at most its
+            // share of these too); once its slots are taken, at once.
+            let delay = wait.min(fair.refusal_delay_max);
+            return match fair.admit(Kind::Call, tenant, subject) {
+                Ok(slot) if !delay.is_zero() => Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    drop(slot);
+                    Ok(error_response(status))
                 }),
-            None => Ok(()),
+                _ => Box::pin(std::future::ready(Ok(error_response(status)))),
+            };
         }
-        .and_then(|()| fair.admit(kind, tenant, subject));
-        let slot = match admitted {
+        let slot = match fair.admit(kind, tenant, subject) {
             Ok(slot) => slot,
             Err(status) => return Box::pin(std::future::ready(Ok(error_response(status)))),
         };
@@ -494,6 +504,7 @@ mod tests {
             domain: "crm.test".into(),
             refused: crm_telemetry::meter("test").u64_counter(REFUSED).build(),
             rate: None,
+            refusal_delay_max: Duration::from_secs(1),
             max_in_flight,
             limits,
             open: Mutex::new(HashMap::new()),
@@ -565,5 +576,70 @@ mod tests {
         assert_eq!(refused, Some((Code::Unavailable, "OVERLOADED".into())));
         let open = f.open.lock().map(|o| o.len()).unwrap_or_default();
         assert_eq!(open, 3, "a refused call holds nothing");
+    }
+
+    /// The noisy-neighbour benchmark: a client retrying at once past its
+    /// rate limit had the server answer thousands of refusals a second.
+    /// A refusal now comes when the next call could pass, and holds one of
+    /// the caller's call slots until then.
+    #[tokio::test]
+    async fn a_refusal_waits_for_the_next_token_holding_a_call_slot() {
+        let rate = RateLimitConfig {
+            requests_per_second: 1000,
+            burst: 1000,
+            subject_requests_per_second: 20,
+            subject_burst: 1,
+            refusal_delay_max: Duration::from_secs(5),
+        };
+        let limits = CallLimits {
+            subject_calls: 1,
+            ..CallLimits::default()
+        };
+        let layer = FairLayer::new(16, &rate, &limits, "crm.test");
+        let mut service = layer.layer(tower::service_fn(|_: Request<IdleBody<Body>>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        }));
+        let call = |service: &mut FairService<_>| {
+            let mut request = Request::new(Body::empty());
+            request.extensions_mut().insert(Principal {
+                subject: "hammer".into(),
+                tenant: "acme".into(),
+                roles: Vec::new(),
+            });
+            service.call(request)
+        };
+        let passed = call(&mut service).await;
+        assert!(passed.is_ok_and(|r| r.headers().get("grpc-status").is_none()));
+        let mut refused = call(&mut service);
+        let answered_at_once = tokio::select! {
+            biased;
+            _ = &mut refused => true,
+            () = std::future::ready(()) => false,
+        };
+        assert!(!answered_at_once, "a refusal is not answered at once");
+        let held = layer
+            .fair
+            .admit(Kind::Call, "acme", "hammer")
+            .err()
+            .map(|s| reason(&s));
+        assert_eq!(
+            held,
+            Some((Code::ResourceExhausted, "TOO_MANY_CALLS".into())),
+            "the waiting refusal holds the caller's call slot"
+        );
+        assert!(layer.fair.admit(Kind::Call, "acme", "other").is_ok());
+        let status = refused
+            .await
+            .ok()
+            .and_then(|r| Status::from_header_map(r.headers()))
+            .map(|s| reason(&s));
+        assert_eq!(
+            status,
+            Some((Code::ResourceExhausted, "RATE_LIMITED".into()))
+        );
+        assert!(
+            layer.fair.admit(Kind::Call, "acme", "hammer").is_ok(),
+            "the slot is given back with the answer"
+        );
     }
 }

@@ -135,6 +135,7 @@ mod tests {
             burst,
             subject_requests_per_second: subject_rate,
             subject_burst,
+            ..RateLimitConfig::default()
         })
         .unwrap_or_else(|| unreachable!("a rate above zero"))
     }
