@@ -8,6 +8,7 @@ use crm_auth::Role;
 use crm_e2e::*;
 use crm_proto::crm::leads::v1 as pb;
 use tokio::time::Instant;
+use tonic_types::StatusExt as _;
 
 const IMPORT_ROWS: usize = 10_000;
 
@@ -33,7 +34,9 @@ fn import(batch: usize, rows: usize) -> pb::BatchCreateLeadsRequest {
 /// benchmark's business.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finding_7_big_imports_stay_whole_while_another_tenant_writes() {
-    let suite = start().await;
+    // Three imports at once exceed a tenant's import budget: this finding
+    // is about the write queue, so the budget is off.
+    let suite = start_with(|s| s.leads.import_rows_per_second = 0).await;
     let bulk = suite.leads_client(Some(&suite.token(
         "bulk",
         "boss",
@@ -88,7 +91,12 @@ async fn finding_7_big_imports_stay_whole_while_another_tenant_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finding_14_shutdown_under_imports_stays_within_the_grace_period() {
     const GRACE: Duration = Duration::from_secs(2);
-    let mut suite = start_with(|settings| settings.server.grace_period = GRACE).await;
+    let mut suite = start_with(|settings| {
+        settings.server.grace_period = GRACE;
+        // Imports back to back, past any budget: the shutdown is under load.
+        settings.leads.import_rows_per_second = 0;
+    })
+    .await;
     let bulk = suite.leads_client(Some(&suite.token(
         "bulk",
         "boss",
@@ -123,5 +131,57 @@ async fn finding_14_shutdown_under_imports_stays_within_the_grace_period() {
     assert!(
         took < GRACE + Duration::from_millis(500),
         "the suite took {took:?} to stop with a grace period of {GRACE:?}"
+    );
+}
+
+/// The noisy-neighbour benchmark: one tenant's back-to-back imports took
+/// the machine from the others (the quiet tenant's p99 rose 2.4 times with
+/// imports alone). A tenant's imports draw on its own budget of rows per
+/// second: past it an import is RESOURCE_EXHAUSTED (IMPORT_RATE_LIMITED)
+/// with a RetryInfo, and nothing of it is stored, while another tenant's
+/// import goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_a_tenants_imports_draw_on_its_own_budget_of_rows() {
+    let suite = start_with(|s| {
+        s.leads.max_import_rows = 100;
+        s.leads.import_rows_per_second = 1;
+    })
+    .await;
+    let mut bulk = suite.leads_client(Some(&suite.token("bulk", "boss", &[Role::Manager])));
+    let full = bulk.batch_create_leads(import(0, 100)).await.unwrap();
+    assert_eq!(
+        full.into_inner().accepted_count,
+        100,
+        "one full import fits"
+    );
+    let over = bulk.batch_create_leads(import(1, 10)).await.unwrap_err();
+    assert_eq!(
+        (over.code(), over.get_details_error_info().map(|i| i.reason)),
+        (
+            tonic::Code::ResourceExhausted,
+            Some("IMPORT_RATE_LIMITED".to_owned())
+        ),
+        "{over:?}"
+    );
+    let retry = over.get_details_retry_info().and_then(|r| r.retry_delay);
+    assert!(retry.is_some_and(|d| d > Duration::ZERO), "{over:?}");
+    let listed = bulk
+        .list_leads(pb::ListLeadsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed
+            .leads
+            .iter()
+            .all(|l| l.company.starts_with("Bulk 0-")),
+        "nothing of the refused import is stored"
+    );
+    let mut other = suite.leads_client(Some(&suite.token("acme", "amy", &[Role::Manager])));
+    let theirs = other.batch_create_leads(import(2, 100)).await.unwrap();
+    assert_eq!(
+        theirs.into_inner().accepted_count,
+        100,
+        "another tenant's own"
     );
 }

@@ -76,6 +76,13 @@ pub enum RpcError {
         reason: &'static str,
         message: String,
     },
+    /// RESOURCE_EXHAUSTED with a `RetryInfo`: the caller's budget refills
+    /// after `retry_after`.
+    RateLimited {
+        reason: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     Unavailable {
         reason: &'static str,
         message: String,
@@ -193,6 +200,14 @@ impl RpcError {
                 (Code::PermissionDenied, reason, message)
             }
             RpcError::ResourceExhausted { reason, message } => {
+                (Code::ResourceExhausted, reason, message)
+            }
+            RpcError::RateLimited {
+                reason,
+                message,
+                retry_after,
+            } => {
+                details.set_retry_info(Some(retry_after));
                 (Code::ResourceExhausted, reason, message)
             }
             RpcError::Unavailable { reason, message } => (Code::Unavailable, reason, message),

@@ -30,6 +30,7 @@ pub use deadline::{Deadline, DeadlineLayer, DeadlineService};
 pub use drain::Passthrough;
 pub use fair::{FairLayer, FairService, IdleBody, REFUSED, is_streaming};
 pub use limit::{MessageSizeLimit, MessageSizeLimitLayer};
+pub use rate_limit::TenantBudget;
 pub use serve::{ServerError, error_domain, serve, serve_ready, serve_with_health};
 pub use shutdown::Shutdown;
 pub use tls::{ClientTls, ServerTls, TlsError, secure};

@@ -125,6 +125,59 @@ impl RateLimiter {
     }
 }
 
+/// A per-tenant budget of work in units (rows imported, say) per second,
+/// for calls whose cost is not one: a token bucket per tenant that holds
+/// `capacity` units, so one call of up to `capacity` units always fits a
+/// full bucket, and a tenant calling faster waits for its own refill.
+pub struct TenantBudget {
+    per_second: u32,
+    capacity: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl TenantBudget {
+    /// `None` when `per_second` is 0 (no budget).
+    pub fn new(per_second: u32, capacity: usize) -> Option<Self> {
+        (per_second > 0).then(|| TenantBudget {
+            per_second,
+            capacity: (capacity.max(1)) as f64,
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The units the budget refills per second.
+    pub fn per_second(&self) -> u32 {
+        self.per_second
+    }
+
+    /// Takes `units` from `tenant`'s budget, or says how long until they
+    /// are there (nothing is taken then).
+    pub fn take(&self, tenant: &str, units: usize, now: Instant) -> Result<(), Duration> {
+        let units = (units as f64).min(self.capacity);
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= PRUNE_AT {
+            buckets.retain(|_, bucket| {
+                bucket.refill(now);
+                bucket.tokens < bucket.burst
+            });
+        }
+        let bucket = buckets.entry(tenant.to_owned()).or_insert(Bucket {
+            tokens: self.capacity,
+            updated: now,
+            rate: f64::from(self.per_second),
+            burst: self.capacity,
+        });
+        bucket.refill(now);
+        if bucket.tokens < units {
+            return Err(Duration::from_secs_f64(
+                (units - bucket.tokens) / bucket.rate,
+            ));
+        }
+        bucket.tokens -= units;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +260,31 @@ mod tests {
         assert_eq!(b.take("new", "u", later), Ok(()));
         let kept = b.buckets.lock().map(|m| m.len()).unwrap_or_default();
         assert_eq!(kept, 1);
+    }
+
+    #[test]
+    fn a_tenant_budget_fits_one_full_call_then_refills_at_its_rate() {
+        let budget = TenantBudget::new(100, 1_000).unwrap_or_else(|| unreachable!());
+        let now = Instant::now();
+        assert!(budget.take("noisy", 1_000, now).is_ok());
+        let wait = budget.take("noisy", 500, now).err();
+        assert_eq!(
+            wait,
+            Some(Duration::from_secs(5)),
+            "500 units at 100 a second"
+        );
+        assert!(
+            budget.take("quiet", 1_000, now).is_ok(),
+            "another tenant's own"
+        );
+        assert!(
+            budget
+                .take("noisy", 500, now + Duration::from_secs(5))
+                .is_ok()
+        );
+        // More than the capacity costs the capacity: it can still pass.
+        let later = now + Duration::from_secs(60);
+        assert!(budget.take("noisy", 5_000, later).is_ok());
+        assert!(TenantBudget::new(0, 10).is_none());
     }
 }

@@ -37,6 +37,11 @@ pub struct LeadsSettings {
     pub pages: PageLimits,
     /// Rows per BatchCreateLeads.
     pub max_import_rows: usize,
+    /// Rows a tenant may import per second, over all its imports; one
+    /// import of `max_import_rows` always fits a full budget. 0: no budget.
+    /// Imports are the heaviest calls there are: without a budget one
+    /// tenant's back-to-back imports take the machine from the others.
+    pub import_rows_per_second: u32,
     /// How often the sweeper looks for leads to return to the pool.
     #[serde(with = "crm_config::duration")]
     pub sweep_interval: Duration,
@@ -65,6 +70,7 @@ impl Default for LeadsSettings {
             defaults: domain::LeadConfig::default(),
             pages: PageLimits::default(),
             max_import_rows: 10_000,
+            import_rows_per_second: 2_000,
             sweep_interval: Duration::from_secs(60),
             sweep_batch: 500,
             opportunities_url: None,
@@ -87,6 +93,8 @@ pub struct Leads {
     db: DatabaseConnection,
     /// The service's own identity, for work it does by itself.
     identity: Option<std::sync::Arc<crm_auth::TokenMinter>>,
+    /// Each tenant's rows to import, shared by every instance of the API.
+    import_budget: Arc<Option<crm_server::TenantBudget>>,
 }
 
 impl Leads {
@@ -108,6 +116,10 @@ impl Leads {
             app::OpportunitiesClient::new(crm_service::traced("leads", "opportunities", c))
         });
         Ok(Leads {
+            import_budget: Arc::new(crm_server::TenantBudget::new(
+                config.import_rows_per_second,
+                config.max_import_rows,
+            )),
             converts: opportunities.is_some(),
             app: App::new(uow, config.defaults.clone(), opportunities)
                 .with_convert_timeout(config.convert_timeout)
@@ -125,6 +137,7 @@ impl Leads {
             self.app.clone(),
             self.config.pages,
             self.config.max_import_rows,
+            Arc::clone(&self.import_budget),
         );
         LeadServiceServer::new(api).max_decoding_message_size(max_message_bytes)
     }

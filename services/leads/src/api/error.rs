@@ -47,6 +47,11 @@ impl DomainError for LeadError {
             LeadError::AlreadyOwned(_) => refused("LEAD_OWNED"),
             LeadError::InPool(_) => refused("LEAD_IN_POOL"),
             LeadError::ClaimLimit { .. } => refused("CLAIM_LIMIT_REACHED"),
+            LeadError::ImportBudget { retry_after, .. } => RpcError::RateLimited {
+                reason: "IMPORT_RATE_LIMITED",
+                message,
+                retry_after,
+            },
             LeadError::RequestIdReused => {
                 RpcError::InvalidArgument(vec![FieldViolation::new("request_id", message)])
             }

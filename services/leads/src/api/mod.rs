@@ -8,6 +8,8 @@ mod error;
 use crm_proto::crm::leads::v1::{self as pb, lead_service_server::LeadService};
 use crm_rpc::{DomainError, FieldViolation, fields, paging::PageLimits, required_id};
 use crm_service::{AuditTrail, ConfigWire, Replay, TenantConfigs};
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use crate::app::App;
@@ -20,12 +22,18 @@ pub struct LeadsApi {
     app: App,
     pages: PageLimits,
     max_import_rows: usize,
+    import_budget: Arc<Option<crm_server::TenantBudget>>,
     configs: TenantConfigs<LeadConfig, pb::LeadConfig>,
     audit: AuditTrail,
 }
 
 impl LeadsApi {
-    pub fn new(app: App, pages: PageLimits, max_import_rows: usize) -> Self {
+    pub fn new(
+        app: App,
+        pages: PageLimits,
+        max_import_rows: usize,
+        import_budget: Arc<Option<crm_server::TenantBudget>>,
+    ) -> Self {
         LeadsApi {
             configs: TenantConfigs::new(
                 app.db().clone(),
@@ -41,6 +49,7 @@ impl LeadsApi {
             app,
             pages,
             max_import_rows,
+            import_budget,
         }
     }
 }
@@ -80,6 +89,17 @@ impl LeadService for LeadsApi {
             if body.leads.is_empty() || body.leads.len() > self.max_import_rows {
                 let rows = format!("1 to {} rows per import", self.max_import_rows);
                 return Err(FieldViolation::new("leads", rows).into());
+            }
+            if let Some(budget) = self.import_budget.as_ref()
+                && let Err(retry_after) =
+                    budget.take(&ctx.tenant, body.leads.len(), std::time::Instant::now())
+            {
+                return Err(LeadError::ImportBudget {
+                    rows: body.leads.len(),
+                    per_second: budget.per_second(),
+                    retry_after,
+                }
+                .into());
             }
             let config = self.app.config(&ctx.tenant).await?;
             let rows: Vec<_> = body

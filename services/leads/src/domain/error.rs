@@ -37,6 +37,16 @@ pub enum LeadError {
     InPool(String),
     #[error("the daily claim limit of {limit} leads is reached")]
     ClaimLimit { limit: u32 },
+    /// The tenant imported more rows than its budget refills: others share
+    /// the service.
+    #[error(
+        "the tenant's import budget ({per_second} rows a second) does not hold {rows} more rows yet; retry in {retry_after:?}"
+    )]
+    ImportBudget {
+        rows: usize,
+        per_second: u32,
+        retry_after: std::time::Duration,
+    },
     #[error("request id was already used for a different request")]
     RequestIdReused,
     #[error("the lead configuration was changed since etag {0} was read")]
