@@ -435,6 +435,10 @@ async fn finding_12_one_user_spends_only_their_share_of_the_tenants_rate() {
         s.gateway.rate_limit.burst = 1000;
         s.gateway.rate_limit.subject_requests_per_second = 1;
         s.gateway.rate_limit.subject_burst = 5;
+        // Refusals answered almost at once, so that amy's ten calls come
+        // before her bucket refills; that a refusal waits for the next
+        // token is crm-server's `a_refusal_waits_for_the_next_token_...`.
+        s.gateway.rate_limit.refusal_delay_max = Duration::from_millis(1);
     })
     .await;
     let mut amy = suite.leads_client(Some(&suite.token("acme", "amy", &[Role::Sales])));
