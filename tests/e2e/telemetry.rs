@@ -192,6 +192,33 @@ fn metric_points(received: &Received, metric: &str) -> BTreeMap<String, Vec<(Str
     points
 }
 
+/// The values of `key` on the points of the gauge or sum `metric`, by
+/// service name.
+fn attribute_values(received: &Received, metric: &str, key: &str) -> BTreeMap<String, Vec<String>> {
+    let metrics = received.metrics.lock().unwrap();
+    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for request in metrics.iter() {
+        for rm in &request.resource_metrics {
+            let service = resource_attr(rm.resource.as_ref(), "service.name").unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                for m in sm.metrics.iter().filter(|m| m.name == metric) {
+                    let points = match &m.data {
+                        Some(Data::Gauge(g)) => &g.data_points,
+                        Some(Data::Sum(s)) => &s.data_points,
+                        _ => continue,
+                    };
+                    for p in points {
+                        if let Some(value) = attr(&p.attributes, key) {
+                            values.entry(service.clone()).or_default().push(value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    values
+}
+
 /// Every (service name, metric name) exported.
 fn metric_names(received: &Received) -> std::collections::BTreeSet<(String, String)> {
     let metrics = received.metrics.lock().unwrap();
@@ -472,10 +499,26 @@ async fn a_conversion_is_one_trace_across_gateway_leads_and_opportunities() {
             "db.client.connection.count",
             "db.client.connection.max",
             "crm.events.head",
+            "crm.events.unnumbered",
         ] {
             assert!(
                 names.contains(&(service.to_owned(), metric.to_owned())),
                 "{service} {metric}: {names:?}"
+            );
+        }
+    }
+    // Each event consumer's lag and dead letters, under its own service.
+    for (service, consumer) in [
+        ("crm-delivery", "delivery.handover"),
+        ("crm-tickets", "tickets.delivery-project-completed"),
+    ] {
+        for metric in ["crm.events.consumer.lag", "crm.events.dead_lettered"] {
+            let points = attribute_values(&received, metric, "consumer");
+            assert!(
+                points
+                    .get(service)
+                    .is_some_and(|consumers| consumers.iter().any(|c| c == consumer)),
+                "{service} {metric} of {consumer}: {points:?}"
             );
         }
     }

@@ -9,7 +9,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -145,6 +145,7 @@ pub struct Consumer {
     tenant: String,
     all_tenants: bool,
     dead_lettered: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     types: Vec<String>,
     channel: Channel,
     token: Arc<dyn TokenProvider>,
@@ -159,6 +160,31 @@ impl std::fmt::Debug for Consumer {
             .field("tenant", &self.tenant)
             .field("types", &self.types)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where a consumer stands, for its lag metric.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The newest sequence the producer has shown.
+    seen: AtomicI64,
+    /// The consumer's cursor.
+    applied: AtomicI64,
+}
+
+impl Progress {
+    fn seen(&self, sequence: i64) {
+        self.seen.fetch_max(sequence, Ordering::Relaxed);
+    }
+
+    fn applied(&self, cursor: i64) {
+        self.applied.store(cursor, Ordering::Relaxed);
+        self.seen(cursor);
+    }
+
+    fn lag(&self) -> i64 {
+        let applied = self.applied.load(Ordering::Relaxed);
+        (self.seen.load(Ordering::Relaxed) - applied).max(0)
     }
 }
 
@@ -185,6 +211,7 @@ impl Consumer {
             tenant: tenant.into(),
             all_tenants: false,
             dead_lettered: Arc::default(),
+            progress: Arc::default(),
             types: Vec::new(),
             channel,
             token: Arc::new(token),
@@ -211,6 +238,43 @@ impl Consumer {
     /// Events parked in the dead letters since start (a metric).
     pub fn dead_lettered(&self) -> u64 {
         self.dead_lettered.load(Ordering::Relaxed)
+    }
+
+    /// How far the consumer is behind: the newest sequence the producer
+    /// has shown it (an event, or a heartbeat's head) minus its cursor.
+    /// Known as of the last heartbeat: while a backlog streams in, the
+    /// producer sends none, and the lag shown is the last one known.
+    pub fn lag(&self) -> i64 {
+        self.progress.lag()
+    }
+
+    /// Exports the consumer's lag (`crm.events.consumer.lag`) and its dead
+    /// letters (`crm.events.dead_lettered`) under its service's name, the
+    /// first part of the consumer's (`delivery.handover` -> `delivery`).
+    fn observe(&self) {
+        use crm_telemetry::KeyValue;
+        let service = self.name.split('.').next().unwrap_or(&self.name);
+        let meter = crm_telemetry::meter(service);
+        let attributes = [
+            KeyValue::new("consumer", self.name.clone()),
+            KeyValue::new("source", self.source.clone()),
+        ];
+        let (progress, on) = (Arc::clone(&self.progress), attributes.clone());
+        meter
+            .i64_observable_gauge("crm.events.consumer.lag")
+            .with_description("Events of the producer the consumer has not applied yet")
+            .with_unit("{event}")
+            .with_callback(move |gauge| gauge.observe(progress.lag(), &on))
+            .build();
+        let dead = Arc::clone(&self.dead_lettered);
+        meter
+            .u64_observable_counter("crm.events.dead_lettered")
+            .with_description("Events a consumer refused for good and parked in its dead letters")
+            .with_unit("{event}")
+            .with_callback(move |counter| {
+                counter.observe(dead.load(Ordering::Relaxed), &attributes)
+            })
+            .build();
     }
 
     /// Only events of these types (all when empty).
@@ -262,6 +326,7 @@ impl Consumer {
         handler: H,
         shutdown: Shutdown,
     ) -> tokio::task::JoinHandle<Result<(), ConsumerError>> {
+        self.observe();
         tokio::spawn(async move { self.run(&db, &handler, &shutdown).await })
     }
 
@@ -331,6 +396,7 @@ impl Consumer {
             Ok(cursor) => cursor,
             Err(err) => return Ok(Ended::Retry(format!("cannot read the cursor: {err}"))),
         };
+        self.progress.applied(cursor);
         let token = match self.token.token() {
             Ok(token) => token,
             Err(err) => return Ok(Ended::Retry(format!("no token: {err}"))),
@@ -369,21 +435,27 @@ impl Consumer {
                     kind: Some(Kind::Event(event)),
                 })) => {
                     *attempt = 0;
+                    self.progress.seen(event.sequence);
                     if !self.apply_until_done(db, handler, &event, shutdown).await {
                         return Ok(Ended::Shutdown);
                     }
                     cursor = cursor.max(event.sequence);
+                    self.progress.applied(cursor);
                 }
                 Ok(Some(SubscribeResponse {
                     kind: Some(Kind::Heartbeat(heartbeat)),
                 })) => {
                     *attempt = 0;
+                    self.progress.seen(heartbeat.head_sequence);
                     // Every event of ours up to the head was applied above:
                     // moving the cursor keeps it from expiring while the
                     // stream has nothing for this consumer.
                     if heartbeat.head_sequence > cursor {
                         match self.advance(db, heartbeat.head_sequence).await {
-                            Ok(_) => cursor = heartbeat.head_sequence,
+                            Ok(_) => {
+                                cursor = heartbeat.head_sequence;
+                                self.progress.applied(cursor);
+                            }
                             Err(err) => tracing::warn!(
                                 consumer = %self.name, error = %err,
                                 "cannot store the heartbeat's cursor; will try at the next"
@@ -668,5 +740,27 @@ impl CursorRef<'_> {
             .await?
             .rows_affected;
         Ok(moved > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lag_is_what_the_producer_showed_past_the_cursor() {
+        let p = Progress::default();
+        p.applied(10);
+        assert_eq!(p.lag(), 0);
+        p.seen(25);
+        assert_eq!(p.lag(), 15, "a heartbeat's head ahead of the cursor");
+        p.seen(20);
+        assert_eq!(
+            p.lag(),
+            15,
+            "an older sequence does not lower what was seen"
+        );
+        p.applied(25);
+        assert_eq!(p.lag(), 0);
     }
 }

@@ -97,6 +97,8 @@ pub struct Events {
     wake: Arc<Notify>,
     /// Subscribers dropped for stalling, since start (a metric).
     stalled: Arc<AtomicU64>,
+    /// Events found waiting for their number at the sequencer's last look.
+    unnumbered: Arc<AtomicU64>,
     /// The database turns subscribers read through.
     reads: Arc<reads::ReadTurns>,
 }
@@ -112,6 +114,7 @@ impl Events {
             head: Arc::new(watch::Sender::new(head.last_sequence)),
             wake: Arc::new(Notify::new()),
             stalled: Arc::new(AtomicU64::new(0)),
+            unnumbered: Arc::new(AtomicU64::new(0)),
             reads: Arc::new(reads::ReadTurns::new(
                 cfg.subscriber_reads,
                 cfg.tenant_subscriber_reads,
@@ -151,6 +154,13 @@ impl Events {
         self.stalled.load(Ordering::Relaxed)
     }
 
+    /// The outbox lag: committed events that were still waiting for their
+    /// number when the sequencer last looked (at most 10,000 are counted).
+    /// Above zero for long only while numbering falls behind or fails.
+    pub fn unnumbered(&self) -> u64 {
+        self.unnumbered.load(Ordering::Relaxed)
+    }
+
     /// The highest sequence this process has seen numbered.
     pub fn head(&self) -> i64 {
         *self.head.borrow()
@@ -159,7 +169,7 @@ impl Events {
     /// Numbers the committed events now (what the sequencer does on each
     /// wake-up) and returns the head.
     pub async fn sequence(&self) -> Result<i64, DbErr> {
-        let head = sequencer::number(&self.db).await?;
+        let head = sequencer::number(&self.db, &self.unnumbered).await?;
         self.publish(head);
         Ok(head)
     }

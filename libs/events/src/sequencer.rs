@@ -8,7 +8,10 @@
 //! short transaction that also moves the head: every number up to the head
 //! is visible the moment the head is.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -49,19 +52,30 @@ async fn lock_head(conn: &impl ConnectionTrait) -> Result<outbox_head::Model, Db
         .ok_or_else(|| DbErr::RecordNotFound("outbox_head has no row".into()))
 }
 
+/// Most unnumbered events counted for the outbox lag: the count stays one
+/// bounded read however far numbering falls behind.
+const LAG_COUNT_CAP: u64 = 10_000;
+
 /// Numbers every committed, unnumbered event in creation order and returns
-/// the head sequence afterwards.
-pub(crate) async fn number(db: &DatabaseConnection) -> Result<i64, DbErr> {
+/// the head sequence afterwards. `unnumbered` is set to the events found
+/// waiting before numbering (at most [`LAG_COUNT_CAP`]): the outbox lag.
+pub(crate) async fn number(db: &DatabaseConnection, unnumbered: &AtomicU64) -> Result<i64, DbErr> {
     // Most ticks find nothing: look before taking the write lock.
-    let pending = outbox_event::Entity::find()
-        .select_only()
-        .column(outbox_event::Column::Id)
-        .filter(outbox_event::Column::Sequence.is_null())
-        .limit(1)
-        .into_tuple::<String>()
-        .one(db)
-        .await?;
-    if pending.is_none() {
+    let backend = db.get_database_backend();
+    let waiting = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!(
+                r#"SELECT COUNT(*) AS waiting FROM (SELECT 1 FROM outbox_events
+                   WHERE "sequence" IS NULL LIMIT {LAG_COUNT_CAP}) AS w"#
+            ),
+        ))
+        .await?
+        .map(|row| row.try_get::<i64>("", "waiting"))
+        .transpose()?
+        .unwrap_or(0);
+    unnumbered.store(u64::try_from(waiting).unwrap_or(0), Ordering::Relaxed);
+    if waiting == 0 {
         return Ok(read_head(db).await?.last_sequence);
     }
     loop {

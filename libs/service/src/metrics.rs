@@ -7,7 +7,12 @@
 //!   as OpenTelemetry's database conventions name them;
 //! - `crm.events.head`: the highest event sequence numbered (its rate is
 //!   the service's event throughput);
+//! - `crm.events.unnumbered`: the outbox lag, committed events still
+//!   waiting for their number when the sequencer last looked;
 //! - `crm.events.stalled_subscribers`: subscribers dropped for stalling.
+//!
+//! Each event consumer exports its own lag and dead letters
+//! (`crm.events.consumer.lag`, `crm.events.dead_lettered`: crm-events).
 
 use crm_events::Events;
 use crm_telemetry::{KeyValue, meter};
@@ -59,6 +64,15 @@ pub(crate) fn observe(name: &str, db: &DatabaseConnection, events: &Events) {
         .with_description("The highest event sequence numbered")
         .with_unit("{event}")
         .with_callback(move |gauge| gauge.observe(head.head(), &[]))
+        .build();
+    let lag = events.clone();
+    meter
+        .u64_observable_gauge("crm.events.unnumbered")
+        .with_description(
+            "Committed events waiting for their number at the sequencer's last look (the outbox lag)",
+        )
+        .with_unit("{event}")
+        .with_callback(move |gauge| gauge.observe(lag.unnumbered(), &[]))
         .build();
     let stalled = events.clone();
     meter
