@@ -10,6 +10,7 @@ use crm_proto::crm::leads::v1::{ListAuditEntriesRequest, UpdateLeadConfigRequest
 use crm_rpc::{FieldViolation, RequestContext, RpcError, paging::PageLimits};
 use crm_service::{AuditTrail, ConfigWire, TenantConfigs};
 use crm_types::{Etag, Role};
+use sea_orm::TransactionTrait as _;
 use sea_orm_migration::SchemaManager;
 use tonic::Request;
 
@@ -19,10 +20,14 @@ async fn database() -> (tempfile::TempDir, crm_store::DatabaseConnection) {
     let dir = tempfile::tempdir().unwrap();
     let location = crm_store::Location::for_service("handlers", None, dir.path());
     let db = crm_store::connect(&location, 2).await.unwrap();
-    let manager = SchemaManager::new(&db);
+    // In one transaction, as `crm_store::migrate` runs them: a table
+    // rebuilt to re-key it must be seen by one connection of the pool.
+    let txn = db.begin().await.unwrap();
+    let manager = SchemaManager::new(&txn);
     for migration in crm_store::shared_migrations() {
         migration.up(&manager).await.unwrap();
     }
+    txn.commit().await.unwrap();
     (dir, db)
 }
 
