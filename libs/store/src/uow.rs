@@ -196,6 +196,20 @@ impl<O: Outbox> UnitOfWork<O> {
             };
             match result {
                 Err(err) if attempt == 1 && err.is_unique_violation() => continue,
+                Err(err) => {
+                    // The same request, sent twice at once, may have been
+                    // done by the other copy after this one looked for it:
+                    // on PostgreSQL each statement sees what committed
+                    // before it, so this attempt's own checks could see
+                    // that request's effect (a contract that now exists)
+                    // and refuse it. Its recorded outcome is the answer.
+                    if let Some(key) = request
+                        && let Ok(Prior::Same(outcome)) = idempotency::prior(&self.db, key).await
+                    {
+                        return decode(&outcome);
+                    }
+                    return Err(err);
+                }
                 other => return other,
             }
         }
