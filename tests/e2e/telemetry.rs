@@ -507,6 +507,20 @@ async fn a_conversion_is_one_trace_across_gateway_leads_and_opportunities() {
             );
         }
     }
+    // Each sweeper's runs, under its own service (each runs once at start).
+    for (service, sweeper) in [
+        ("crm-leads", "pool"),
+        ("crm-contracts", "deadlines"),
+        ("crm-delivery", "risks"),
+        ("crm-tickets", "sla"),
+    ] {
+        let runs = attribute_values(&received, "crm.sweeper.runs", "sweeper");
+        assert!(
+            runs.get(service)
+                .is_some_and(|sweepers| sweepers.iter().any(|s| s == sweeper)),
+            "{service} {sweeper}: {runs:?}"
+        );
+    }
     // Each event consumer's lag and dead letters, under its own service.
     for (service, consumer) in [
         ("crm-delivery", "delivery.handover"),

@@ -30,6 +30,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 pub use audit::AuditTrail;
 pub use config::{ConfigWire, TenantConfigs};
+pub use metrics::sweeper_ran;
 pub use outbound::{PeerChannel, outbound, traced};
 pub use peers::{PeerError, Peers, channel};
 pub use replay::Replay;

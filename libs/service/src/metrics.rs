@@ -82,3 +82,24 @@ pub(crate) fn observe(name: &str, db: &DatabaseConnection, events: &Events) {
         .with_callback(move |counter| counter.observe(stalled.stalled_subscribers_dropped(), &[]))
         .build();
 }
+
+/// Counts one run of a service's sweeper (`crm.sweeper.runs`, by
+/// `sweeper`) and the records it passed over, to try again at the next run
+/// (`crm.sweeper.skipped`): a sweeper that stops running, or keeps
+/// skipping, is an operator's alarm.
+pub fn sweeper_ran(service: &str, sweeper: &'static str, skipped: impl TryInto<u64>) {
+    let meter = meter(service);
+    let attributes = [KeyValue::new("sweeper", sweeper)];
+    meter
+        .u64_counter("crm.sweeper.runs")
+        .with_description("Runs of a service's sweeper")
+        .with_unit("{run}")
+        .build()
+        .add(1, &attributes);
+    meter
+        .u64_counter("crm.sweeper.skipped")
+        .with_description("Records a sweeper passed over, to try again at its next run")
+        .with_unit("{record}")
+        .build()
+        .add(skipped.try_into().unwrap_or(u64::MAX), &attributes);
+}

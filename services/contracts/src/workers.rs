@@ -32,6 +32,7 @@ pub fn spawn_sweeper(
                 () = &mut shutdown => return,
                 swept = sweep(&app, crm_store::now_micros(), batch) => swept,
             };
+            crm_service::sweeper_ran("contracts", "deadlines", swept.skipped);
             if swept.fired > 0 || swept.skipped > 0 {
                 tracing::info!(
                     fired = swept.fired,

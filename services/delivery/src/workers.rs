@@ -57,6 +57,7 @@ pub fn spawn_sweeper(
                 () = &mut shutdown => return,
                 swept = sweep(&app, crm_types::now_micros(), batch) => swept,
             };
+            crm_service::sweeper_ran("delivery", "risks", swept.skipped);
             if swept.changed > 0 || swept.skipped > 0 {
                 tracing::info!(
                     checked = swept.checked,

@@ -46,6 +46,7 @@ pub fn spawn_sweeper(
                 () = &mut shutdown => return,
                 swept = sweep(&app, sweeper, crm_store::now_micros(), batch) => swept,
             };
+            crm_service::sweeper_ran("leads", "pool", swept.skipped);
             if swept.returned > 0 || swept.skipped > 0 {
                 tracing::info!(
                     returned = swept.returned,

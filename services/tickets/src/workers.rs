@@ -39,6 +39,7 @@ pub fn spawn_sweeper(
                 () = &mut shutdown => return,
                 swept = sweep(&app, crm_store::now_micros(), batch) => swept,
             };
+            crm_service::sweeper_ran("tickets", "sla", swept.skipped);
             if swept.fired > 0 || swept.skipped > 0 {
                 tracing::info!(
                     fired = swept.fired,
