@@ -115,6 +115,33 @@ pub fn lead(company: &str, phone: &str) -> leads::Lead {
     }
 }
 
+/// A CreateLead of a lead with only its company and a search-ads source.
+pub fn create_lead_request(company: &str) -> leads::CreateLeadRequest {
+    leads::CreateLeadRequest {
+        lead: Some(leads::Lead {
+            company: company.into(),
+            source_channel: "sem".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Creates `lead` and returns it as stored (panics on a refusal: a test's
+/// set-up step).
+pub async fn created_lead(client: &mut LeadsClient, lead: leads::Lead) -> leads::Lead {
+    client
+        .create_lead(leads::CreateLeadRequest {
+            lead: Some(lead),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lead
+        .unwrap()
+}
+
 /// A request id of at most 64 characters without spaces, the same for
 /// the same parts (subjects and bodies may hold spaces).
 pub fn request_id(prefix: &str, parts: &[&str]) -> String {

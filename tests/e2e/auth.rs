@@ -489,16 +489,7 @@ async fn finding_4_the_service_identity_is_not_an_unrestricted_issuer() {
     // With the service key apart, a user's conversion still goes through.
     let amy = suite.token("acme", "amy", &[Role::Sales]);
     let mut leads = suite.leads_client(Some(&amy));
-    let created = leads
-        .create_lead(pb::CreateLeadRequest {
-            lead: Some(lead("Umbrella", "+86 138 0000 0004")),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let created = created_lead(&mut leads, lead("Umbrella", "+86 138 0000 0004")).await;
     let converted = leads
         .convert_lead(pb::ConvertLeadRequest {
             id: created.id,

@@ -10,19 +10,6 @@ use prost_types::FieldMask;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-async fn create(client: &mut LeadsClient, l: pb::Lead) -> pb::Lead {
-    client
-        .create_lead(pb::CreateLeadRequest {
-            lead: Some(l),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap()
-}
-
 struct People {
     amy: LeadsClient,
     bob: LeadsClient,
@@ -47,7 +34,7 @@ async fn create_get_list_and_audit() {
     let People {
         mut amy, mut boss, ..
     } = people(&suite);
-    let created = create(&mut amy, lead("ACME Robotics", "+86 138 0013 8000")).await;
+    let created = created_lead(&mut amy, lead("ACME Robotics", "+86 138 0013 8000")).await;
     assert_eq!(created.owner_id, "amy", "a sales user's own lead");
     assert_eq!(created.status, pb::LeadStatus::New as i32);
     assert!(created.follow_up_deadline.is_some());
@@ -135,7 +122,7 @@ async fn every_invalid_field_is_named() {
         (Code::InvalidArgument, vec!["page_size".to_owned()])
     );
 
-    let created = create(&mut amy, lead("ACME", "010 1234 5678")).await;
+    let created = created_lead(&mut amy, lead("ACME", "010 1234 5678")).await;
     let err = amy
         .update_lead(pb::UpdateLeadRequest {
             lead: Some(pb::Lead {
@@ -161,7 +148,7 @@ async fn page_tokens_are_bound_to_query_and_tenant() {
         mut amy, mut boss, ..
     } = people(&suite);
     for i in 0..5 {
-        create(
+        created_lead(
             &mut amy,
             lead(&format!("Company {i}"), &format!("+86 138 0000 000{i}")),
         )
@@ -223,7 +210,7 @@ async fn page_tokens_are_bound_to_query_and_tenant() {
 async fn stale_etag_is_aborted() {
     let suite = start().await;
     let People { mut amy, .. } = people(&suite);
-    let created = create(&mut amy, lead("ACME", "+86 138 0000 0001")).await;
+    let created = created_lead(&mut amy, lead("ACME", "+86 138 0000 0001")).await;
     let update = |etag: String, notes: &str| pb::UpdateLeadRequest {
         lead: Some(pb::Lead {
             id: created.id.clone(),
@@ -297,7 +284,7 @@ async fn a_retried_create_does_not_act_twice() {
 async fn duplicates_are_refused_with_a_pointer_or_merged() {
     let suite = start().await;
     let People { mut amy, .. } = people(&suite);
-    let original = create(
+    let original = created_lead(
         &mut amy,
         pb::Lead {
             email: "li.lei@acme.cn".into(),
@@ -367,7 +354,7 @@ async fn duplicates_are_refused_with_a_pointer_or_merged() {
 async fn a_lead_matching_two_leads_is_a_duplicate_of_the_one_with_its_phone() {
     let suite = start().await;
     let People { mut amy, .. } = people(&suite);
-    let by_email = create(
+    let by_email = created_lead(
         &mut amy,
         pb::Lead {
             email: "wang.fang@huaxin.cn".into(),
@@ -375,7 +362,7 @@ async fn a_lead_matching_two_leads_is_a_duplicate_of_the_one_with_its_phone() {
         },
     )
     .await;
-    let by_phone = create(&mut amy, lead("Huaxin Trading", "+86 139 1111 2222")).await;
+    let by_phone = created_lead(&mut amy, lead("Huaxin Trading", "+86 139 1111 2222")).await;
     assert_ne!(by_email.id, by_phone.id);
 
     let err = amy
@@ -401,7 +388,7 @@ async fn a_lead_matching_two_leads_is_a_duplicate_of_the_one_with_its_phone() {
 async fn an_import_accepts_or_rejects_each_row_once() {
     let suite = start().await;
     let People { mut boss, .. } = people(&suite);
-    create(&mut boss, lead("Existing", "+86 138 0000 9999")).await;
+    created_lead(&mut boss, lead("Existing", "+86 138 0000 9999")).await;
     let mut rows: Vec<pb::Lead> = (0..300)
         .map(|i| lead(&format!("Import {i}"), &format!("+86 139 {i:04} 0000")))
         .collect();
@@ -476,7 +463,7 @@ async fn log(
 async fn interactions_rescore_and_qualify() {
     let suite = start().await;
     let People { mut amy, .. } = people(&suite);
-    let l = create(&mut amy, lead("ACME", "+86 138 0000 0001")).await;
+    let l = created_lead(&mut amy, lead("ACME", "+86 138 0000 0001")).await;
     let after_email = log(&mut amy, &l.id, pb::InteractionKind::EmailOpened)
         .await
         .unwrap();
@@ -549,8 +536,8 @@ async fn the_pool_claim_limit_and_closed_leads() {
     .await
     .unwrap();
 
-    let a = create(&mut boss, lead("Pool A", "+86 138 0000 0001")).await;
-    let b = create(&mut boss, lead("Pool B", "+86 138 0000 0002")).await;
+    let a = created_lead(&mut boss, lead("Pool A", "+86 138 0000 0001")).await;
+    let b = created_lead(&mut boss, lead("Pool B", "+86 138 0000 0002")).await;
     assert_eq!(
         a.owner_id, "",
         "a manager's lead without owner goes to the pool"
@@ -643,8 +630,8 @@ async fn unfollowed_leads_return_to_the_pool() {
     .await
     .unwrap();
 
-    let forgotten = create(&mut amy, lead("Forgotten", "+86 138 0000 0001")).await;
-    let followed = create(&mut amy, lead("Followed", "+86 138 0000 0002")).await;
+    let forgotten = created_lead(&mut amy, lead("Forgotten", "+86 138 0000 0001")).await;
+    let followed = created_lead(&mut amy, lead("Followed", "+86 138 0000 0002")).await;
     log(&mut amy, &followed.id, pb::InteractionKind::CallConnected)
         .await
         .unwrap();
@@ -697,8 +684,8 @@ async fn due_follow_ups_and_channel_stats() {
     let People {
         mut amy, mut boss, ..
     } = people(&suite);
-    let soon = create(&mut amy, lead("Soon", "+86 138 0000 0001")).await;
-    let later = create(
+    let soon = created_lead(&mut amy, lead("Soon", "+86 138 0000 0001")).await;
+    let later = created_lead(
         &mut amy,
         pb::Lead {
             source_channel: "sem".into(),
@@ -755,8 +742,8 @@ async fn due_follow_ups_and_channel_stats() {
 async fn a_reminder_puts_a_lead_on_the_due_list_before_its_deadline() {
     let suite = start().await;
     let People { mut amy, .. } = people(&suite);
-    let first = create(&mut amy, lead("Deadline only", "+86 138 0000 0001")).await;
-    let reminded = create(&mut amy, lead("Budget frozen in Q4", "+86 138 0000 0002")).await;
+    let first = created_lead(&mut amy, lead("Deadline only", "+86 138 0000 0001")).await;
+    let reminded = created_lead(&mut amy, lead("Budget frozen in Q4", "+86 138 0000 0002")).await;
     // Followed up: no deadline any more, so only a reminder brings it back.
     log(&mut amy, &reminded.id, pb::InteractionKind::CallConnected)
         .await
@@ -869,7 +856,7 @@ async fn finding_1_a_merge_needs_the_right_to_change_the_target() {
         notes: "amy's private notes".into(),
         ..lead("ACME", "+86 138 0013 8000")
     };
-    let amys = create(&mut amy, private).await;
+    let amys = created_lead(&mut amy, private).await;
     let bobs = pb::Lead {
         notes: "bob was here".into(),
         ..lead("Other Co", "+86 138 0013 8000")
@@ -922,7 +909,7 @@ async fn finding_5_a_delete_racing_an_update_deletes_all_or_nothing() {
     let suite = start_unlimited(|_| {}).await;
     let People { mut boss, .. } = people(&suite);
     for round in 0..30 {
-        let l = create(
+        let l = created_lead(
             &mut boss,
             lead(
                 &format!("Race {round}"),
@@ -985,7 +972,7 @@ async fn finding_11_parallel_claims_keep_the_daily_limit() {
     for round in 0..10 {
         let token = suite.token("acme", &format!("rep-{round}"), &[Role::Sales]);
         let rep = suite.leads_client(Some(&token));
-        let a = create(
+        let a = created_lead(
             &mut boss,
             lead(
                 &format!("Pool {round}a"),
@@ -993,7 +980,7 @@ async fn finding_11_parallel_claims_keep_the_daily_limit() {
             ),
         )
         .await;
-        let b = create(
+        let b = created_lead(
             &mut boss,
             lead(
                 &format!("Pool {round}b"),
@@ -1027,7 +1014,7 @@ async fn finding_12_parallel_conversions_without_an_etag_all_succeed() {
     let suite = start_unlimited(|_| {}).await;
     let People { mut amy, .. } = people(&suite);
     for round in 0..10 {
-        let l = create(
+        let l = created_lead(
             &mut amy,
             lead(
                 &format!("Convert {round}"),
@@ -1061,8 +1048,8 @@ async fn finding_12_parallel_conversions_without_an_etag_all_succeed() {
 async fn finding_14_a_merge_onto_a_third_leads_key_rejects_that_row() {
     let suite = start().await;
     let People { mut boss, .. } = people(&suite);
-    let target = create(&mut boss, lead("Target", "+86 135 0000 0001")).await;
-    let third = create(
+    let target = created_lead(&mut boss, lead("Target", "+86 135 0000 0001")).await;
+    let third = created_lead(
         &mut boss,
         pb::Lead {
             email: "taken@acme.cn".into(),
@@ -1145,7 +1132,7 @@ async fn finding_20_names_are_compared_in_their_nfkc_form() {
         contact_name: "Ｌｉ Ｌｅｉ".into(),
         ..lead("ＡＣＭＥ", "")
     };
-    create(&mut amy, wide).await;
+    created_lead(&mut amy, wide).await;
     let err = amy
         .create_lead(pb::CreateLeadRequest {
             lead: Some(pb::Lead {
@@ -1196,7 +1183,7 @@ async fn convert_against_silence(cap: Duration, deadline: Duration) -> (tonic::S
     })
     .await;
     let People { mut amy, .. } = people(&suite);
-    let l = create(&mut amy, lead("Slow Co", "+86 133 0000 0001")).await;
+    let l = created_lead(&mut amy, lead("Slow Co", "+86 133 0000 0001")).await;
     let mut request = tonic::Request::new(pb::ConvertLeadRequest {
         id: l.id,
         ..Default::default()

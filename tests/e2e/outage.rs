@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use crm::testing::Authorized;
 use crm_auth::Role;
 use crm_e2e::{pg::Cluster, *};
-use crm_proto::crm::leads::v1 as pb;
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -53,17 +52,6 @@ async fn all_serving(suite: &TestSuite) -> Option<()> {
     Some(())
 }
 
-fn create(company: &str) -> pb::CreateLeadRequest {
-    pb::CreateLeadRequest {
-        lead: Some(pb::Lead {
-            company: company.into(),
-            source_channel: "sem".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// Finding 8: a database outage was INTERNAL after the pool's 10 s wait,
 /// with health SERVING throughout, at the service and (the remainder) at
 /// the gateway under the service's name.
@@ -86,7 +74,10 @@ async fn finding_8_a_database_outage_is_not_serving_and_fails_fast_until_it_is_b
         all_serving(&suite)
     })
     .await;
-    leads.create_lead(create("Before")).await.unwrap();
+    leads
+        .create_lead(create_lead_request("Before"))
+        .await
+        .unwrap();
 
     eventually(
         Duration::from_secs(10),
@@ -109,7 +100,10 @@ async fn finding_8_a_database_outage_is_not_serving_and_fails_fast_until_it_is_b
     )
     .await;
     let started = Instant::now();
-    let err = leads.create_lead(create("During")).await.unwrap_err();
+    let err = leads
+        .create_lead(create_lead_request("During"))
+        .await
+        .unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert_eq!(reason(&err), "DATABASE_UNAVAILABLE", "{err:?}");
@@ -126,5 +120,8 @@ async fn finding_8_a_database_outage_is_not_serving_and_fails_fast_until_it_is_b
         || gateway_reports_leads(&suite, ServingStatus::Serving),
     )
     .await;
-    leads.create_lead(create("After")).await.unwrap();
+    leads
+        .create_lead(create_lead_request("After"))
+        .await
+        .unwrap();
 }

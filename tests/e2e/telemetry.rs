@@ -17,7 +17,7 @@ use std::{
 };
 
 use crm_auth::Role;
-use crm_e2e::{Clients as _, cny, lead, start_with};
+use crm_e2e::{Clients as _, cny, created_lead, lead, start_with};
 use crm_proto::crm::leads::v1 as pb;
 use opentelemetry_proto::tonic::{
     collector::{
@@ -294,16 +294,7 @@ async fn convert_and_export() {
     .await;
     let token = suite.token("acme", "amy", &[Role::Sales]);
     let mut amy = suite.leads_client(Some(&token));
-    let created = amy
-        .create_lead(pb::CreateLeadRequest {
-            lead: Some(lead("Traced Robotics", "+86 138 0099 0001")),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .lead
-        .unwrap();
+    let created = created_lead(&mut amy, lead("Traced Robotics", "+86 138 0099 0001")).await;
     let converted = amy
         .convert_lead(pb::ConvertLeadRequest {
             id: created.id,

@@ -23,17 +23,6 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-fn create(company: &str) -> pb::CreateLeadRequest {
-    pb::CreateLeadRequest {
-        lead: Some(pb::Lead {
-            company: company.into(),
-            source_channel: "sem".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn temp_dir(what: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("crm-tls-{what}-"))
@@ -69,7 +58,7 @@ async fn postgresql_over_tls_with_verify_full() {
     let suite = start_with(|s| s.store.database_url = Some(url.clone())).await;
     let mut leads = suite.leads_client(Some(&suite.token("acme", "ann", &[Role::Sales])));
     let created = leads
-        .create_lead(create("Secure Ltd"))
+        .create_lead(create_lead_request("Secure Ltd"))
         .await
         .unwrap()
         .into_inner();
@@ -189,7 +178,7 @@ async fn the_suite_serves_and_calls_itself_over_mutual_tls() {
         Some(&token),
     ));
     let lead = gateway
-        .create_lead(create("Mutual Ltd"))
+        .create_lead(create_lead_request("Mutual Ltd"))
         .await
         .unwrap()
         .into_inner()
