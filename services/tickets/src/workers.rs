@@ -1,7 +1,8 @@
 //! The service's own work: the SLA sweeper that raises warnings and
-//! breaches (bounded batches of keys across tenants; each ticket in its own
-//! transaction, so a busy or broken ticket holds up nobody else; shutdown
-//! cuts a sweep short between tickets, losing and repeating nothing), and
+//! breaches and then re-judges the loyalty tiers due for review (bounded
+//! batches of keys across tenants; each ticket and each account in its own
+//! transaction, so a busy or broken one holds up nobody else; shutdown
+//! cuts a sweep short between them, losing and repeating nothing), and
 //! the consumer of the delivery service's go-live events.
 
 use std::{future::Future, time::Duration};
@@ -19,7 +20,8 @@ pub const SWEEPER: &str = "system:tickets-sweeper";
 /// The go-live consumer's cursor name (stable across releases).
 pub const PROJECT_CONSUMER: &str = "tickets.delivery-project-completed";
 
-/// Runs the SLA clocks every `interval` until `shutdown` completes.
+/// Runs the SLA clocks, then the tier reviews, every `interval` until
+/// `shutdown` completes.
 pub fn spawn_sweeper(
     app: UseCases,
     interval: Duration,
@@ -45,6 +47,18 @@ pub fn spawn_sweeper(
                     fired = swept.fired,
                     skipped = swept.skipped,
                     "ran the SLA clocks"
+                );
+            }
+            let reviewed = tokio::select! {
+                () = &mut shutdown => return,
+                reviewed = sweep_tiers(&app, crm_store::now_micros(), batch) => reviewed,
+            };
+            crm_service::sweeper_ran("tickets", "tiers", reviewed.skipped);
+            if reviewed.changed > 0 || reviewed.skipped > 0 {
+                tracing::info!(
+                    changed = reviewed.changed,
+                    skipped = reviewed.skipped,
+                    "reviewed the loyalty tiers"
                 );
             }
         }
@@ -83,6 +97,53 @@ pub async fn sweep(app: &UseCases, now: i64, batch: u64) -> Swept {
         }
         if !more {
             return swept;
+        }
+    }
+}
+
+/// What one pass over the tiers due for review did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reviewed {
+    /// Accounts whose tier changed.
+    pub changed: usize,
+    /// Accounts that failed: tried again at the next pass.
+    pub skipped: usize,
+}
+
+/// One pass over every account of every tenant whose loyalty tier is due
+/// for review at `now` (its last purchase stops being recent, or its
+/// oldest purchase in the frequency window leaves it), `batch` keys per
+/// query, each account in its own unit of work.
+pub async fn sweep_tiers(app: &UseCases, now: i64, batch: u64) -> Reviewed {
+    let mut reviewed = Reviewed::default();
+    let mut after = None;
+    loop {
+        let page = match app.due_tier_reviews(now, after.as_ref(), batch).await {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::warn!(error = %err, "tier review failed; retrying next interval");
+                return reviewed;
+            }
+        };
+        let more = page.len() as u64 == batch;
+        for due in page {
+            match app
+                .review_tier(&due.tenant_id, &due.account_id, SWEEPER, now)
+                .await
+            {
+                Ok(changed) => reviewed.changed += usize::from(changed),
+                Err(err) => {
+                    reviewed.skipped += 1;
+                    tracing::warn!(
+                        tenant = %due.tenant_id, account = %due.account_id, error = %err,
+                        "an account's tier review failed; passing over it"
+                    );
+                }
+            }
+            after = Some(due);
+        }
+        if !more {
+            return reviewed;
         }
     }
 }

@@ -12,7 +12,7 @@ use crm_tickets::app::{EngineerInput, Move, SimilarQuery, UseCases};
 use crm_tickets::domain::{
     Actor, Channel, NewTicket, Priority, Role, Status, TicketError, TicketFilter,
 };
-use crm_tickets::workers::{ProjectHandler, spawn_sweeper, sweep};
+use crm_tickets::workers::{ProjectHandler, SWEEPER, spawn_sweeper, sweep, sweep_tiers};
 use crm_tickets::{Tickets, TicketsSettings, store};
 use prost::Message;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
@@ -624,5 +624,117 @@ async fn three_unopened_guides_raise_the_churn_risk_once() {
     );
     assert_eq!(count(&event_types(&db).await, "AccountChurnRiskRaised"), 1);
     let _ = store::Migrator;
+    close(db, &schema, dir).await;
+}
+
+async fn purchase(app: &UseCases, tenant: &str, account: &str, units: i64, time: i64) -> String {
+    let (a, _) = app
+        .record_purchase(
+            &integration(),
+            tenant,
+            None,
+            crm_tickets::app::PurchaseInput {
+                account_id: account.into(),
+                amount: crm_tickets::domain::Money::new("CNY", units, 0),
+                time,
+                industry: String::new(),
+                account_manager_id: "amy".into(),
+            },
+        )
+        .await
+        .unwrap();
+    a.tier.as_str().to_owned()
+}
+
+/// The tier as stored (GetLoyaltyTier judges it at the clock's now).
+async fn tier_of(db: &DatabaseConnection, tenant: &str, account: &str) -> String {
+    let a = store::load_account(db, tenant, account)
+        .await
+        .unwrap()
+        .unwrap();
+    a.tier.as_str().to_owned()
+}
+
+async fn sweeper_tier_audits(db: &DatabaseConnection) -> usize {
+    db.query_all_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        format!(
+            "SELECT id FROM audit_entries WHERE action = 'account.tier_changed' \
+             AND actor = '{SWEEPER}'"
+        ),
+    ))
+    .await
+    .unwrap()
+    .len()
+}
+
+/// A loyal account whose purchases stop is re-judged by the sweeper once
+/// its last purchase stops being recent: existing from then on, told once
+/// (the event and the audit entry a purchase's change makes); an account
+/// that only a purchase can change is never due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loyal_account_without_purchases_decays_at_a_sweep() {
+    let (service, db, schema, dir) = open().await;
+    let app = service.app().clone();
+    let now = crm_store::now_micros();
+    assert_eq!(
+        purchase(&app, "acme", "vip", 60_000, now - 2 * DAY).await,
+        "new"
+    );
+    assert_eq!(
+        purchase(&app, "acme", "vip", 60_000, now - DAY).await,
+        "loyal"
+    );
+    // Existing (too little per order): nothing for the sweeper.
+    purchase(&app, "acme", "small", 10, now - 2 * DAY).await;
+    assert_eq!(
+        purchase(&app, "acme", "small", 10, now - DAY).await,
+        "existing"
+    );
+    let types = event_types(&db).await;
+    assert_eq!(count(&types, "LoyaltyTierChanged"), 2);
+
+    // Within the window nothing is due.
+    assert_eq!(sweep_tiers(&app, now + DAY, 10).await.changed, 0);
+    assert_eq!(count(&event_types(&db).await, "LoyaltyTierChanged"), 2);
+
+    let later = now + 31 * DAY;
+    let swept = sweep_tiers(&app, later, 1).await;
+    assert_eq!((swept.changed, swept.skipped), (1, 0), "{swept:?}");
+    let types = event_types(&db).await;
+    assert_eq!(count(&types, "LoyaltyTierChanged"), 3, "exactly one more");
+    assert_eq!(sweeper_tier_audits(&db).await, 1);
+    assert_eq!(tier_of(&db, "acme", "vip").await, "existing");
+    assert_eq!(tier_of(&db, "acme", "small").await, "existing");
+
+    // Nothing more is due: an existing account changes only by a purchase.
+    let again = sweep_tiers(&app, later + 365 * DAY, 10).await;
+    assert_eq!((again.changed, again.skipped), (0, 0), "{again:?}");
+    assert_eq!(count(&event_types(&db).await, "LoyaltyTierChanged"), 3);
+    close(db, &schema, dir).await;
+}
+
+/// An unreadable account due for review is passed over and counted; the
+/// others of every tenant are reviewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_account_does_not_stop_the_tier_review() {
+    let (service, db, schema, dir) = open().await;
+    let app = service.app().clone();
+    let now = crm_store::now_micros();
+    for (tenant, account) in [("a", "acc1"), ("a", "acc2"), ("b", "acc1")] {
+        purchase(&app, tenant, account, 60_000, now - 2 * DAY).await;
+        assert_eq!(
+            purchase(&app, tenant, account, 60_000, now - DAY).await,
+            "loyal"
+        );
+    }
+    db.execute_unprepared(
+        "UPDATE accounts SET body = 'not an account' WHERE tenant_id = 'a' AND account_id = 'acc1'",
+    )
+    .await
+    .unwrap();
+    let swept = sweep_tiers(&app, now + 31 * DAY, 1).await;
+    assert_eq!((swept.changed, swept.skipped), (2, 1), "{swept:?}");
+    assert_eq!(tier_of(&db, "b", "acc1").await, "existing");
     close(db, &schema, dir).await;
 }

@@ -7,10 +7,10 @@ use sea_orm::ConnectionTrait;
 
 use super::{Page, Result, Trail, UseCases};
 use crate::domain::{
-    Account, DAY, PurchaseFigures, RetentionTask, TicketError, TicketsConfig, rejudge, resource,
-    tier,
+    Account, DAY, PurchaseFigures, RetentionTask, TicketError, TicketsConfig, Tier, next_review,
+    rejudge, resource, tier,
 };
-use crate::store;
+use crate::store::{self, AccountRef};
 use crate::wire::events;
 
 /// Loads the account (or starts one), lets `change` update its figures,
@@ -68,6 +68,18 @@ where
         );
     }
     Ok(a)
+}
+
+/// A tier judged anew: if it changed, the LoyaltyTierChanged event and
+/// the audit entry, whoever judged it (a purchase or the sweeper).
+fn tier_trail(trail: &mut Trail, a: &Account, recent: u64, previous: Tier, actor: &str, now: i64) {
+    if a.tier != previous {
+        trail.event(events::tier_changed(a, recent, previous, now));
+        trail.audit(
+            AuditEntry::new(&a.account_id, "account.tier_changed", actor, now)
+                .with_reason(format!("{} -> {}", previous.as_str(), a.tier.as_str())),
+        );
+    }
 }
 
 /// A purchase as the integration reports it.
@@ -242,13 +254,7 @@ impl UseCases {
                             input.amount.currency, input.amount.units, input.amount.nanos
                         )),
                 );
-                if a.tier != previous {
-                    trail.event(events::tier_changed(&a, recent, previous, now));
-                    trail.audit(
-                        AuditEntry::new(&a.account_id, "account.tier_changed", &actor.id, now)
-                            .with_reason(format!("{} -> {}", previous.as_str(), a.tier.as_str())),
-                    );
-                }
+                tier_trail(&mut trail, &a, recent, previous, &actor.id, now);
                 trail.done(())
             })
             .await?;
@@ -257,7 +263,8 @@ impl UseCases {
         Ok((a, recent))
     }
 
-    /// Judges the tier at `now`; returns the purchases in the window.
+    /// Judges the tier at `now`, and when to judge it again without a
+    /// purchase; returns the purchases in the window.
     async fn judge_tier(
         &self,
         conn: &impl ConnectionTrait,
@@ -268,6 +275,11 @@ impl UseCases {
         let t = config.thresholds(&a.industry);
         let since = now - i64::from(t.frequency_window_days) * DAY;
         let recent = store::purchases_since(conn, &a.tenant, &a.account_id, since).await?;
+        let oldest = if recent == 0 {
+            None
+        } else {
+            store::oldest_purchase_since(conn, &a.tenant, &a.account_id, since).await?
+        };
         let figures = PurchaseFigures {
             purchases: a.purchases,
             recent_purchases: recent,
@@ -277,9 +289,55 @@ impl UseCases {
                 a.total_nanos / i128::from(a.purchases)
             },
             last_purchase_time: a.last_purchase_time,
+            oldest_recent_purchase_time: oldest,
         };
         a.tier = tier(&figures, &t, now);
+        a.next_tier_review = next_review(&figures, &t, now);
         Ok(recent)
+    }
+
+    /// Up to `batch` accounts of any tenant whose tier is due for review
+    /// at `now`.
+    pub async fn due_tier_reviews(
+        &self,
+        now: i64,
+        after: Option<&AccountRef>,
+        batch: u64,
+    ) -> Result<Vec<AccountRef>> {
+        store::due_tier_reviews(self.db(), now, after, batch).await
+    }
+
+    /// Judges one account's tier again at `now` as `sweeper`, in a unit of
+    /// work of its own: a change is told exactly as a purchase's is (the
+    /// LoyaltyTierChanged event and an audit entry). Returns whether the
+    /// tier changed.
+    pub async fn review_tier(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        sweeper: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let config = self.rules(tenant).await?;
+        let config = &config;
+        self.uow
+            .run(tenant, |tx| async move {
+                let Some(mut a) = store::load_account(&*tx, tenant, account_id).await? else {
+                    return Trail::default().done(false);
+                };
+                if a.next_tier_review.is_none_or(|at| at > now) {
+                    // Judged meanwhile (a purchase): nothing due any more.
+                    return Trail::default().done(false);
+                }
+                let previous = a.tier;
+                let recent = self.judge_tier(&*tx, &mut a, config, now).await?;
+                a.update_time = now;
+                store::save_account(&*tx, &a).await?;
+                let mut trail = Trail::default();
+                tier_trail(&mut trail, &a, recent, previous, sweeper, now);
+                trail.done(a.tier != previous)
+            })
+            .await
     }
 
     async fn recent_purchases(

@@ -396,6 +396,10 @@ pub struct Account {
     pub currency: String,
     pub total_nanos: i128,
     pub last_purchase_time: Option<i64>,
+    /// When the tier must be judged again if no purchase comes first
+    /// (`loyalty::next_review`); `None` while only a purchase can change it.
+    #[serde(default)]
+    pub next_tier_review: Option<i64>,
     pub update_time: i64,
 }
 
@@ -416,6 +420,7 @@ impl Account {
             currency: String::new(),
             total_nanos: 0,
             last_purchase_time: None,
+            next_tier_review: None,
             update_time: now,
         }
     }

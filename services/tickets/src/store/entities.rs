@@ -147,6 +147,7 @@ pub mod account {
         pub currency: String,
         pub total_nanos: String,
         pub last_purchase_time: Option<i64>,
+        pub next_tier_review: Option<i64>,
         pub update_time: i64,
         #[sea_orm(column_type = "Text")]
         pub body: String,

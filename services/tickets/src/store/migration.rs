@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
         all.extend(crm_events::migrations());
         all.push(Box::new(SearchRows));
         all.push(Box::new(TicketsTenantFirstKeys));
+        all.push(Box::new(TierReview));
         all
     }
 }
@@ -358,6 +359,45 @@ impl MigrationTrait for TicketsTenantFirstKeys {
                 .execute_unprepared(&format!("DROP INDEX IF EXISTS {index}"))
                 .await?;
         }
+        Ok(())
+    }
+}
+
+/// Loyalty tiers decay: when each account's tier must be judged again
+/// without a purchase (`next_tier_review`), and the sweeper's index of it
+/// across tenants, as `tickets_next_check` serves the SLA sweeper. Loyal
+/// accounts judged before this migration are due at once, so the first
+/// sweep gives each its review time.
+struct TierReview;
+
+impl MigrationName for TierReview {
+    fn name(&self) -> &str {
+        "m0005_tickets_tier_review"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for TierReview {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("accounts")
+                    .add_column(big_integer_null("next_tier_review"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "accounts_tier_review",
+                "accounts",
+                &["next_tier_review"],
+            ))
+            .await?;
+        manager
+            .get_connection()
+            .execute_unprepared("UPDATE accounts SET next_tier_review = 0 WHERE tier = 'loyal'")
+            .await?;
         Ok(())
     }
 }

@@ -875,7 +875,13 @@ pub async fn load_account(
         .lock(LockType::Update)
         .one(conn)
         .await?
-        .map(|r| from_json(&r.body))
+        .map(|r| {
+            // The column rules: a migration may have set it (loyal
+            // accounts judged before reviews existed are due at once).
+            let mut a: Account = from_json(&r.body)?;
+            a.next_tier_review = r.next_tier_review;
+            Ok(a)
+        })
         .transpose()
 }
 
@@ -894,6 +900,7 @@ pub async fn save_account(conn: &impl ConnectionTrait, a: &Account) -> Result<()
         currency: Set(a.currency.clone()),
         total_nanos: Set(a.total_nanos.to_string()),
         last_purchase_time: Set(a.last_purchase_time),
+        next_tier_review: Set(a.next_tier_review),
         update_time: Set(a.update_time),
         body: Set(to_json(a)?),
     };
@@ -951,6 +958,57 @@ pub async fn at_risk(
         .collect()
 }
 
+/// An account the tier sweeper has to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRef {
+    pub tenant_id: String,
+    pub account_id: String,
+}
+
+/// Up to `batch` accounts of any tenant whose tier review is due at
+/// `now`, after `after` in (tenant, account) order.
+pub async fn due_tier_reviews(
+    conn: &impl ConnectionTrait,
+    now: i64,
+    after: Option<&AccountRef>,
+    batch: u64,
+) -> Result<Vec<AccountRef>, TicketError> {
+    use account::Column as C;
+    let mut q = account::Entity::find()
+        .select_only()
+        .column(C::TenantId)
+        .column(C::AccountId)
+        .filter(C::NextTierReview.lte(now));
+    if let Some(after) = after {
+        q = q.filter(
+            Condition::any()
+                .add(C::TenantId.gt(after.tenant_id.as_str()))
+                .add(
+                    Condition::all()
+                        .add(C::TenantId.eq(after.tenant_id.as_str()))
+                        .add(C::AccountId.gt(after.account_id.as_str())),
+                ),
+        );
+    }
+    #[derive(FromQueryResult)]
+    struct Row {
+        tenant_id: String,
+        account_id: String,
+    }
+    Ok(q.order_by_asc(C::TenantId)
+        .order_by_asc(C::AccountId)
+        .limit(batch)
+        .into_model::<Row>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| AccountRef {
+            tenant_id: r.tenant_id,
+            account_id: r.account_id,
+        })
+        .collect())
+}
+
 // ---- purchases
 
 pub struct NewPurchase<'a> {
@@ -994,6 +1052,32 @@ pub async fn purchases_since(
         .filter(purchase::Column::PurchaseTime.gt(since))
         .count(conn)
         .await?)
+}
+
+/// The oldest purchase of the account after `since`, if any.
+pub async fn oldest_purchase_since(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    account_id: &str,
+    since: i64,
+) -> Result<Option<i64>, TicketError> {
+    use purchase::Column as C;
+    #[derive(FromQueryResult)]
+    struct Row {
+        purchase_time: i64,
+    }
+    Ok(purchase::Entity::find()
+        .select_only()
+        .column(C::PurchaseTime)
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::AccountId.eq(account_id))
+        .filter(C::PurchaseTime.gt(since))
+        .order_by_asc(C::PurchaseTime)
+        .limit(1)
+        .into_model::<Row>()
+        .one(conn)
+        .await?
+        .map(|r| r.purchase_time))
 }
 
 // ---- retention tasks
