@@ -2276,6 +2276,103 @@ async fn sales_see_their_accounts_tickets_and_health_only() {
     assert_eq!(raised.creator, "amy");
 }
 
+/// Whether `c` sees the ticket `id` of `account`: GetTicket, ListTickets
+/// and the account's health, each OK (true) or NOT_FOUND (false).
+async fn sees(c: &mut TicketsClient, id: &str, account: &str) -> (bool, bool, bool) {
+    let got = match get(c, id).await {
+        Ok(_) => true,
+        Err(s) if s.code() == Code::NotFound => false,
+        Err(s) => panic!("GetTicket: {s:?}"),
+    };
+    let listed = list(c, Default::default()).await.iter().any(|t| t.id == id);
+    let health = match health(c, account).await {
+        Ok(_) => true,
+        Err(s) if s.code() == Code::NotFound => false,
+        Err(s) => panic!("GetAccountHealth: {s:?}"),
+    };
+    (got, listed, health)
+}
+
+/// Sales see the tickets and health of the accounts they manage now: an
+/// account reassigned in the opportunities service (UpdateAccount owner_id
+/// by a manager) moves to its new account manager here, and the former one
+/// gets NOT_FOUND.
+#[tokio::test]
+async fn a_reassigned_account_moves_its_tickets_and_health_to_the_new_account_manager() {
+    use crm_proto::crm::opportunities::v1 as opps;
+    let suite = start_tickets().await;
+    let mut p = people(&suite, ACME);
+    let opportunities = |who: &str, roles: &[Role]| {
+        suite.opportunities_client(Some(&suite.token(ACME, who, roles)))
+    };
+    let account = opportunities("amy", &[Role::Sales])
+        .create_account(opps::CreateAccountRequest {
+            account: Some(opps::Account {
+                name: "Initech".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(account.owner_id, "amy");
+    let t = open(&mut p, &account.id, "network", "TPS reports lost").await;
+    // Amy owns the account: its AccountCreated makes her its manager here.
+    // The ticket, the list and the health move in one transaction: the
+    // poll reads one of them (under the gateway's rate limit), then all.
+    eventually(WAIT, "amy sees her account's ticket", || {
+        let (mut amy, id) = (p.amy.clone(), t.id.clone());
+        async move { get(&mut amy, &id).await.ok().map(|_| ()) }
+    })
+    .await;
+    assert_eq!(
+        sees(&mut p.amy, &t.id, &account.id).await,
+        (true, true, true)
+    );
+    assert_eq!(
+        sees(&mut p.bob, &t.id, &account.id).await,
+        (false, false, false)
+    );
+
+    let moved = opportunities("boss", &[Role::Manager])
+        .update_account(opps::UpdateAccountRequest {
+            account: Some(opps::Account {
+                id: account.id.clone(),
+                owner_id: "bob".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["owner_id".into()],
+            }),
+            reason: "territory change".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(moved.owner_id, "bob");
+    eventually(WAIT, "bob sees the reassigned account's ticket", || {
+        let (mut bob, id) = (p.bob.clone(), t.id.clone());
+        async move { get(&mut bob, &id).await.ok().map(|_| ()) }
+    })
+    .await;
+    assert_eq!(
+        sees(&mut p.bob, &t.id, &account.id).await,
+        (true, true, true)
+    );
+    assert_eq!(
+        sees(&mut p.amy, &t.id, &account.id).await,
+        (false, false, false),
+        "the former account manager sees none of it"
+    );
+    assert_eq!(code(get(&mut p.amy, &t.id).await), Code::NotFound);
+    assert_eq!(code(health(&mut p.amy, &account.id).await), Code::NotFound);
+}
+
 #[tokio::test]
 async fn integrations_create_tickets_and_record_surveys_and_usage_signals_others_cannot() {
     let suite = start_tickets().await;

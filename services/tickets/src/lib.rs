@@ -69,7 +69,17 @@ pub struct TicketsSettings {
     /// Where the go-live consumer reads the delivery service's events;
     /// unset, the suite's address of it (`peers.delivery`).
     pub delivery_url: Option<String>,
-    /// The longest pause between reconnections to the delivery service.
+    /// Whether sales see their accounts by the current account manager:
+    /// the consumer reads every tenant's AccountCreated and AccountChanged
+    /// from the opportunities service as the service identity and makes
+    /// each account's owner its manager (its tickets, health and retention
+    /// tasks follow).
+    pub follow_account_owners: bool,
+    /// Where that consumer reads the opportunities service's events;
+    /// unset, the suite's address of it (`peers.opportunities`).
+    pub opportunities_url: Option<String>,
+    /// The longest pause between reconnections to the delivery and
+    /// opportunities services.
     #[serde(with = "crm_config::duration")]
     pub consumer_backoff_max: Duration,
 }
@@ -85,6 +95,8 @@ impl Default for TicketsSettings {
             search_candidates: app::DEFAULT_SEARCH_CANDIDATES,
             consume_go_lives: true,
             delivery_url: None,
+            follow_account_owners: true,
+            opportunities_url: None,
             consumer_backoff_max: Duration::from_secs(30),
         }
     }
@@ -99,6 +111,7 @@ pub struct Tickets {
     events: crm_events::Events,
     db: sea_orm::DatabaseConnection,
     consumer: Option<crm_events::Consumer>,
+    owner_consumer: Option<crm_events::Consumer>,
 }
 
 impl Tickets {
@@ -116,6 +129,12 @@ impl Tickets {
     /// the service identity or the delivery service's address.
     pub fn consumer(&self) -> Option<&crm_events::Consumer> {
         self.consumer.as_ref()
+    }
+
+    /// The account-owner consumer; `None` without the service identity or
+    /// the opportunities service's address.
+    pub fn owner_consumer(&self) -> Option<&crm_events::Consumer> {
+        self.owner_consumer.as_ref()
     }
 }
 
@@ -145,7 +164,7 @@ impl crm_service::Service for Tickets {
             .delivery_url
             .clone()
             .or_else(|| context.peers.url("delivery").map(str::to_owned));
-        let consumer = match (url, context.identity) {
+        let consumer = match (url, context.identity.clone()) {
             _ if !settings.consume_go_lives => {
                 tracing::warn!("tickets.consume_go_lives is off: go-lives make no entitlements");
                 None
@@ -176,22 +195,68 @@ impl crm_service::Service for Tickets {
                 None
             }
         };
+        let url = settings
+            .opportunities_url
+            .clone()
+            .or_else(|| context.peers.url("opportunities").map(str::to_owned));
+        let owner_consumer = match (url, context.identity) {
+            _ if !settings.follow_account_owners => {
+                tracing::warn!(
+                    "tickets.follow_account_owners is off: a reassigned account's tickets stay \
+                     with its former account manager"
+                );
+                None
+            }
+            (Some(url), Some(identity)) => {
+                let channel = context
+                    .peers
+                    .channel_to("opportunities", &url)
+                    .map_err(|e| DbErr::Custom(format!("tickets.opportunities_url: {e}")))?;
+                Some(owner_consumer(
+                    channel,
+                    identity,
+                    settings.consumer_backoff_max,
+                ))
+            }
+            (None, _) => {
+                tracing::error!(
+                    "tickets: no address of the opportunities service (tickets.opportunities_url \
+                     or peers.opportunities): reassigned accounts keep their former manager"
+                );
+                None
+            }
+            (Some(_), None) => {
+                tracing::error!(
+                    "tickets: no service identity (auth.service_key_file): the account-owner \
+                     consumer cannot subscribe to the opportunities service and is not running"
+                );
+                None
+            }
+        };
         Ok(Tickets {
             app,
             settings,
             events,
             db,
             consumer,
+            owner_consumer,
         })
     }
 
     /// The go-live consumer subscribes to every tenant's completed
     /// projects as the service.
     fn needs_identity(settings: &TicketsSettings) -> Option<&'static str> {
-        settings.consume_go_lives.then_some(
-            "tickets.consume_go_lives (every tenant's completed projects are read from the \
-             delivery service as the service)",
-        )
+        if settings.consume_go_lives {
+            Some(
+                "tickets.consume_go_lives (every tenant's completed projects are read from the \
+                 delivery service as the service)",
+            )
+        } else {
+            settings.follow_account_owners.then_some(
+                "tickets.follow_account_owners (every tenant's account events are read from the \
+                 opportunities service as the service)",
+            )
+        }
     }
 
     fn routes(&self, max_request_bytes: usize) -> tonic::service::Routes {
@@ -237,6 +302,28 @@ impl crm_service::Service for Tickets {
                 }),
             ));
         }
+        if let Some(consumer) = &self.owner_consumer {
+            let handler = workers::AccountOwnerHandler {
+                app: self.app.clone(),
+            };
+            let task = consumer
+                .clone()
+                .spawn(self.db.clone(), handler, shutdown.clone());
+            workers.push(crm_service::Worker::new(
+                "tickets account-owner consumer",
+                tokio::spawn(async move {
+                    match task.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => {
+                            tracing::error!(error = %err, "the account-owner consumer stopped")
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "the account-owner consumer failed")
+                        }
+                    }
+                }),
+            ));
+        }
         workers
     }
 }
@@ -257,6 +344,33 @@ fn project_consumer(
         )
     })
     .with_types([wire::PROJECT_COMPLETED])
+    .with_backoff(crm_events::Backoff {
+        initial: Duration::from_millis(100),
+        max: backoff_max,
+    })
+}
+
+/// Every tenant's AccountCreated and AccountChanged of the opportunities
+/// service, with a fresh service token per connection.
+fn owner_consumer(
+    channel: tonic::transport::Channel,
+    identity: Arc<crm_auth::TokenMinter>,
+    backoff_max: Duration,
+) -> crm_events::Consumer {
+    crm_events::Consumer::all_tenants(
+        workers::OWNER_CONSUMER,
+        "opportunities",
+        channel,
+        move || {
+            identity.mint(
+                SERVICE_SUBJECT,
+                "suite",
+                &[crm_auth::Role::Internal],
+                TOKEN_TTL,
+            )
+        },
+    )
+    .with_types([wire::ACCOUNT_CREATED, wire::ACCOUNT_CHANGED])
     .with_backoff(crm_events::Backoff {
         initial: Duration::from_millis(100),
         max: backoff_max,

@@ -20,6 +20,9 @@ pub const SWEEPER: &str = "system:tickets-sweeper";
 /// The go-live consumer's cursor name (stable across releases).
 pub const PROJECT_CONSUMER: &str = "tickets.delivery-project-completed";
 
+/// The account-owner consumer's cursor name (stable across releases).
+pub const OWNER_CONSUMER: &str = "tickets.opportunities-account-owner";
+
 /// Runs the SLA clocks, then the tier reviews, every `interval` until
 /// `shutdown` completes.
 pub fn spawn_sweeper(
@@ -187,6 +190,47 @@ impl Handler for ProjectHandler {
         matches!(
             error,
             ProjectError::Unusable(_) | ProjectError::Ticket(TicketError::Invalid(_))
+        )
+    }
+}
+
+/// Sets each account's manager to its owner in the opportunities service
+/// (AccountCreated, and AccountChanged of the owner) in the event's tenant,
+/// in the transaction that moves the consumer's cursor.
+pub struct AccountOwnerHandler {
+    pub app: UseCases,
+}
+
+/// Why an account event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerError {
+    /// The event itself is unusable: parked, the stream goes on.
+    #[error("unusable account event: {0}")]
+    Unusable(String),
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+}
+
+impl Handler for AccountOwnerHandler {
+    type Error = OwnerError;
+
+    async fn handle(&self, txn: &DatabaseTransaction, event: &Event) -> Result<(), OwnerError> {
+        let payload = event
+            .payload
+            .as_ref()
+            .ok_or_else(|| OwnerError::Unusable("no payload".into()))?;
+        let owner = wire::account_owner(&event.tenant_id, &event.r#type, payload)
+            .map_err(OwnerError::Unusable)?;
+        if let Some(owner) = owner {
+            self.app.apply_account_owner(txn, &owner).await?;
+        }
+        Ok(())
+    }
+
+    fn is_permanent(&self, error: &OwnerError) -> bool {
+        matches!(
+            error,
+            OwnerError::Unusable(_) | OwnerError::Ticket(TicketError::Invalid(_))
         )
     }
 }

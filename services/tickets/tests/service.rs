@@ -12,7 +12,9 @@ use crm_tickets::app::{EngineerInput, Move, SimilarQuery, UseCases};
 use crm_tickets::domain::{
     Actor, Channel, NewTicket, Priority, Role, Status, TicketError, TicketFilter,
 };
-use crm_tickets::workers::{ProjectHandler, SWEEPER, spawn_sweeper, sweep, sweep_tiers};
+use crm_tickets::workers::{
+    AccountOwnerHandler, ProjectHandler, SWEEPER, spawn_sweeper, sweep, sweep_tiers,
+};
 use crm_tickets::{Tickets, TicketsSettings, store};
 use prost::Message;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
@@ -736,5 +738,172 @@ async fn a_broken_account_does_not_stop_the_tier_review() {
     let swept = sweep_tiers(&app, now + 31 * DAY, 1).await;
     assert_eq!((swept.changed, swept.skipped), (2, 1), "{swept:?}");
     assert_eq!(tier_of(&db, "b", "acc1").await, "existing");
+    close(db, &schema, dir).await;
+}
+
+/// An event of the opportunities service about `account`'s owner.
+fn account_event(tenant: &str, account: &str, owner: &str, created: bool) -> crm_events::Event {
+    use crm_proto::crm::common::v1 as common;
+    use crm_proto::crm::opportunities::v1 as opportunities;
+    let (name, value) = if created {
+        let e = opportunities::AccountCreated {
+            account: Some(opportunities::Account {
+                id: account.into(),
+                owner_id: owner.into(),
+                ..Default::default()
+            }),
+        };
+        ("AccountCreated", e.encode_to_vec())
+    } else {
+        let e = opportunities::AccountChanged {
+            account: None,
+            entry: Some(common::AuditEntry {
+                subject_id: account.into(),
+                action: "account.updated".into(),
+                changes: vec![common::FieldChange {
+                    field: "owner_id".into(),
+                    old_value: "amy".into(),
+                    new_value: owner.into(),
+                }],
+                ..Default::default()
+            }),
+        };
+        ("AccountChanged", e.encode_to_vec())
+    };
+    crm_events::Event {
+        id: crm_store::new_id(),
+        sequence: 1,
+        r#type: format!("crm.opportunities.v1.{name}"),
+        tenant_id: tenant.into(),
+        payload: Some(prost_types::Any {
+            type_url: format!("type.googleapis.com/crm.opportunities.v1.{name}"),
+            value,
+        }),
+        ..Default::default()
+    }
+}
+
+async fn manager_changes(db: &DatabaseConnection) -> usize {
+    db.query_all_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT id FROM audit_entries WHERE action = 'account.manager_changed'".to_owned(),
+    ))
+    .await
+    .unwrap()
+    .len()
+}
+
+/// An account reassigned in the opportunities service moves to its new
+/// manager here: its tickets (get and list), health, at-risk listing and
+/// open retention task; the former manager sees none of them. A replay
+/// changes nothing twice; an account not known here gets its manager for
+/// its first ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reassigned_account_moves_to_its_new_manager_once() {
+    let (service, db, schema, dir) = open().await;
+    let app = service.app().clone();
+    let projects = ProjectHandler { app: app.clone() };
+    let owners = AccountOwnerHandler { app: app.clone() };
+    let apply = |event: crm_events::Event| {
+        let (db, owners) = (db.clone(), &owners);
+        async move {
+            let txn = db.begin().await.unwrap();
+            owners.handle(&txn, &event).await.unwrap();
+            txn.commit().await.unwrap();
+        }
+    };
+    let txn = db.begin().await.unwrap();
+    projects
+        .handle(&txn, &go_live("acme", "p-1", "acc-1"))
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let (t, _) = app
+        .create_ticket(
+            &integration(),
+            "acme",
+            None,
+            new_ticket("acc-1", "network", Priority::P2, "VPN down"),
+        )
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        app.record_usage_signal(&integration(), "acme", None, "acc-1", false)
+            .await
+            .unwrap();
+    }
+    let (amy, bob) = (
+        Actor::new("amy", vec![Role::Sales]),
+        Actor::new("bob", vec![Role::Sales]),
+    );
+    let page = crm_tickets::app::Page {
+        after: None,
+        limit: 10,
+    };
+    let visible = |who: Actor| {
+        let app = app.clone();
+        let id = t.id.clone();
+        async move {
+            let got = app.get_ticket(&who, "acme", &id).await.is_ok();
+            let listed = app
+                .list_tickets(&who, "acme", &TicketFilter::default(), page)
+                .await
+                .unwrap()
+                .len();
+            let health = app.health(&who, "acme", "acc-1").await.is_ok();
+            let risk_page = crm_tickets::app::Page {
+                after: None,
+                limit: 10,
+            };
+            let at_risk = app.at_risk(&who, "acme", risk_page).await.unwrap().len();
+            let tasks = app.retention_tasks(&who, "acme", None, page).await.unwrap();
+            (got, listed, health, at_risk, tasks.len())
+        }
+    };
+    assert_eq!(visible(amy.clone()).await, (true, 1, true, 1, 1));
+    assert_eq!(visible(bob.clone()).await, (false, 0, false, 0, 0));
+
+    // Another field's change says nothing of the owner.
+    let mut region = account_event("acme", "acc-1", "bob", false);
+    if let Some(p) = region.payload.as_mut() {
+        use crm_proto::crm::opportunities::v1 as opportunities;
+        let mut e = opportunities::AccountChanged::decode(p.value.as_slice()).unwrap();
+        if let Some(entry) = e.entry.as_mut() {
+            entry.changes[0].field = "region".into();
+        }
+        p.value = e.encode_to_vec();
+    }
+    apply(region).await;
+    assert_eq!(manager_changes(&db).await, 0);
+
+    for _ in 0..2 {
+        apply(account_event("acme", "acc-1", "bob", false)).await;
+    }
+    assert_eq!(manager_changes(&db).await, 1, "a replay changes nothing");
+    assert_eq!(visible(bob).await, (true, 1, true, 1, 1));
+    assert_eq!(visible(amy).await, (false, 0, false, 0, 0));
+    let moved = app.get_ticket(&manager(), "acme", &t.id).await.unwrap();
+    assert_eq!(moved.version, t.version + 1, "moved once");
+
+    // An account first heard of from the opportunities service.
+    apply(account_event("acme", "acc-9", "carl", true)).await;
+    let (t9, _) = app
+        .create_ticket(
+            &integration(),
+            "acme",
+            None,
+            new_ticket("acc-9", "network", Priority::P2, "Printer"),
+        )
+        .await
+        .unwrap();
+    let carl = Actor::new("carl", vec![Role::Sales]);
+    assert!(app.get_ticket(&carl, "acme", &t9.id).await.is_ok());
+    // Another tenant's account of the same id is not touched.
+    assert!(
+        store::load_account(&db, "other", "acc-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
     close(db, &schema, dir).await;
 }

@@ -7,8 +7,8 @@ use sea_orm::ConnectionTrait;
 
 use super::{Page, Result, Trail, UseCases};
 use crate::domain::{
-    Account, DAY, PurchaseFigures, RetentionTask, TicketError, TicketsConfig, Tier, next_review,
-    rejudge, resource, tier,
+    Account, AccountOwner, DAY, PurchaseFigures, RetentionTask, TicketError, TicketsConfig, Tier,
+    next_review, rejudge, resource, tier,
 };
 use crate::store::{self, AccountRef};
 use crate::wire::events;
@@ -69,6 +69,10 @@ where
     }
     Ok(a)
 }
+
+/// The service identity's name in audit entries of account managers set
+/// from the opportunities service's account events.
+pub const OWNER_CONSUMER: &str = "tickets.opportunities-consumer";
 
 /// A tier judged anew: if it changed, the LoyaltyTierChanged event and
 /// the audit entry, whoever judged it (a purchase or the sweeper).
@@ -294,6 +298,51 @@ impl UseCases {
         a.tier = tier(&figures, &t, now);
         a.next_tier_review = next_review(&figures, &t, now);
         Ok(recent)
+    }
+
+    /// Applies an account's owner from the opportunities service inside
+    /// the consumer's transaction (which also moves its cursor): the owner
+    /// becomes the account's manager, and the account's tickets and open
+    /// retention tasks follow in one statement each. An account not known
+    /// here yet gets its row, as any account event makes one, so that its
+    /// first ticket copies its manager. Returns whether anything changed:
+    /// a replay finds the manager set and changes nothing.
+    pub async fn apply_account_owner(
+        &self,
+        txn: &impl ConnectionTrait,
+        o: &AccountOwner,
+    ) -> Result<bool> {
+        let now = crm_types::now_micros();
+        let mut a = store::load_account(txn, &o.tenant, &o.account_id)
+            .await?
+            .unwrap_or_else(|| Account::new(&o.tenant, &o.account_id, now));
+        if a.account_manager_id == o.owner_id {
+            return Ok(false);
+        }
+        let previous = std::mem::replace(&mut a.account_manager_id, o.owner_id.clone());
+        a.update_time = now;
+        store::save_account(txn, &a).await?;
+        let tickets =
+            store::reassign_account_tickets(txn, &o.tenant, &o.account_id, &o.owner_id).await?;
+        let tasks =
+            store::reassign_retention_tasks(txn, &o.tenant, &o.account_id, &o.owner_id).await?;
+        let entry = AuditEntry::new(
+            &a.account_id,
+            "account.manager_changed",
+            OWNER_CONSUMER,
+            now,
+        )
+        .with_reason(format!(
+            "{} -> {} ({tickets} tickets, {tasks} open retention tasks)",
+            if previous.is_empty() {
+                "nobody"
+            } else {
+                &previous
+            },
+            o.owner_id
+        ));
+        crm_store::audit::append(txn, &o.tenant, vec![entry]).await?;
+        Ok(true)
     }
 
     /// Up to `batch` accounts of any tenant whose tier is due for review

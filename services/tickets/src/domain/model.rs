@@ -446,6 +446,15 @@ pub struct Solution {
     pub resolve_time: Option<i64>,
 }
 
+/// Who manages an account, as the opportunities service's account events
+/// say (the account's owner), read by `wire`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOwner {
+    pub tenant: String,
+    pub account_id: String,
+    pub owner_id: String,
+}
+
 /// What a DeliveryProjectCompleted event says, as `wire` read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectCompleted {

@@ -93,6 +93,9 @@ fn ticket_row(t: &Ticket) -> Result<ticket::ActiveModel, TicketError> {
 fn ticket_of(row: ticket::Model) -> Result<Ticket, TicketError> {
     let mut t: Ticket = from_json(&row.body)?;
     t.version = row.version;
+    // The column rules: an account's reassignment moves it alone
+    // (`reassign_account_tickets`).
+    t.account_manager_id = row.account_manager_id;
     Ok(t)
 }
 
@@ -958,6 +961,50 @@ pub async fn at_risk(
         .collect()
 }
 
+/// Every ticket of the account to its new account manager, in one
+/// statement over the account's index: sales see the tickets of the
+/// accounts they manage now. The version moves, so that a write that read
+/// the ticket before fails as stale instead of putting the old manager
+/// back.
+pub async fn reassign_account_tickets(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    account_id: &str,
+    manager: &str,
+) -> Result<u64, TicketError> {
+    use sea_orm::sea_query::ExprTrait;
+    use ticket::Column as C;
+    Ok(ticket::Entity::update_many()
+        .col_expr(C::AccountManagerId, Expr::value(manager))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::AccountId.eq(account_id))
+        .filter(C::AccountManagerId.ne(manager))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// The account's open retention tasks to its new account manager, in one
+/// statement over the account's index.
+pub async fn reassign_retention_tasks(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    account_id: &str,
+    manager: &str,
+) -> Result<u64, TicketError> {
+    use retention::Column as C;
+    Ok(retention::Entity::update_many()
+        .col_expr(C::AssigneeId, Expr::value(manager))
+        .filter(C::TenantId.eq(tenant))
+        .filter(C::AccountId.eq(account_id))
+        .filter(C::Status.eq("open"))
+        .filter(C::AssigneeId.ne(manager))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
 /// An account the tier sweeper has to look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRef {
@@ -1124,6 +1171,11 @@ pub async fn list_retention(
         .all(conn)
         .await?
         .into_iter()
-        .map(|r| from_json(&r.body))
+        .map(|r| {
+            // The column rules: an account's reassignment moves it alone.
+            let mut task: RetentionTask = from_json(&r.body)?;
+            task.assignee_id = r.assignee_id;
+            Ok(task)
+        })
         .collect()
 }

@@ -919,3 +919,138 @@ pub fn project_completed(
             .unwrap_or_default(),
     })
 }
+
+// ---- the opportunities service's events
+
+/// The account events this service consumes: who manages each account.
+pub const ACCOUNT_CREATED: &str = "crm.opportunities.v1.AccountCreated";
+pub const ACCOUNT_CHANGED: &str = "crm.opportunities.v1.AccountChanged";
+
+/// The account manager an AccountCreated or AccountChanged of `tenant`
+/// names: the account's `owner_id` in its snapshot, else the `owner_id`
+/// change of its audit entry. `Ok(None)` for an event that says nothing of
+/// the owner (another field changed, a contact's change); an error names
+/// what is wrong with the event (it will not get better on a retry).
+pub fn account_owner(
+    tenant: &str,
+    event_type: &str,
+    payload: &prost_types::Any,
+) -> Result<Option<crate::domain::AccountOwner>, String> {
+    use crm_proto::crm::opportunities::v1 as opportunities;
+    use prost::Message;
+    let (account, entry) = match event_type {
+        ACCOUNT_CREATED => {
+            let e = opportunities::AccountCreated::decode(payload.value.as_slice())
+                .map_err(|e| format!("the payload does not decode: {e}"))?;
+            (e.account, None)
+        }
+        ACCOUNT_CHANGED => {
+            let e = opportunities::AccountChanged::decode(payload.value.as_slice())
+                .map_err(|e| format!("the payload does not decode: {e}"))?;
+            (e.account, e.entry)
+        }
+        _ => return Ok(None),
+    };
+    let (account_id, owner_id) = match (account, entry) {
+        (Some(a), _) => (a.id, a.owner_id),
+        (None, Some(entry)) if entry.action.starts_with("account.") => {
+            let Some(change) = entry.changes.into_iter().find(|c| c.field == "owner_id") else {
+                return Ok(None);
+            };
+            (entry.subject_id, change.new_value)
+        }
+        _ => return Ok(None),
+    };
+    let bounded = |s: &str| s.chars().count() <= fields::MAX_ID_CHARS && !s.is_empty();
+    if !bounded(&account_id) || !bounded(&owner_id) {
+        return Err("the event names no account or owner (or one too long)".into());
+    }
+    Ok(Some(crate::domain::AccountOwner {
+        tenant: tenant.to_owned(),
+        account_id,
+        owner_id,
+    }))
+}
+
+#[cfg(test)]
+mod account_owner_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crm_proto::crm::opportunities::v1 as opportunities;
+    use prost::Message;
+
+    fn any(m: &impl Message) -> prost_types::Any {
+        prost_types::Any {
+            type_url: String::new(),
+            value: m.encode_to_vec(),
+        }
+    }
+
+    fn entry(action: &str, field: &str, new: &str) -> common::AuditEntry {
+        common::AuditEntry {
+            subject_id: "acc".into(),
+            action: action.into(),
+            changes: vec![common::FieldChange {
+                field: field.into(),
+                old_value: "amy".into(),
+                new_value: new.into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_owner_comes_from_the_snapshot_or_the_audit_entrys_change() {
+        let created = opportunities::AccountCreated {
+            account: Some(opportunities::Account {
+                id: "acc".into(),
+                owner_id: "amy".into(),
+                ..Default::default()
+            }),
+        };
+        let owner = account_owner("t", ACCOUNT_CREATED, &any(&created)).unwrap();
+        assert_eq!(owner.map(|o| o.owner_id), Some("amy".to_owned()));
+        let changed = opportunities::AccountChanged {
+            account: None,
+            entry: Some(entry("account.updated", "owner_id", "bob")),
+        };
+        let owner = account_owner("t", ACCOUNT_CHANGED, &any(&changed))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                owner.tenant.as_str(),
+                owner.account_id.as_str(),
+                owner.owner_id.as_str()
+            ),
+            ("t", "acc", "bob")
+        );
+    }
+
+    #[test]
+    fn other_changes_say_nothing_and_a_broken_event_is_unusable() {
+        for e in [
+            entry("account.updated", "region", "north"),
+            entry("contact.updated", "owner_id", "bob"),
+        ] {
+            let changed = opportunities::AccountChanged {
+                account: None,
+                entry: Some(e),
+            };
+            assert_eq!(
+                account_owner("t", ACCOUNT_CHANGED, &any(&changed)),
+                Ok(None)
+            );
+        }
+        let cleared = opportunities::AccountChanged {
+            account: None,
+            entry: Some(entry("account.updated", "owner_id", "")),
+        };
+        assert!(account_owner("t", ACCOUNT_CHANGED, &any(&cleared)).is_err());
+        let junk = prost_types::Any {
+            type_url: String::new(),
+            value: vec![0xff, 0xff],
+        };
+        assert!(account_owner("t", ACCOUNT_CHANGED, &junk).is_err());
+    }
+}
