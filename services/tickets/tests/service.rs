@@ -907,3 +907,25 @@ async fn a_reassigned_account_moves_to_its_new_manager_once() {
     );
     close(db, &schema, dir).await;
 }
+
+/// On PostgreSQL the full-text index keeps no pending list, which every
+/// search would read through (SQLite's FTS5 has no such list).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgresql_search_index_keeps_no_pending_list() {
+    let (_service, db, schema, dir) = open().await;
+    if db.get_database_backend() == DbBackend::Postgres {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT array_to_string(c.reloptions, ',') AS options FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relname = 'ticket_search_doc' AND n.nspname = current_schema()",
+            ))
+            .await
+            .unwrap()
+            .expect("the index exists");
+        let options: Option<String> = row.try_get("", "options").unwrap();
+        assert_eq!(options.as_deref(), Some("fastupdate=off"));
+    }
+    close(db, &schema, dir).await;
+}
