@@ -504,6 +504,7 @@ async fn a_conversion_is_one_trace_across_gateway_leads_and_opportunities() {
         ("crm-contracts", "deadlines"),
         ("crm-delivery", "risks"),
         ("crm-tickets", "sla"),
+        ("crm-tickets", "tiers"),
     ] {
         let runs = attribute_values(&received, "crm.sweeper.runs", "sweeper");
         assert!(
@@ -516,6 +517,7 @@ async fn a_conversion_is_one_trace_across_gateway_leads_and_opportunities() {
     for (service, consumer) in [
         ("crm-delivery", "delivery.handover"),
         ("crm-tickets", "tickets.delivery-project-completed"),
+        ("crm-tickets", "tickets.opportunities-account-owner"),
     ] {
         for metric in ["crm.events.consumer.lag", "crm.events.dead_lettered"] {
             let points = attribute_values(&received, metric, "consumer");
