@@ -14,6 +14,7 @@
 
 mod audit;
 mod config;
+mod consumers;
 mod database;
 mod metrics;
 mod outbound;
@@ -30,6 +31,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 pub use audit::AuditTrail;
 pub use config::{ConfigWire, TenantConfigs};
+pub use consumers::InternalConsumer;
 pub use metrics::sweeper_ran;
 pub use outbound::{PeerChannel, outbound, traced};
 pub use peers::{PeerError, Peers, channel};

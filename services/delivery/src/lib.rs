@@ -20,7 +20,7 @@ pub mod store;
 pub mod wire;
 pub mod workers;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use crm_proto::crm::delivery::v1::delivery_service_server::DeliveryServiceServer;
 use crm_rpc::paging::PageLimits;
@@ -37,8 +37,13 @@ pub const SERVICE_NAME: &str = "crm.delivery.v1.DeliveryService";
 /// streams.
 pub const SERVICE_SUBJECT: &str = "system:delivery";
 
-/// How long each service token the consumer presents lives.
-const TOKEN_TTL: Duration = Duration::from_secs(600);
+/// Every tenant's ContractSigned: the projects it hands over.
+const HANDOVERS: crm_service::InternalConsumer<'static> = crm_service::InternalConsumer {
+    name: workers::HANDOVER_CONSUMER,
+    source: "contracts",
+    types: &[app::CONTRACT_SIGNED],
+    subject: SERVICE_SUBJECT,
+};
 
 /// The operator's settings for the delivery service (`[delivery]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,11 +165,7 @@ impl crm_service::Service for Delivery {
                     .peers
                     .channel_to("contracts", &url)
                     .map_err(|e| DbErr::Custom(format!("delivery.contracts_url: {e}")))?;
-                Some(handover_consumer(
-                    channel,
-                    identity,
-                    settings.consumer_backoff_max,
-                ))
+                Some(HANDOVERS.build(channel, identity, settings.consumer_backoff_max))
             }
             (None, _) => {
                 tracing::error!(
@@ -244,31 +245,4 @@ impl crm_service::Service for Delivery {
         }
         workers
     }
-}
-
-/// Every tenant's ContractSigned, with a fresh service token per
-/// connection.
-fn handover_consumer(
-    channel: tonic::transport::Channel,
-    identity: Arc<crm_auth::TokenMinter>,
-    backoff_max: Duration,
-) -> crm_events::Consumer {
-    crm_events::Consumer::all_tenants(
-        workers::HANDOVER_CONSUMER,
-        "contracts",
-        channel,
-        move || {
-            identity.mint(
-                SERVICE_SUBJECT,
-                "suite",
-                &[crm_auth::Role::Internal],
-                TOKEN_TTL,
-            )
-        },
-    )
-    .with_types([app::CONTRACT_SIGNED])
-    .with_backoff(crm_events::Backoff {
-        initial: Duration::from_millis(100),
-        max: backoff_max,
-    })
 }

@@ -21,7 +21,7 @@ pub mod store;
 pub mod wire;
 pub mod workers;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use crm_proto::crm::tickets::v1::ticket_service_server::TicketServiceServer;
 use crm_rpc::paging::PageLimits;
@@ -38,8 +38,22 @@ pub const SERVICE_NAME: &str = "crm.tickets.v1.TicketService";
 /// streams.
 pub const SERVICE_SUBJECT: &str = "system:tickets";
 
-/// How long each service token the consumer presents lives.
-const TOKEN_TTL: Duration = Duration::from_secs(600);
+/// Every tenant's DeliveryProjectCompleted: the entitlements it makes.
+const GO_LIVES: crm_service::InternalConsumer<'static> = crm_service::InternalConsumer {
+    name: workers::PROJECT_CONSUMER,
+    source: "delivery",
+    types: &[wire::PROJECT_COMPLETED],
+    subject: SERVICE_SUBJECT,
+};
+
+/// Every tenant's AccountCreated and AccountChanged of the opportunities
+/// service: the current account manager.
+const ACCOUNT_OWNERS: crm_service::InternalConsumer<'static> = crm_service::InternalConsumer {
+    name: workers::OWNER_CONSUMER,
+    source: "opportunities",
+    types: &[wire::ACCOUNT_CREATED, wire::ACCOUNT_CHANGED],
+    subject: SERVICE_SUBJECT,
+};
 
 /// The operator's settings for the tickets service (`[tickets]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,11 +188,7 @@ impl crm_service::Service for Tickets {
                     .peers
                     .channel_to("delivery", &url)
                     .map_err(|e| DbErr::Custom(format!("tickets.delivery_url: {e}")))?;
-                Some(project_consumer(
-                    channel,
-                    identity,
-                    settings.consumer_backoff_max,
-                ))
+                Some(GO_LIVES.build(channel, identity, settings.consumer_backoff_max))
             }
             (None, _) => {
                 tracing::error!(
@@ -212,11 +222,7 @@ impl crm_service::Service for Tickets {
                     .peers
                     .channel_to("opportunities", &url)
                     .map_err(|e| DbErr::Custom(format!("tickets.opportunities_url: {e}")))?;
-                Some(owner_consumer(
-                    channel,
-                    identity,
-                    settings.consumer_backoff_max,
-                ))
+                Some(ACCOUNT_OWNERS.build(channel, identity, settings.consumer_backoff_max))
             }
             (None, _) => {
                 tracing::error!(
@@ -326,53 +332,4 @@ impl crm_service::Service for Tickets {
         }
         workers
     }
-}
-
-/// Every tenant's DeliveryProjectCompleted, with a fresh service token per
-/// connection.
-fn project_consumer(
-    channel: tonic::transport::Channel,
-    identity: Arc<crm_auth::TokenMinter>,
-    backoff_max: Duration,
-) -> crm_events::Consumer {
-    crm_events::Consumer::all_tenants(workers::PROJECT_CONSUMER, "delivery", channel, move || {
-        identity.mint(
-            SERVICE_SUBJECT,
-            "suite",
-            &[crm_auth::Role::Internal],
-            TOKEN_TTL,
-        )
-    })
-    .with_types([wire::PROJECT_COMPLETED])
-    .with_backoff(crm_events::Backoff {
-        initial: Duration::from_millis(100),
-        max: backoff_max,
-    })
-}
-
-/// Every tenant's AccountCreated and AccountChanged of the opportunities
-/// service, with a fresh service token per connection.
-fn owner_consumer(
-    channel: tonic::transport::Channel,
-    identity: Arc<crm_auth::TokenMinter>,
-    backoff_max: Duration,
-) -> crm_events::Consumer {
-    crm_events::Consumer::all_tenants(
-        workers::OWNER_CONSUMER,
-        "opportunities",
-        channel,
-        move || {
-            identity.mint(
-                SERVICE_SUBJECT,
-                "suite",
-                &[crm_auth::Role::Internal],
-                TOKEN_TTL,
-            )
-        },
-    )
-    .with_types([wire::ACCOUNT_CREATED, wire::ACCOUNT_CHANGED])
-    .with_backoff(crm_events::Backoff {
-        initial: Duration::from_millis(100),
-        max: backoff_max,
-    })
 }

@@ -239,39 +239,47 @@ pub async fn due_tickets(
     batch: u64,
 ) -> Result<Vec<DueRef>, TicketError> {
     use ticket::Column as C;
-    let mut q = ticket::Entity::find()
-        .select_only()
-        .column(C::TenantId)
-        .column(C::Id)
-        .filter(C::NextCheck.lte(now));
-    if let Some(after) = after {
-        q = q.filter(
-            Condition::any()
-                .add(C::TenantId.gt(after.tenant_id.as_str()))
-                .add(
-                    Condition::all()
-                        .add(C::TenantId.eq(after.tenant_id.as_str()))
-                        .add(C::Id.gt(after.id.as_str())),
-                ),
-        );
-    }
-    #[derive(FromQueryResult)]
-    struct Row {
-        tenant_id: String,
-        id: String,
-    }
-    Ok(q.order_by_asc(C::TenantId)
-        .order_by_asc(C::Id)
-        .limit(batch)
-        .into_model::<Row>()
-        .all(conn)
+    let after = after.map(|a| (a.tenant_id.as_str(), a.id.as_str()));
+    let keys =
+        due_keys::<ticket::Entity>(conn, C::NextCheck, [C::TenantId, C::Id], now, after, batch);
+    Ok(keys
         .await?
         .into_iter()
-        .map(|r| DueRef {
-            tenant_id: r.tenant_id,
-            id: r.id,
-        })
+        .map(|(tenant_id, id)| DueRef { tenant_id, id })
         .collect())
+}
+
+/// Up to `batch` (tenant, key) pairs of any tenant whose `due` time has
+/// come at `now`, after `after` in that order: a sweeper's next batch, by
+/// the index on `due`.
+async fn due_keys<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    due: E::Column,
+    [tenant, key]: [E::Column; 2],
+    now: i64,
+    after: Option<(&str, &str)>,
+    batch: u64,
+) -> Result<Vec<(String, String)>, TicketError> {
+    let mut q = E::find()
+        .select_only()
+        .column(tenant)
+        .column(key)
+        .filter(due.lte(now));
+    if let Some((after_tenant, after_key)) = after {
+        q = q.filter(
+            Condition::any().add(tenant.gt(after_tenant)).add(
+                Condition::all()
+                    .add(tenant.eq(after_tenant))
+                    .add(key.gt(after_key)),
+            ),
+        );
+    }
+    Ok(q.order_by_asc(tenant)
+        .order_by_asc(key)
+        .limit(batch)
+        .into_tuple::<(String, String)>()
+        .all(conn)
+        .await?)
 }
 
 /// Queued (new) tickets of these categories, VIP accounts first, then by
@@ -1027,37 +1035,21 @@ pub async fn due_tier_reviews(
     batch: u64,
 ) -> Result<Vec<AccountRef>, TicketError> {
     use account::Column as C;
-    let mut q = account::Entity::find()
-        .select_only()
-        .column(C::TenantId)
-        .column(C::AccountId)
-        .filter(C::NextTierReview.lte(now));
-    if let Some(after) = after {
-        q = q.filter(
-            Condition::any()
-                .add(C::TenantId.gt(after.tenant_id.as_str()))
-                .add(
-                    Condition::all()
-                        .add(C::TenantId.eq(after.tenant_id.as_str()))
-                        .add(C::AccountId.gt(after.account_id.as_str())),
-                ),
-        );
-    }
-    #[derive(FromQueryResult)]
-    struct Row {
-        tenant_id: String,
-        account_id: String,
-    }
-    Ok(q.order_by_asc(C::TenantId)
-        .order_by_asc(C::AccountId)
-        .limit(batch)
-        .into_model::<Row>()
-        .all(conn)
+    let after = after.map(|a| (a.tenant_id.as_str(), a.account_id.as_str()));
+    let keys = due_keys::<account::Entity>(
+        conn,
+        C::NextTierReview,
+        [C::TenantId, C::AccountId],
+        now,
+        after,
+        batch,
+    );
+    Ok(keys
         .await?
         .into_iter()
-        .map(|r| AccountRef {
-            tenant_id: r.tenant_id,
-            account_id: r.account_id,
+        .map(|(tenant_id, account_id)| AccountRef {
+            tenant_id,
+            account_id,
         })
         .collect())
 }
