@@ -12,6 +12,7 @@ use sea_orm::DatabaseTransaction;
 
 use crate::app::{Swept, UseCases};
 use crate::domain::TicketError;
+use crate::store::{AccountRef, DueRef};
 use crate::wire;
 
 /// Who runs the SLA clocks, in the audit trail.
@@ -71,37 +72,17 @@ pub fn spawn_sweeper(
 /// One pass over every ticket with an SLA check due at `now`, of every
 /// tenant, `batch` keys per query.
 pub async fn sweep(app: &UseCases, now: i64, batch: u64) -> Swept {
-    let mut swept = Swept::default();
-    let mut after = None;
-    loop {
-        let page = match app.due_tickets(now, after.as_ref(), batch).await {
-            Ok(page) => page,
-            Err(err) => {
-                tracing::warn!(error = %err, "SLA sweep failed; retrying next interval");
-                return swept;
-            }
-        };
-        let more = page.len() as u64 == batch;
-        for due in page {
-            match app
-                .sweep_ticket(&due.tenant_id, &due.id, SWEEPER, now)
+    let (fired, skipped) = in_batches(
+        "SLA check",
+        batch,
+        |after: Option<DueRef>| async move { app.due_tickets(now, after.as_ref(), batch).await },
+        |due: DueRef| async move {
+            app.sweep_ticket(&due.tenant_id, &due.id, SWEEPER, now)
                 .await
-            {
-                Ok(n) => swept.fired += n,
-                Err(err) => {
-                    swept.skipped += 1;
-                    tracing::warn!(
-                        tenant = %due.tenant_id, ticket = %due.id, error = %err,
-                        "a ticket's SLA check failed; passing over it"
-                    );
-                }
-            }
-            after = Some(due);
-        }
-        if !more {
-            return swept;
-        }
-    }
+        },
+    )
+    .await;
+    Swept { fired, skipped }
 }
 
 /// What one pass over the tiers due for review did.
@@ -118,35 +99,60 @@ pub struct Reviewed {
 /// oldest purchase in the frequency window leaves it), `batch` keys per
 /// query, each account in its own unit of work.
 pub async fn sweep_tiers(app: &UseCases, now: i64, batch: u64) -> Reviewed {
-    let mut reviewed = Reviewed::default();
+    let (changed, skipped) = in_batches(
+        "tier review",
+        batch,
+        |after: Option<AccountRef>| async move {
+            app.due_tier_reviews(now, after.as_ref(), batch).await
+        },
+        |due: AccountRef| async move {
+            app.review_tier(&due.tenant_id, &due.account_id, SWEEPER, now)
+                .await
+                .map(usize::from)
+        },
+    )
+    .await;
+    Reviewed { changed, skipped }
+}
+
+/// Walks the keys `page` finds, `batch` at a time, running `each` on every
+/// one: a key that fails is logged, counted and passed over until the next
+/// pass; a page that cannot be read ends this pass. Returns what `each`
+/// counted and how many keys failed.
+async fn in_batches<K, Page, Each>(
+    what: &str,
+    batch: u64,
+    mut page: impl FnMut(Option<K>) -> Page,
+    mut each: impl FnMut(K) -> Each,
+) -> (usize, usize)
+where
+    K: Clone + std::fmt::Debug,
+    Page: Future<Output = Result<Vec<K>, TicketError>>,
+    Each: Future<Output = Result<usize, TicketError>>,
+{
+    let (mut done, mut skipped) = (0, 0);
     let mut after = None;
     loop {
-        let page = match app.due_tier_reviews(now, after.as_ref(), batch).await {
-            Ok(page) => page,
+        let keys = match page(after.clone()).await {
+            Ok(keys) => keys,
             Err(err) => {
-                tracing::warn!(error = %err, "tier review failed; retrying next interval");
-                return reviewed;
+                tracing::warn!(error = %err, "{what} pass failed; retrying next interval");
+                return (done, skipped);
             }
         };
-        let more = page.len() as u64 == batch;
-        for due in page {
-            match app
-                .review_tier(&due.tenant_id, &due.account_id, SWEEPER, now)
-                .await
-            {
-                Ok(changed) => reviewed.changed += usize::from(changed),
+        let more = keys.len() as u64 == batch;
+        for key in keys {
+            match each(key.clone()).await {
+                Ok(n) => done += n,
                 Err(err) => {
-                    reviewed.skipped += 1;
-                    tracing::warn!(
-                        tenant = %due.tenant_id, account = %due.account_id, error = %err,
-                        "an account's tier review failed; passing over it"
-                    );
+                    skipped += 1;
+                    tracing::warn!(key = ?key, error = %err, "{what} failed; passing over it");
                 }
             }
-            after = Some(due);
+            after = Some(key);
         }
         if !more {
-            return reviewed;
+            return (done, skipped);
         }
     }
 }
