@@ -52,6 +52,12 @@ pub struct EventsConfig {
     /// with many streams over a busy outbox gets its events later, without
     /// holding up other tenants' streams or calls.
     pub tenant_subscriber_reads: usize,
+    /// Bytes of events a second one tenant's Subscribe streams are sent
+    /// together (a second's worth may go at once). Sending is most of a
+    /// stream's cost: without a budget one tenant's many streams replaying
+    /// a busy outbox take the processor other tenants' calls need. The
+    /// suite's own every-tenant subscribers are not paced. 0: no budget.
+    pub tenant_bytes_per_second: u32,
 }
 
 impl Default for EventsConfig {
@@ -68,6 +74,7 @@ impl Default for EventsConfig {
             local_max_attempts: 5,
             subscriber_reads: 4,
             tenant_subscriber_reads: 2,
+            tenant_bytes_per_second: 4 << 20,
         }
     }
 }
@@ -118,6 +125,12 @@ impl EventsConfig {
         }
         if self.local_max_attempts == 0 {
             return invalid("local_max_attempts", "must be at least 1");
+        }
+        if (1..1024).contains(&self.tenant_bytes_per_second) {
+            return invalid(
+                "tenant_bytes_per_second",
+                "must be 0 (no budget) or at least 1 KiB",
+            );
         }
         // The byte budget is counted in semaphore permits (u32).
         if self.subscriber_buffer_bytes < 1024
@@ -202,6 +215,10 @@ mod tests {
             },
             EventsConfig {
                 local_max_attempts: 0,
+                ..EventsConfig::default()
+            },
+            EventsConfig {
+                tenant_bytes_per_second: 100,
                 ..EventsConfig::default()
             },
         ] {

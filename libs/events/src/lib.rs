@@ -101,6 +101,8 @@ pub struct Events {
     unnumbered: Arc<AtomicU64>,
     /// The database turns subscribers read through.
     reads: Arc<reads::ReadTurns>,
+    /// Each tenant's budget of bytes its streams are sent a second.
+    pace: Arc<Option<crm_server::TenantBudget>>,
 }
 
 impl Events {
@@ -118,6 +120,10 @@ impl Events {
             reads: Arc::new(reads::ReadTurns::new(
                 cfg.subscriber_reads,
                 cfg.tenant_subscriber_reads,
+            )),
+            pace: Arc::new(crm_server::TenantBudget::new(
+                cfg.tenant_bytes_per_second,
+                cfg.tenant_bytes_per_second as usize,
             )),
             cfg,
         })
@@ -145,6 +151,7 @@ impl Events {
             shutdown,
             Arc::clone(&self.stalled),
             Arc::clone(&self.reads),
+            Arc::clone(&self.pace),
         )
     }
 

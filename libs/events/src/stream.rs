@@ -5,7 +5,7 @@ use crm_proto::crm::events::v1::{
     subscribe_response::Kind,
 };
 use crm_rpc::{FieldViolation, PreconditionViolation, RpcError};
-use crm_server::Shutdown;
+use crm_server::{Shutdown, TenantBudget};
 use prost::Message as _;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -46,6 +46,7 @@ pub struct EventStream {
     shutdown: Shutdown,
     stalled: Arc<AtomicU64>,
     reads: Arc<ReadTurns>,
+    pace: Arc<Option<TenantBudget>>,
 }
 
 impl EventStream {
@@ -56,6 +57,7 @@ impl EventStream {
         shutdown: Shutdown,
         stalled: Arc<AtomicU64>,
         reads: Arc<ReadTurns>,
+        pace: Arc<Option<TenantBudget>>,
     ) -> Self {
         Self {
             db,
@@ -64,6 +66,7 @@ impl EventStream {
             shutdown,
             stalled,
             reads,
+            pace,
         }
     }
 }
@@ -203,6 +206,7 @@ impl EventService for EventStream {
             bytes: Arc::new(Semaphore::new(budget as usize)),
             tenant_reads: self.reads.of(tenant.as_deref()),
             reads: Arc::clone(&self.reads),
+            pace: Arc::clone(&self.pace),
             tenant,
             types: request.types,
             floor: start,
@@ -258,6 +262,14 @@ impl Stream for Outgoing {
     }
 }
 
+/// How waiting for the tenant's sending budget ended.
+enum Paced {
+    Go,
+    /// The client left.
+    Left,
+    Stopping,
+}
+
 /// How a send ended.
 #[derive(PartialEq, Eq)]
 enum Sent {
@@ -283,6 +295,8 @@ struct Pump {
     /// share of them.
     reads: Arc<ReadTurns>,
     tenant_reads: Arc<Semaphore>,
+    /// The bytes a second its tenant's streams are sent together.
+    pace: Arc<Option<TenantBudget>>,
     /// The subscriber's tenant; `None` for a service reading every tenant's.
     tenant: Option<String>,
     types: Vec<String>,
@@ -325,6 +339,14 @@ impl Pump {
                 }
                 // Sending may wait on the client: not while holding a turn.
                 drop(turn);
+                match self
+                    .pace(rows.iter().map(|row| row.payload.len()).sum())
+                    .await
+                {
+                    Paced::Go => {}
+                    Paced::Left => return,
+                    Paced::Stopping => return self.end(shutting_down()).await,
+                }
                 for row in rows {
                     let event = match to_event(row) {
                         Ok(event) => event,
@@ -362,6 +384,30 @@ impl Pump {
                     }
                 }
             }
+        }
+    }
+
+    /// Waits until the tenant's budget allows sending `bytes` more: one
+    /// tenant's streams together are sent at most
+    /// `events.tenant_bytes_per_second`, each page in the order it was
+    /// read, so a flood of them cannot take the processor that other
+    /// tenants' calls need. Every-tenant subscribers are the suite's own.
+    async fn pace(&self, bytes: usize) -> Paced {
+        let (Some(budget), Some(tenant)) = (self.pace.as_ref(), self.tenant.as_deref()) else {
+            return Paced::Go;
+        };
+        if bytes == 0 {
+            return Paced::Go;
+        }
+        let wait = budget.reserve(tenant, bytes, std::time::Instant::now());
+        if wait.is_zero() {
+            return Paced::Go;
+        }
+        tokio::select! {
+            biased;
+            () = self.shutdown.triggered() => Paced::Stopping,
+            () = self.tx.closed() => Paced::Left,
+            () = tokio::time::sleep(wait) => Paced::Go,
         }
     }
 

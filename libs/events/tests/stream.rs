@@ -549,3 +549,71 @@ async fn finding_3_a_stalled_subscriber_is_bounded_in_bytes_and_dropped_with_a_s
         "{received} events reached a stalled client"
     );
 }
+
+/// The noisy-neighbour goal: one tenant's streams together
+/// are sent at most `tenant_bytes_per_second` (a second's worth at once),
+/// so many of them replaying a big backlog cannot take the processor;
+/// another tenant's stream is not held up behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_streams_share_its_byte_rate_and_other_tenants_are_not_held_up() {
+    const RATE: usize = 256 * 1024;
+    const SIZE: usize = 16 * 1024;
+    const EVENTS: usize = 24;
+    let producer = Producer::start(EventsConfig {
+        tenant_bytes_per_second: RATE as u32,
+        ..pushed_only()
+    })
+    .await;
+    let big = |i: usize| {
+        let mut e = event("acme", "test.Big", &format!("b{i}"));
+        e.payload.value = vec![b'x'; SIZE];
+        e
+    };
+    producer.write((0..EVENTS).map(big).collect()).await;
+    producer
+        .write(vec![event("globex", "test.Small", "g1")])
+        .await;
+
+    let started = tokio::time::Instant::now();
+    // Each reader notes when each of its events came and how big it was.
+    let read = |mut stream: tonic::Streaming<_>, count: usize| {
+        tokio::spawn(async move {
+            let mut arrivals = Vec::new();
+            while arrivals.len() < count {
+                let event = next_event(&mut stream).await;
+                let size = event.payload.map_or(0, |p| p.value.len());
+                arrivals.push((tokio::time::Instant::now(), size));
+            }
+            arrivals
+        })
+    };
+    let acme = [
+        read(producer.subscribe("acme", 0, &[]).await.unwrap(), EVENTS),
+        read(producer.subscribe("acme", 0, &[]).await.unwrap(), EVENTS),
+    ];
+    let globex = read(producer.subscribe("globex", 0, &[]).await.unwrap(), 1);
+    let globex_at = within("globex's event", globex).await.unwrap()[0].0;
+    let mut arrivals = Vec::new();
+    for reader in acme {
+        arrivals.extend(within("acme's events", reader).await.unwrap());
+    }
+    arrivals.sort();
+
+    let mut sent = 0;
+    for (at, size) in &arrivals {
+        sent += size;
+        let allowed = RATE + (RATE as f64 * (*at - started).as_secs_f64()) as usize;
+        assert!(
+            sent <= allowed,
+            "{sent} bytes reached acme's streams {:?} in; its budget allows {allowed}",
+            *at - started
+        );
+    }
+    assert_eq!(sent, 2 * EVENTS * SIZE, "both streams got everything");
+    let last = arrivals.last().map(|(at, _)| *at).unwrap();
+    assert!(
+        globex_at < last,
+        "globex's event waited {:?} behind acme's paced streams",
+        globex_at - started
+    );
+}

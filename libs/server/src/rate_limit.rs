@@ -135,6 +135,15 @@ pub struct TenantBudget {
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
+impl std::fmt::Debug for TenantBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantBudget")
+            .field("per_second", &self.per_second)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TenantBudget {
     /// `None` when `per_second` is 0 (no budget).
     pub fn new(per_second: u32, capacity: usize) -> Option<Self> {
@@ -154,6 +163,34 @@ impl TenantBudget {
     /// are there (nothing is taken then).
     pub fn take(&self, tenant: &str, units: usize, now: Instant) -> Result<(), Duration> {
         let units = (units as f64).min(self.capacity);
+        self.with_bucket(tenant, now, |bucket| {
+            if bucket.tokens < units {
+                return Err(Duration::from_secs_f64(
+                    (units - bucket.tokens) / bucket.rate,
+                ));
+            }
+            bucket.tokens -= units;
+            Ok(())
+        })
+    }
+
+    /// Takes `units` from `tenant`'s budget at once, into debt if need be,
+    /// and says how long the caller waits before using them: the time the
+    /// refill takes to pay the debt. Callers of one tenant are served in
+    /// the order they reserved, each waiting once, rather than all polling
+    /// for the next refill.
+    pub fn reserve(&self, tenant: &str, units: usize, now: Instant) -> Duration {
+        self.with_bucket(tenant, now, |bucket| {
+            bucket.tokens -= units as f64;
+            if bucket.tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-bucket.tokens / bucket.rate)
+            }
+        })
+    }
+
+    fn with_bucket<T>(&self, tenant: &str, now: Instant, f: impl FnOnce(&mut Bucket) -> T) -> T {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= PRUNE_AT {
             buckets.retain(|_, bucket| {
@@ -168,13 +205,7 @@ impl TenantBudget {
             burst: self.capacity,
         });
         bucket.refill(now);
-        if bucket.tokens < units {
-            return Err(Duration::from_secs_f64(
-                (units - bucket.tokens) / bucket.rate,
-            ));
-        }
-        bucket.tokens -= units;
-        Ok(())
+        f(bucket)
     }
 }
 
@@ -286,5 +317,34 @@ mod tests {
         let later = now + Duration::from_secs(60);
         assert!(budget.take("noisy", 5_000, later).is_ok());
         assert!(TenantBudget::new(0, 10).is_none());
+    }
+
+    #[test]
+    fn reservations_go_into_debt_and_wait_in_turn() {
+        let budget = TenantBudget::new(1_000, 1_000).unwrap_or_else(|| unreachable!());
+        let now = Instant::now();
+        assert_eq!(budget.reserve("noisy", 1_000, now), Duration::ZERO);
+        // Each later reservation waits behind the debt before it.
+        assert_eq!(
+            budget.reserve("noisy", 500, now),
+            Duration::from_millis(500)
+        );
+        assert_eq!(budget.reserve("noisy", 500, now), Duration::from_secs(1));
+        assert_eq!(
+            budget.reserve("quiet", 1_000, now),
+            Duration::ZERO,
+            "another tenant's own"
+        );
+        // The refill pays the debt: after a second only 500 units are owed.
+        let later = now + Duration::from_secs(1);
+        assert_eq!(
+            budget.reserve("noisy", 0, later),
+            Duration::ZERO,
+            "the debt is paid by then"
+        );
+        assert_eq!(
+            budget.reserve("noisy", 500, later),
+            Duration::from_millis(500)
+        );
     }
 }
