@@ -139,7 +139,7 @@ async fn finding_14_shutdown_under_imports_stays_within_the_grace_period() {
 /// imports alone). A tenant's imports draw on its own budget of rows per
 /// second: past it an import is RESOURCE_EXHAUSTED (IMPORT_RATE_LIMITED)
 /// with a RetryInfo, and nothing of it is stored, while another tenant's
-/// import goes through.
+/// import goes through. A retried import is not charged twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue10_a_tenants_imports_draw_on_its_own_budget_of_rows() {
     let suite = start_with(|s| {
@@ -154,6 +154,10 @@ async fn issue10_a_tenants_imports_draw_on_its_own_budget_of_rows() {
         100,
         "one full import fits"
     );
+    // Its retry (the reply was lost, say) is answered from the record
+    // without drawing on the budget again.
+    let retried = bulk.batch_create_leads(import(0, 100)).await.unwrap();
+    assert_eq!(retried.into_inner().accepted_count, 100, "the same answer");
     let over = bulk.batch_create_leads(import(1, 10)).await.unwrap_err();
     assert_eq!(
         (over.code(), over.get_details_error_info().map(|i| i.reason)),

@@ -42,6 +42,10 @@ pub struct LeadsSettings {
     /// Imports are the heaviest calls there are: without a budget one
     /// tenant's back-to-back imports take the machine from the others.
     pub import_rows_per_second: u32,
+    /// Threads the imports run on, apart from the workers that serve every
+    /// other call: an import's stretches of CPU (checking, planning and
+    /// writing thousands of rows) never hold a small call up.
+    pub import_threads: usize,
     /// How often the sweeper looks for leads to return to the pool.
     #[serde(with = "crm_config::duration")]
     pub sweep_interval: Duration,
@@ -71,6 +75,7 @@ impl Default for LeadsSettings {
             pages: PageLimits::default(),
             max_import_rows: 10_000,
             import_rows_per_second: 2_000,
+            import_threads: 1,
             sweep_interval: Duration::from_secs(60),
             sweep_batch: 500,
             opportunities_url: None,
@@ -95,6 +100,8 @@ pub struct Leads {
     identity: Option<std::sync::Arc<crm_auth::TokenMinter>>,
     /// Each tenant's rows to import, shared by every instance of the API.
     import_budget: Arc<Option<crm_server::TenantBudget>>,
+    /// The threads imports run on.
+    import_lane: crm_service::Lane,
 }
 
 impl Leads {
@@ -115,7 +122,10 @@ impl Leads {
         let opportunities = opportunities.map(|c| {
             app::OpportunitiesClient::new(crm_service::traced("leads", "opportunities", c))
         });
+        let import_lane = crm_service::Lane::new("leads-import", config.import_threads)
+            .map_err(|e| DbErr::Custom(format!("leads.import_threads: {e}")))?;
         Ok(Leads {
+            import_lane,
             import_budget: Arc::new(crm_server::TenantBudget::new(
                 config.import_rows_per_second,
                 config.max_import_rows,
@@ -138,6 +148,7 @@ impl Leads {
             self.config.pages,
             self.config.max_import_rows,
             Arc::clone(&self.import_budget),
+            self.import_lane.clone(),
         );
         LeadServiceServer::new(api).max_decoding_message_size(max_message_bytes)
     }

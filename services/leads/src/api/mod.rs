@@ -6,8 +6,10 @@
 mod error;
 
 use crm_proto::crm::leads::v1::{self as pb, lead_service_server::LeadService};
-use crm_rpc::{DomainError, FieldViolation, fields, paging::PageLimits, required_id};
-use crm_service::{AuditTrail, ConfigWire, Replay, TenantConfigs};
+use crm_rpc::{
+    DomainError, FieldViolation, Refusal, RequestContext, fields, paging::PageLimits, required_id,
+};
+use crm_service::{AuditTrail, ConfigWire, Lane, Replay, TenantConfigs};
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -23,6 +25,7 @@ pub struct LeadsApi {
     pages: PageLimits,
     max_import_rows: usize,
     import_budget: Arc<Option<crm_server::TenantBudget>>,
+    import_lane: Lane,
     configs: TenantConfigs<LeadConfig, pb::LeadConfig>,
     audit: AuditTrail,
 }
@@ -33,6 +36,7 @@ impl LeadsApi {
         pages: PageLimits,
         max_import_rows: usize,
         import_budget: Arc<Option<crm_server::TenantBudget>>,
+        import_lane: Lane,
     ) -> Self {
         LeadsApi {
             configs: TenantConfigs::new(
@@ -50,7 +54,56 @@ impl LeadsApi {
             pages,
             max_import_rows,
             import_budget,
+            import_lane,
         }
+    }
+}
+
+impl LeadsApi {
+    /// BatchCreateLeads, on the import lane.
+    async fn import(
+        &self,
+        mut ctx: RequestContext,
+        body: pb::BatchCreateLeadsRequest,
+    ) -> Result<pb::BatchCreateLeadsResponse, Refusal<LeadError>> {
+        ctx.replayable(&body.request_id, &body)?;
+        if body.leads.is_empty() || body.leads.len() > self.max_import_rows {
+            let rows = format!("1 to {} rows per import", self.max_import_rows);
+            return Err(FieldViolation::new("leads", rows).into());
+        }
+        if let Some(budget) = self.import_budget.as_ref()
+            && !self.app.already_done(ctx.request_key()).await?
+            && let Err(retry_after) =
+                budget.take(&ctx.tenant, body.leads.len(), std::time::Instant::now())
+        {
+            return Err(LeadError::ImportBudget {
+                rows: body.leads.len(),
+                per_second: budget.per_second(),
+                retry_after,
+            }
+            .into());
+        }
+        let config = self.app.config(&ctx.tenant).await?;
+        let rows: Vec<_> = body
+            .leads
+            .iter()
+            .map(|l| wire::import_row(l, &config))
+            .collect();
+        let intake = Intake {
+            tenant: &ctx.tenant,
+            on_duplicate: wire::on_duplicate(body.on_duplicate)?,
+            actor: &ctx.caller,
+            config: &config,
+            now: ctx.now,
+        };
+        let outcomes = self.app.import(intake, ctx.request_key(), &rows).await?;
+        let accepted = outcomes.iter().filter(|o| o.rejection.is_none()).count();
+        let rejected = outcomes.len() - accepted;
+        Ok(pb::BatchCreateLeadsResponse {
+            results: outcomes.into_iter().map(wire::import_result).collect(),
+            accepted_count: i32::try_from(accepted).unwrap_or(i32::MAX),
+            rejected_count: i32::try_from(rejected).unwrap_or(i32::MAX),
+        })
     }
 }
 
@@ -84,44 +137,16 @@ impl LeadService for LeadsApi {
         &self,
         req: Request<pb::BatchCreateLeadsRequest>,
     ) -> Result<Response<pb::BatchCreateLeadsResponse>, Status> {
-        LeadError::handle(req, |mut ctx, body| async move {
-            ctx.replayable(&body.request_id, &body)?;
-            if body.leads.is_empty() || body.leads.len() > self.max_import_rows {
-                let rows = format!("1 to {} rows per import", self.max_import_rows);
-                return Err(FieldViolation::new("leads", rows).into());
+        LeadError::handle(req, |ctx, body| {
+            let api = self.clone();
+            async move {
+                // Thousands of rows checked, planned and written: on the
+                // import lane, off the workers that serve every other call.
+                self.import_lane
+                    .run(async move { api.import(ctx, body).await })
+                    .await
+                    .map_err(LeadError::store)?
             }
-            if let Some(budget) = self.import_budget.as_ref()
-                && let Err(retry_after) =
-                    budget.take(&ctx.tenant, body.leads.len(), std::time::Instant::now())
-            {
-                return Err(LeadError::ImportBudget {
-                    rows: body.leads.len(),
-                    per_second: budget.per_second(),
-                    retry_after,
-                }
-                .into());
-            }
-            let config = self.app.config(&ctx.tenant).await?;
-            let rows: Vec<_> = body
-                .leads
-                .iter()
-                .map(|l| wire::import_row(l, &config))
-                .collect();
-            let intake = Intake {
-                tenant: &ctx.tenant,
-                on_duplicate: wire::on_duplicate(body.on_duplicate)?,
-                actor: &ctx.caller,
-                config: &config,
-                now: ctx.now,
-            };
-            let outcomes = self.app.import(intake, ctx.request_key(), &rows).await?;
-            let accepted = outcomes.iter().filter(|o| o.rejection.is_none()).count();
-            let rejected = outcomes.len() - accepted;
-            Ok(pb::BatchCreateLeadsResponse {
-                results: outcomes.into_iter().map(wire::import_result).collect(),
-                accepted_count: i32::try_from(accepted).unwrap_or(i32::MAX),
-                rejected_count: i32::try_from(rejected).unwrap_or(i32::MAX),
-            })
         })
         .await
     }

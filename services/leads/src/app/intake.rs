@@ -167,6 +167,18 @@ impl App {
     /// keys find then. In the turn those leads are read again; only if
     /// one of them changed meanwhile is the import planned again there.
     /// Either way the rows are decided against what the transaction sees.
+    /// Whether `request` was already done: its retry is answered from the
+    /// record without drawing on the tenant's import budget again.
+    pub async fn already_done(&self, request: Option<RequestKey<'_>>) -> Result<bool, LeadError> {
+        let Some(key) = request else {
+            return Ok(false);
+        };
+        let prior = crm_store::idempotency::prior(self.db(), key)
+            .await
+            .map_err(LeadError::store)?;
+        Ok(matches!(prior, crm_store::idempotency::Prior::Same(_)))
+    }
+
     pub async fn import(
         &self,
         intake: Intake<'_>,
