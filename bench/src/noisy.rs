@@ -58,6 +58,8 @@ struct Phase {
 struct Noise {
     streams_opened: u64,
     streams_refused: u64,
+    /// Messages the flood of streams received (events and heartbeats).
+    stream_messages: u64,
     imported_rows: u64,
     imports_refused: u64,
     endless_bodies_ended: u64,
@@ -69,6 +71,7 @@ struct Noise {
 struct Counters {
     streams_opened: AtomicU64,
     streams_refused: AtomicU64,
+    stream_messages: AtomicU64,
     imported_rows: AtomicU64,
     imports_refused: AtomicU64,
     endless_bodies_ended: AtomicU64,
@@ -82,6 +85,7 @@ impl Counters {
         Noise {
             streams_opened: n(&self.streams_opened),
             streams_refused: n(&self.streams_refused),
+            stream_messages: n(&self.stream_messages),
             imported_rows: n(&self.imported_rows),
             imports_refused: n(&self.imports_refused),
             endless_bodies_ended: n(&self.endless_bodies_ended),
@@ -296,7 +300,9 @@ impl Noisy {
                         Ok(stream) => {
                             counters.streams_opened.fetch_add(1, Ordering::Relaxed);
                             let mut stream = stream.into_inner();
-                            while let Ok(Some(_)) = stream.message().await {}
+                            while let Ok(Some(_)) = stream.message().await {
+                                counters.stream_messages.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         Err(_) => {
                             counters.streams_refused.fetch_add(1, Ordering::Relaxed);
