@@ -70,9 +70,9 @@ where
     Ok(a)
 }
 
-/// The service identity's name in audit entries of account managers set
-/// from the opportunities service's account events.
-pub const OWNER_CONSUMER: &str = "tickets.opportunities-consumer";
+/// The actor of audit entries of account managers set from the
+/// opportunities service's account events.
+pub const OWNER_ACTOR: &str = "system:tickets-account-owners";
 
 /// A tier judged anew: if it changed, the LoyaltyTierChanged event and
 /// the audit entry, whoever judged it (a purchase or the sweeper).
@@ -326,21 +326,16 @@ impl UseCases {
             store::reassign_account_tickets(txn, &o.tenant, &o.account_id, &o.owner_id).await?;
         let tasks =
             store::reassign_retention_tasks(txn, &o.tenant, &o.account_id, &o.owner_id).await?;
-        let entry = AuditEntry::new(
-            &a.account_id,
-            "account.manager_changed",
-            OWNER_CONSUMER,
-            now,
-        )
-        .with_reason(format!(
-            "{} -> {} ({tickets} tickets, {tasks} open retention tasks)",
-            if previous.is_empty() {
-                "nobody"
-            } else {
-                &previous
-            },
-            o.owner_id
-        ));
+        let entry = AuditEntry::new(&a.account_id, "account.manager_changed", OWNER_ACTOR, now)
+            .with_reason(format!(
+                "{} -> {} ({tickets} tickets, {tasks} open retention tasks)",
+                if previous.is_empty() {
+                    "nobody"
+                } else {
+                    &previous
+                },
+                o.owner_id
+            ));
         crm_store::audit::append(txn, &o.tenant, vec![entry]).await?;
         Ok(true)
     }

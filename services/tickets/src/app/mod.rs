@@ -21,7 +21,7 @@ mod sweep;
 mod tickets;
 
 pub use crate::domain::ProjectCompleted;
-pub use accounts::{OWNER_CONSUMER, PurchaseInput};
+pub use accounts::{OWNER_ACTOR, PurchaseInput};
 pub use engineers::EngineerInput;
 pub use project::CONSUMER;
 pub use sweep::Swept;
