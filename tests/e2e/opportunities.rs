@@ -1691,7 +1691,7 @@ async fn finding_21_conversion_contacts_and_account_changes_are_audited() {
 }
 
 #[tokio::test]
-async fn finding_22_a_creation_is_one_created_event_first() {
+async fn finding_22_a_creation_is_one_created_event_first_and_a_change_carries_its_record() {
     let suite = start().await;
     let Team { mut amy, .. } = team(&suite);
     let oa_token = suite.token("acme", "oa-system", &[Role::Integration]);
@@ -1717,6 +1717,7 @@ async fn finding_22_a_creation_is_one_created_event_first() {
     .unwrap();
     // The contact's change comes last: everything before it is the creations.
     let mut seen = Vec::new();
+    let mut changed = None;
     while seen
         .last()
         .is_none_or(|(t, _): &(String, String)| t != &pb::AccountChanged::full_name())
@@ -1727,6 +1728,13 @@ async fn finding_22_a_creation_is_one_created_event_first() {
             .unwrap()
             .expect("stream open");
         if let Some(ev::subscribe_response::Kind::Event(e)) = next.kind {
+            if e.r#type == pb::AccountChanged::full_name() {
+                let payload = e.payload.clone().unwrap_or_default();
+                changed = Some(
+                    <pb::AccountChanged as prost::Message>::decode(payload.value.as_slice())
+                        .unwrap(),
+                );
+            }
             seen.push((e.r#type, e.subject_id));
         }
     }
@@ -1741,4 +1749,45 @@ async fn finding_22_a_creation_is_one_created_event_first() {
     );
     let subjects: Vec<&str> = seen.iter().take(2).map(|(_, s)| s.as_str()).collect();
     assert_eq!(subjects, [account.id.as_str(), opp.id.as_str()]);
+    // A change carries its record as it is after the change, as the
+    // contract says, beside the audit entry.
+    let changed = changed.unwrap();
+    assert_eq!(
+        changed.account.map(|a| (a.id, a.name)),
+        Some((account.id.clone(), "Black Mesa".to_owned())),
+        "AccountChanged carries the account"
+    );
+    assert_eq!(
+        changed.entry.map(|e| e.action),
+        Some("contact.created".to_owned())
+    );
+
+    // An opportunity's change carries the opportunity after it.
+    let renamed = pb::Opportunity {
+        name: "Black Mesa, phase 2".into(),
+        ..opp.clone()
+    };
+    let renamed = update(&mut amy, renamed, &["name"]).await.unwrap();
+    let changed = loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event within 10s")
+            .unwrap()
+            .expect("stream open");
+        if let Some(ev::subscribe_response::Kind::Event(e)) = next.kind
+            && e.r#type == pb::OpportunityChanged::full_name()
+        {
+            let payload = e.payload.unwrap_or_default();
+            break <pb::OpportunityChanged as prost::Message>::decode(payload.value.as_slice())
+                .unwrap();
+        }
+    };
+    let after = changed
+        .opportunity
+        .expect("OpportunityChanged carries the opportunity");
+    assert_eq!(
+        (after.id, after.name, after.etag),
+        (opp.id.clone(), renamed.name, renamed.etag),
+        "as it is after the change"
+    );
 }

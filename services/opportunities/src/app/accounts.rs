@@ -33,10 +33,13 @@ impl UseCases {
                 store::insert_account(&*tx, new).await?;
                 let mut trail = Trail::default();
                 trail.event(events::account_created(new, now));
-                trail.audit(
-                    tenant,
-                    created(&new.id, "account.created", &actor.id, &new.name, now),
-                );
+                trail.audit(created(
+                    &new.id,
+                    "account.created",
+                    &actor.id,
+                    &new.name,
+                    now,
+                ));
                 trail.done(new.id.clone())
             })
             .await?;
@@ -119,15 +122,15 @@ impl UseCases {
                     );
                     store::insert_approval(&*tx, &approval).await?;
                     account.pending_approval_id = Some(approval.id.clone());
-                    trail.audit(tenant, approval_requested(&approval, &actor.id, now));
+                    trail.audit(approval_requested(&approval, &actor.id, now));
                     trail.event(events::approval_requested(&approval, now));
                     Some(approval)
                 };
                 let changes = domain::finish_account_update(&before, &mut account, actor, now);
                 if !changes.is_empty() {
                     store::save_account(&*tx, &account, version).await?;
-                    trail.audit(
-                        tenant,
+                    trail.account_changed(
+                        &account,
                         AuditEntry::new(id, "account.updated", &actor.id, now)
                             .with_field_changes(changes)
                             .with_reason(&update.reason),
@@ -156,8 +159,8 @@ impl UseCases {
                 domain::check_account_owner(&account, actor)?;
                 store::insert_contact(&*tx, tenant, new).await?;
                 let mut trail = Trail::default();
-                trail.audit(
-                    tenant,
+                trail.account_changed(
+                    &account,
                     created(&new.id, "contact.created", &actor.id, &new.name, now),
                 );
                 trail.done(new.id.clone())

@@ -33,7 +33,7 @@ impl UseCases {
                 store::save_opportunity(&*tx, &opp, version).await?;
                 store::insert_approval(&*tx, &approval).await?;
                 let mut trail = Trail::default();
-                trail.audit(tenant, approval_requested(&approval, &actor.id, now));
+                trail.audit(approval_requested(&approval, &actor.id, now));
                 trail.event(events::approval_requested(&approval, now));
                 trail.done(approval.id)
             })
@@ -132,8 +132,8 @@ impl UseCases {
                             now,
                         );
                         store::save_account(&*tx, &account, version).await?;
-                        trail.audit(
-                            tenant,
+                        trail.account_changed(
+                            &account,
                             AuditEntry::new(
                                 &account.id,
                                 "account.core_fields_changed",
@@ -151,7 +151,6 @@ impl UseCases {
                     .map(Step::decided_by)
                     .unwrap_or_default();
                 trail.audit(
-                    tenant,
                     AuditEntry::new(id, "approval.decided", &actor.id, now)
                         .with_reason(format!("{decision} by {who}: {}", comment.trim())),
                 );

@@ -11,7 +11,7 @@ use crm_store::{
 };
 use crm_types::{AuditEntry, Change};
 
-use crate::domain::{OpportunityConfig, OpportunityError};
+use crate::domain::{Account, Opportunity, OpportunityConfig, OpportunityError};
 use crate::store::{self, StoredConfig};
 use crate::wire::events;
 
@@ -21,9 +21,9 @@ mod opportunities;
 
 type Result<T> = std::result::Result<T, OpportunityError>;
 
-/// What a command writes beside its change: its audit entries, each with
-/// the event it publishes, and its milestone events, in the order they
-/// happened.
+/// What a command writes beside its change: its audit entries, the event
+/// each change of an account or opportunity publishes, and its milestone
+/// events, in the order they happened.
 #[derive(Default)]
 struct Trail {
     audit: Vec<AuditEntry>,
@@ -31,8 +31,30 @@ struct Trail {
 }
 
 impl Trail {
-    fn audit(&mut self, tenant: &str, entry: AuditEntry) {
-        self.events.extend(events::of_entry(tenant, &entry));
+    /// An entry whose record is published otherwise: a creation by its
+    /// `...Created` event, an approval by its own milestones.
+    fn audit(&mut self, entry: AuditEntry) {
+        self.audit.push(entry);
+    }
+
+    /// A change of `account` or of one of its contacts: AccountChanged
+    /// with the account as it is now.
+    fn account_changed(&mut self, account: &Account, entry: AuditEntry) {
+        self.events.push(events::account_changed(account, &entry));
+        self.audit.push(entry);
+    }
+
+    /// A change of `opportunity` or of what hangs on it (decision chain,
+    /// activities, hours): OpportunityChanged with the opportunity as it
+    /// is now.
+    fn opportunity_changed(
+        &mut self,
+        opportunity: &Opportunity,
+        config: &OpportunityConfig,
+        entry: AuditEntry,
+    ) {
+        self.events
+            .push(events::opportunity_changed(opportunity, config, &entry));
         self.audit.push(entry);
     }
 

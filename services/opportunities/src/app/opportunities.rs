@@ -36,10 +36,13 @@ impl UseCases {
                 store::insert_opportunity(&*tx, new).await?;
                 let mut trail = Trail::default();
                 trail.event(events::opportunity_created(new, rules, now));
-                trail.audit(
-                    tenant,
-                    created(&new.id, "opportunity.created", &actor.id, &new.name, now),
-                );
+                trail.audit(created(
+                    &new.id,
+                    "opportunity.created",
+                    &actor.id,
+                    &new.name,
+                    now,
+                ));
                 trail.done(new.id.clone())
             })
             .await?;
@@ -85,7 +88,6 @@ impl UseCases {
                         store::insert_account(&*tx, &new).await?;
                         trail.event(events::account_created(&new, now));
                         trail.audit(
-                            tenant,
                             AuditEntry::new(&new.id, "account.created", &actor.id, now)
                                 .with_reason(format!("lead {}", lead.lead_id)),
                         );
@@ -102,8 +104,8 @@ impl UseCases {
                             {
                                 Some(new) => {
                                     store::insert_contact(&*tx, tenant, &new).await?;
-                                    trail.audit(
-                                        tenant,
+                                    trail.account_changed(
+                                        &account,
                                         created(
                                             &new.id,
                                             "contact.created",
@@ -123,7 +125,6 @@ impl UseCases {
                 store::insert_opportunity(&*tx, &opp).await?;
                 trail.event(events::opportunity_created(&opp, rules, now));
                 trail.audit(
-                    tenant,
                     AuditEntry::new(&opp.id, "opportunity.created", &actor.id, now)
                         .with_reason(format!("converted from lead {}", lead.lead_id)),
                 );
@@ -177,6 +178,8 @@ impl UseCases {
     ) -> Result<(Opportunity, OpportunityConfig)> {
         let now = now_micros();
         let patches = &patches;
+        let config = self.rules(tenant).await?;
+        let rules = &config;
         let opp = self
             .uow
             .run(tenant, |tx| async move {
@@ -194,8 +197,9 @@ impl UseCases {
                 let mut trail = Trail::default();
                 if !updated.changes.is_empty() {
                     store::save_opportunity(&*tx, &opp, version).await?;
-                    trail.audit(
-                        tenant,
+                    trail.opportunity_changed(
+                        &opp,
+                        rules,
                         AuditEntry::new(id, "opportunity.updated", &actor.id, now)
                             .with_field_changes(updated.changes),
                     );
@@ -203,7 +207,7 @@ impl UseCases {
                 trail.done(opp)
             })
             .await?;
-        Ok((opp, self.rules(tenant).await?))
+        Ok((opp, config))
     }
 
     pub async fn advance(
@@ -244,8 +248,9 @@ impl UseCases {
                     .map(|v| format!("gate overridden: {}", v.reason))
                     .unwrap_or_default();
                 let mut trail = Trail::default();
-                trail.audit(
-                    tenant,
+                trail.opportunity_changed(
+                    &opp,
+                    rules,
                     AuditEntry::new(id, "opportunity.stage_changed", &actor.id, now)
                         .with_field_changes(changes)
                         .with_reason(reason),
@@ -270,6 +275,8 @@ impl UseCases {
     ) -> Result<Member> {
         let now = now_micros();
         let m = &member;
+        let config = self.rules(tenant).await?;
+        let rules = &config;
         self.uow
             .run(tenant, |tx| async move {
                 let opp = store::load_opportunity(&*tx, tenant, opportunity_id).await?;
@@ -282,8 +289,9 @@ impl UseCases {
                     m.role, m.relationship, m.solution_acceptance, m.price_acceptance
                 );
                 let mut trail = Trail::default();
-                trail.audit(
-                    tenant,
+                trail.opportunity_changed(
+                    &opp,
+                    rules,
                     AuditEntry::new(
                         opportunity_id,
                         "opportunity.decision_chain_set",
@@ -323,6 +331,8 @@ impl UseCases {
         let now = now_micros();
         let activity = draft.activity(opportunity_id, actor, new_id());
         let new = &activity;
+        let config = self.rules(tenant).await?;
+        let rules = &config;
         let id: String = self
             .uow
             .run_once(tenant, request, |tx| async move {
@@ -335,8 +345,9 @@ impl UseCases {
                 }
                 store::insert_activity(&*tx, tenant, new, now).await?;
                 let mut trail = Trail::default();
-                trail.audit(
-                    tenant,
+                trail.opportunity_changed(
+                    &opp,
+                    rules,
                     AuditEntry::new(
                         opportunity_id,
                         "opportunity.activity_logged",
@@ -377,6 +388,8 @@ impl UseCases {
         let now = now_micros();
         let hours = draft.work_hours(opportunity_id, actor, new_id());
         let new = &hours;
+        let config = self.rules(tenant).await?;
+        let rules = &config;
         let id: String = self
             .uow
             .run_once(tenant, request, |tx| async move {
@@ -384,8 +397,9 @@ impl UseCases {
                 opp.check_access(actor)?;
                 store::insert_work_hours(&*tx, tenant, new, now).await?;
                 let mut trail = Trail::default();
-                trail.audit(
-                    tenant,
+                trail.opportunity_changed(
+                    &opp,
+                    rules,
                     AuditEntry::new(
                         opportunity_id,
                         "opportunity.work_hours_logged",

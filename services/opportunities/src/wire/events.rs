@@ -1,7 +1,8 @@
 //! The events a change publishes, built by the use case and written to the
-//! outbox in the change's transaction: every audit entry as an `AccountChanged` or
-//! `OpportunityChanged`, and the milestones other parties act on with a
-//! snapshot (created, stage changed, won, lost, approvals).
+//! outbox in the change's transaction: each change of an account or an
+//! opportunity as an `AccountChanged` or `OpportunityChanged` with its audit
+//! entry and the record after the change, and the milestones other parties
+//! act on with a snapshot (created, stage changed, won, lost, approvals).
 
 use crm_events::NewEvent;
 use crm_proto::crm::opportunities::v1 as pb;
@@ -10,39 +11,37 @@ use crm_types::AuditEntry;
 use super::mapping;
 use crate::domain::{Account, Approval, Opportunity, OpportunityConfig, Stage, StageViolation};
 
-/// The actions whose record is published whole by its own `...Created`
-/// event: a creation is that one event, not also a change.
-const CREATIONS: &[&str] = &["account.created", "opportunity.created"];
+/// A change of `account` or of one of its contacts, with the audit entry
+/// that records it, about the entry's subject; `account` as it is after
+/// the change.
+pub fn account_changed(account: &Account, entry: &AuditEntry) -> NewEvent {
+    NewEvent::new(
+        &account.tenant,
+        &entry.subject_id,
+        entry.time,
+        &pb::AccountChanged {
+            account: Some(mapping::account_pb(account)),
+            entry: Some(crm_rpc::audit_entry(entry.clone())),
+        },
+    )
+}
 
-/// The event of an audit entry, if others care about its kind of record.
-pub fn of_entry(tenant: &str, entry: &AuditEntry) -> Option<NewEvent> {
-    if CREATIONS.contains(&entry.action.as_str()) {
-        return None;
-    }
-    let audit = Some(crm_rpc::audit_entry(entry.clone()));
-    let (subject, time) = (entry.subject_id.as_str(), entry.time);
-    if entry.action.starts_with("account.") || entry.action.starts_with("contact.") {
-        return Some(NewEvent::new(
-            tenant,
-            subject,
-            time,
-            &pb::AccountChanged {
-                account: None,
-                entry: audit,
-            },
-        ));
-    }
-    entry.action.starts_with("opportunity.").then(|| {
-        NewEvent::new(
-            tenant,
-            subject,
-            time,
-            &pb::OpportunityChanged {
-                opportunity: None,
-                entry: audit,
-            },
-        )
-    })
+/// A change of `o` (fields, decision chain, activities, hours, stage), with
+/// the audit entry that records it; `o` as it is after the change.
+pub fn opportunity_changed(
+    o: &Opportunity,
+    config: &OpportunityConfig,
+    entry: &AuditEntry,
+) -> NewEvent {
+    NewEvent::new(
+        &o.tenant,
+        &entry.subject_id,
+        entry.time,
+        &pb::OpportunityChanged {
+            opportunity: Some(mapping::opportunity_pb(o, config)),
+            entry: Some(crm_rpc::audit_entry(entry.clone())),
+        },
+    )
 }
 
 pub fn account_created(a: &Account, time: i64) -> NewEvent {
@@ -129,24 +128,4 @@ pub fn approval_decided(a: &Approval, time: i64) -> NewEvent {
             approval: Some(mapping::approval_pb(a)),
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_creation_is_published_by_its_created_event_only() {
-        for action in ["account.created", "opportunity.created"] {
-            let entry = AuditEntry::new("x", action, "amy", 1);
-            assert!(of_entry("t", &entry).is_none(), "{action}");
-        }
-        let changed = AuditEntry::new("x", "opportunity.updated", "amy", 1);
-        assert!(of_entry("t", &changed).is_some());
-        let contact = AuditEntry::new("c", "contact.created", "amy", 1);
-        assert!(
-            of_entry("t", &contact).is_some(),
-            "a new contact changes its account"
-        );
-    }
 }
