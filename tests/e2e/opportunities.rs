@@ -316,6 +316,26 @@ async fn from_a_lead_to_a_won_opportunity() {
         (Code::PermissionDenied, "NOT_DELIVERY_MANAGER")
     );
     approve(&mut dora, &review.id, "").await;
+    // The review's outcome is on the opportunity's own audit trail.
+    let trail = boss
+        .list_audit_entries(pb::ListAuditEntriesRequest {
+            subject_id: opp.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let recorded: Vec<_> = trail
+        .iter()
+        .filter(|e| e.action == "opportunity.delivery_review_recorded")
+        .flat_map(|e| {
+            e.changes
+                .iter()
+                .map(|c| (c.field.as_str(), c.new_value.as_str()))
+        })
+        .collect();
+    assert_eq!(recorded, [("delivery_review.status", "approved")]);
     // Changing the quote afterwards voids the review, and proposal is blocked again.
     let opp = amy
         .get_opportunity(pb::GetOpportunityRequest { id: opp.id.clone() })

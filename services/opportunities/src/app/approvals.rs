@@ -1,7 +1,7 @@
 //! Approvals: asking for one, and deciding with its effect on the subject.
 
 use crm_store::idempotency::RequestKey;
-use crm_types::{Actor, AuditEntry, new_id, now_micros};
+use crm_types::{Actor, AuditEntry, FieldChange, new_id, now_micros};
 
 use super::{Page, Result, Trail, UseCases, approval_requested};
 use crate::domain::{self, Approval, ApprovalFilter, ApprovalKind, ApprovalStatus, Decision, Step};
@@ -117,8 +117,25 @@ impl UseCases {
                 match (domain::effect(&approval, decided), reviewed) {
                     (domain::Effect::DeliveryReview { status }, Some(mut opp)) => {
                         let version = opp.version;
+                        let before = opp.delivery_review.as_ref().map(|r| r.status);
                         domain::record_review(&mut opp, &approval.id, status, actor, now);
                         store::save_opportunity(&*tx, &opp, version).await?;
+                        trail.opportunity_changed(
+                            &opp,
+                            rules,
+                            AuditEntry::new(
+                                &opp.id,
+                                "opportunity.delivery_review_recorded",
+                                &actor.id,
+                                now,
+                            )
+                            .with_changes(vec![FieldChange {
+                                field: "delivery_review.status".into(),
+                                old: before.map(ApprovalStatus::as_str).unwrap_or("").into(),
+                                new: status.as_str().into(),
+                            }])
+                            .with_reason(format!("approval {id} {decided:?}")),
+                        );
                     }
                     (domain::Effect::AccountChange { approved }, _) => {
                         let mut account =
