@@ -59,6 +59,22 @@ impl LeadsApi {
     }
 }
 
+/// Who creates leads, in which tenant and under which configuration: what
+/// CreateLead and BatchCreateLeads both hand the use case.
+fn intake<'a>(
+    ctx: &'a RequestContext,
+    config: &'a LeadConfig,
+    on_duplicate: i32,
+) -> Result<Intake<'a>, FieldViolation> {
+    Ok(Intake {
+        tenant: &ctx.tenant,
+        on_duplicate: wire::on_duplicate(on_duplicate)?,
+        actor: &ctx.caller,
+        config,
+        now: ctx.now,
+    })
+}
+
 impl LeadsApi {
     /// BatchCreateLeads, on the import lane.
     async fn import(
@@ -89,13 +105,7 @@ impl LeadsApi {
             .iter()
             .map(|l| wire::import_row(l, &config))
             .collect();
-        let intake = Intake {
-            tenant: &ctx.tenant,
-            on_duplicate: wire::on_duplicate(body.on_duplicate)?,
-            actor: &ctx.caller,
-            config: &config,
-            now: ctx.now,
-        };
+        let intake = intake(&ctx, &config, body.on_duplicate)?;
         let outcomes = self.app.import(intake, ctx.request_key(), &rows).await?;
         let accepted = outcomes.iter().filter(|o| o.rejection.is_none()).count();
         let rejected = outcomes.len() - accepted;
@@ -117,13 +127,7 @@ impl LeadService for LeadsApi {
             ctx.replayable(&body.request_id, &body)?;
             let config = self.app.config(&ctx.tenant).await?;
             let draft = wire::draft(&body.lead.unwrap_or_default(), &config)?;
-            let intake = Intake {
-                tenant: &ctx.tenant,
-                on_duplicate: wire::on_duplicate(body.on_duplicate)?,
-                actor: &ctx.caller,
-                config: &config,
-                now: ctx.now,
-            };
+            let intake = intake(&ctx, &config, body.on_duplicate)?;
             let (lead, merged) = self.app.create(intake, ctx.request_key(), &draft).await?;
             Ok(pb::CreateLeadResponse {
                 lead: Some(wire::lead(&lead)),
